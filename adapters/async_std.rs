@@ -1,0 +1,54 @@
+//! [`AsyncStdSpawner`]: ctxflow's [`Spawner`] over async-std's global runtime
+//! (feature `async-std`).
+//!
+//! async-std is deprecated in favour of smol; this adapter keeps existing services working.
+
+use std::future::Future;
+
+use ::async_std::task;
+
+use crate::{AnySpawner, BlockingTask, InContext, Spawner, Task};
+
+/// Spawns on async-std's global runtime; task names are handed to async-std.
+#[derive(Clone, Copy, Debug, Default)]
+pub struct AsyncStdSpawner;
+
+impl AsyncStdSpawner {
+    /// The spawner for async-std's global runtime.
+    pub fn new() -> Self {
+        AsyncStdSpawner
+    }
+}
+
+impl From<AsyncStdSpawner> for AnySpawner {
+    fn from(spawner: AsyncStdSpawner) -> Self {
+        AnySpawner::new(spawner)
+    }
+}
+
+impl Spawner for AsyncStdSpawner {
+    fn spawn_task<F>(&self, task: Task<F>)
+    where
+        F: Future<Output = ()> + Send + 'static,
+    {
+        let handle = match task.name() {
+            Some(name) => task::Builder::new()
+                .name(name.to_owned())
+                .spawn(task)
+                .expect("async-std refused to spawn a named task"),
+            None => task::spawn(task),
+        };
+        drop(handle);
+    }
+
+    fn spawn_blocking_task<F>(&self, task: BlockingTask<F>)
+    where
+        F: FnOnce() + Send + 'static,
+    {
+        drop(task::spawn_blocking(move || task.run()));
+    }
+
+    fn block_on<F: Future>(&self, future: F) -> F::Output {
+        task::block_on(future.in_current_context())
+    }
+}

@@ -1,0 +1,181 @@
+//! [`DefaultSpawner`] and the free functions [`spawn`], [`spawn_named`], [`spawn_blocking`] and
+//! [`block_on`]: the runtime picked by the enabled features, for code that takes no spawner.
+
+use std::future::Future;
+
+use crate::{AnySpawner, BlockingTask, JoinHandle, Spawner, Task};
+
+/// The runtime the enabled features select, decided at each call.
+///
+/// 1. with feature `tokio`, inside a tokio runtime: that runtime;
+/// 2. with feature `async-std`, inside an async-std task: async-std;
+/// 3. otherwise the first enabled of smol (its global executor), async-std, tokio.
+///
+/// Outside any runtime with only `tokio` enabled, spawning panics with [`NoRuntime`]'s message
+/// and `block_on` runs the future on a new current-thread tokio runtime.
+///
+/// [`NoRuntime`]: crate::NoRuntime
+#[derive(Clone, Copy, Debug, Default)]
+pub struct DefaultSpawner;
+
+/// The spawner chosen for one call; see [`DefaultSpawner`].
+enum Chosen {
+    #[cfg(feature = "tokio")]
+    Tokio(Option<crate::tokio::TokioSpawner>),
+    #[cfg(feature = "smol")]
+    Smol(crate::smol::SmolSpawner),
+    #[cfg(feature = "async-std")]
+    AsyncStd(crate::async_std::AsyncStdSpawner),
+}
+
+impl DefaultSpawner {
+    fn choose() -> Chosen {
+        #[cfg(feature = "tokio")]
+        if let Ok(spawner) = crate::tokio::TokioSpawner::try_current() {
+            return Chosen::Tokio(Some(spawner));
+        }
+        #[cfg(feature = "async-std")]
+        if ::async_std::task::try_current().is_some() {
+            return Chosen::AsyncStd(crate::async_std::AsyncStdSpawner);
+        }
+        #[cfg(feature = "smol")]
+        return Chosen::Smol(crate::smol::SmolSpawner::global());
+        #[cfg(all(feature = "async-std", not(feature = "smol")))]
+        return Chosen::AsyncStd(crate::async_std::AsyncStdSpawner);
+        #[cfg(all(feature = "tokio", not(feature = "smol"), not(feature = "async-std")))]
+        return Chosen::Tokio(None);
+    }
+}
+
+#[cfg(feature = "tokio")]
+fn tokio_or_panic(spawner: Option<crate::tokio::TokioSpawner>) -> crate::tokio::TokioSpawner {
+    spawner.unwrap_or_else(crate::tokio::TokioSpawner::current)
+}
+
+impl From<DefaultSpawner> for AnySpawner {
+    fn from(spawner: DefaultSpawner) -> Self {
+        AnySpawner::new(spawner)
+    }
+}
+
+impl Spawner for DefaultSpawner {
+    fn spawn_task<F>(&self, task: Task<F>)
+    where
+        F: Future<Output = ()> + Send + 'static,
+    {
+        match Self::choose() {
+            #[cfg(feature = "tokio")]
+            Chosen::Tokio(spawner) => tokio_or_panic(spawner).spawn_task(task),
+            #[cfg(feature = "smol")]
+            Chosen::Smol(spawner) => spawner.spawn_task(task),
+            #[cfg(feature = "async-std")]
+            Chosen::AsyncStd(spawner) => spawner.spawn_task(task),
+        }
+    }
+
+    fn spawn_blocking_task<F>(&self, task: BlockingTask<F>)
+    where
+        F: FnOnce() + Send + 'static,
+    {
+        match Self::choose() {
+            #[cfg(feature = "tokio")]
+            Chosen::Tokio(spawner) => tokio_or_panic(spawner).spawn_blocking_task(task),
+            #[cfg(feature = "smol")]
+            Chosen::Smol(spawner) => spawner.spawn_blocking_task(task),
+            #[cfg(feature = "async-std")]
+            Chosen::AsyncStd(spawner) => spawner.spawn_blocking_task(task),
+        }
+    }
+
+    fn block_on<F: Future>(&self, future: F) -> F::Output {
+        match Self::choose() {
+            #[cfg(feature = "tokio")]
+            Chosen::Tokio(Some(spawner)) => spawner.block_on(future),
+            #[cfg(feature = "tokio")]
+            Chosen::Tokio(None) => {
+                let runtime = ::tokio::runtime::Builder::new_current_thread()
+                    .enable_all()
+                    .build()
+                    .expect("ctxflow: cannot start a tokio runtime for `block_on`");
+                crate::tokio::TokioSpawner::from(runtime).block_on(future)
+            }
+            #[cfg(feature = "smol")]
+            Chosen::Smol(spawner) => spawner.block_on(future),
+            #[cfg(feature = "async-std")]
+            Chosen::AsyncStd(spawner) => spawner.block_on(future),
+        }
+    }
+}
+
+/// Spawns `future` on the [`DefaultSpawner`] in a snapshot of the caller's context: the Rust
+/// form of fapilog's `create_task_with_context`.
+///
+/// ```
+/// use ctxflow::ContextVar;
+///
+/// static REQUEST_ID: ContextVar<String> = ContextVar::new("request_id");
+///
+/// let seen = ctxflow::block_on(async {
+///     let _token = REQUEST_ID.set("req-123".into());
+///     ctxflow::spawn(async { REQUEST_ID.get() }).await.unwrap()
+/// });
+/// assert_eq!(seen.as_deref(), Some("req-123"));
+/// ```
+pub fn spawn<F>(future: F) -> JoinHandle<F::Output>
+where
+    F: Future + Send + 'static,
+    F::Output: Send + 'static,
+{
+    DefaultSpawner.spawn(future)
+}
+
+/// Spawns `future` on the [`DefaultSpawner`] as a task named `name`.
+///
+/// ```
+/// let name = ctxflow::block_on(async {
+///     ctxflow::spawn_named("process-order-123", async { ctxflow::task_name() }).await.unwrap()
+/// });
+/// assert_eq!(name.as_deref(), Some("process-order-123"));
+/// ```
+pub fn spawn_named<F>(name: &str, future: F) -> JoinHandle<F::Output>
+where
+    F: Future + Send + 'static,
+    F::Output: Send + 'static,
+{
+    DefaultSpawner.spawn_named(name, future)
+}
+
+/// Runs `f` on the [`DefaultSpawner`]'s blocking pool in a snapshot of the caller's context:
+/// the Rust form of fapilog's `run_in_executor_with_context(None, f)`.
+///
+/// ```
+/// use ctxflow::ContextVar;
+///
+/// static REQUEST_ID: ContextVar<String> = ContextVar::new("request_id");
+///
+/// fn process_item(item_id: &str, priority: u8) -> String {
+///     format!("{item_id}/{priority} for {}", REQUEST_ID.get().unwrap_or_default())
+/// }
+///
+/// let status = ctxflow::block_on(async {
+///     let _token = REQUEST_ID.set("req-456".into());
+///     ctxflow::spawn_blocking(|| process_item("item-123", 1)).await.unwrap()
+/// });
+/// assert_eq!(status, "item-123/1 for req-456");
+/// ```
+pub fn spawn_blocking<F, R>(f: F) -> JoinHandle<R>
+where
+    F: FnOnce() -> R + Send + 'static,
+    R: Send + 'static,
+{
+    DefaultSpawner.spawn_blocking(f)
+}
+
+/// Runs `future` to completion on the [`DefaultSpawner`], in the caller's context.
+///
+/// ```
+/// assert_eq!(ctxflow::block_on(async { 1 + 1 }), 2);
+/// ```
+pub fn block_on<F: Future>(future: F) -> F::Output {
+    DefaultSpawner.block_on(future)
+}

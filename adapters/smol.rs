@@ -1,0 +1,77 @@
+//! [`SmolSpawner`]: ctxflow's [`Spawner`] over smol's executors (feature `smol`).
+
+use std::fmt;
+use std::future::Future;
+use std::sync::Arc;
+
+use ::smol::Executor;
+
+use crate::{AnySpawner, BlockingTask, InContext, Spawner, Task};
+
+/// Spawns on an [`Executor`] (smol's global one, or one of the application's); blocking
+/// closures go to the `blocking` crate's pool, as `smol::unblock` does.
+#[derive(Clone)]
+pub struct SmolSpawner {
+    /// `None` for smol's global executor.
+    executor: Option<Arc<Executor<'static>>>,
+}
+
+impl SmolSpawner {
+    /// smol's global executor, the one behind `smol::spawn`; its threads start on first use.
+    pub fn global() -> Self {
+        SmolSpawner { executor: None }
+    }
+
+    /// An executor of the application's. Tasks run while some thread runs the executor;
+    /// [`block_on`](Spawner::block_on) runs it on the calling thread.
+    pub fn new(executor: Arc<Executor<'static>>) -> Self {
+        SmolSpawner {
+            executor: Some(executor),
+        }
+    }
+}
+
+impl From<SmolSpawner> for AnySpawner {
+    fn from(spawner: SmolSpawner) -> Self {
+        AnySpawner::new(spawner)
+    }
+}
+
+impl Spawner for SmolSpawner {
+    fn spawn_task<F>(&self, task: Task<F>)
+    where
+        F: Future<Output = ()> + Send + 'static,
+    {
+        match &self.executor {
+            Some(executor) => executor.spawn(task).detach(),
+            None => ::smol::spawn(task).detach(),
+        }
+    }
+
+    fn spawn_blocking_task<F>(&self, task: BlockingTask<F>)
+    where
+        F: FnOnce() + Send + 'static,
+    {
+        ::smol::unblock(move || task.run()).detach();
+    }
+
+    fn block_on<F: Future>(&self, future: F) -> F::Output {
+        let future = future.in_current_context();
+        match &self.executor {
+            Some(executor) => ::smol::block_on(executor.run(future)),
+            None => ::smol::block_on(future),
+        }
+    }
+}
+
+impl fmt::Debug for SmolSpawner {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let executor = match self.executor {
+            Some(_) => "custom",
+            None => "global",
+        };
+        f.debug_struct("SmolSpawner")
+            .field("executor", &executor)
+            .finish()
+    }
+}

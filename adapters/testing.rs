@@ -1,0 +1,164 @@
+//! Run one test body on every enabled runtime (feature `testing`).
+//!
+//! ```
+//! use ctxflow::{ContextVar, Spawner};
+//!
+//! static REQUEST_ID: ContextVar<u32> = ContextVar::new("request_id");
+//!
+//! ctxflow::testing::each_runtime(|spawner| async move {
+//!     let _token = REQUEST_ID.set(7);
+//!     let child = spawner.spawn(async { REQUEST_ID.get() });
+//!     assert_eq!(child.await.unwrap(), Some(7));
+//! });
+//! ```
+
+use std::any::Any;
+use std::future::Future;
+use std::panic::{self, AssertUnwindSafe};
+
+use crate::{task, AnySpawner, Context, JoinError, Spawner};
+
+/// A runtime `each_runtime` runs a body on.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+#[non_exhaustive]
+pub enum Runtime {
+    /// tokio's multi-thread runtime with two workers.
+    #[cfg(feature = "tokio")]
+    TokioMultiThread,
+    /// tokio's current-thread runtime.
+    #[cfg(feature = "tokio")]
+    TokioCurrentThread,
+    /// A fresh smol `Executor` run by the test thread and one more thread.
+    #[cfg(feature = "smol")]
+    Smol,
+    /// async-std's global runtime.
+    #[cfg(feature = "async-std")]
+    AsyncStd,
+}
+
+impl Runtime {
+    /// Every runtime the enabled features provide.
+    pub fn all() -> &'static [Runtime] {
+        &[
+            #[cfg(feature = "tokio")]
+            Runtime::TokioMultiThread,
+            #[cfg(feature = "tokio")]
+            Runtime::TokioCurrentThread,
+            #[cfg(feature = "smol")]
+            Runtime::Smol,
+            #[cfg(feature = "async-std")]
+            Runtime::AsyncStd,
+        ]
+    }
+
+    /// A name for messages.
+    pub fn name(self) -> &'static str {
+        match self {
+            #[cfg(feature = "tokio")]
+            Runtime::TokioMultiThread => "tokio (multi-thread)",
+            #[cfg(feature = "tokio")]
+            Runtime::TokioCurrentThread => "tokio (current-thread)",
+            #[cfg(feature = "smol")]
+            Runtime::Smol => "smol",
+            #[cfg(feature = "async-std")]
+            Runtime::AsyncStd => "async-std",
+        }
+    }
+
+    /// Runs `body` as a ctxflow task with an empty context on a fresh instance of this runtime
+    /// (async-std has only its global one), and waits for it.
+    pub fn run<B, Fut>(self, body: B) -> Result<(), JoinError>
+    where
+        B: FnOnce(AnySpawner) -> Fut,
+        Fut: Future<Output = ()> + Send + 'static,
+    {
+        // An empty context, not the test thread's: a current-thread runtime polls on the test
+        // thread, where a leftover context would hide missing propagation.
+        let spawn = |spawner: AnySpawner| spawner.spawn_in(Context::empty(), body(spawner.clone()));
+        match self {
+            #[cfg(feature = "tokio")]
+            Runtime::TokioMultiThread | Runtime::TokioCurrentThread => {
+                let mut builder = match self {
+                    Runtime::TokioMultiThread => {
+                        let mut builder = ::tokio::runtime::Builder::new_multi_thread();
+                        builder.worker_threads(2);
+                        builder
+                    }
+                    _ => ::tokio::runtime::Builder::new_current_thread(),
+                };
+                let runtime = builder.enable_all().build().expect("start a tokio runtime");
+                let spawner = crate::tokio::TokioSpawner::from(runtime.handle().clone());
+                runtime.block_on(spawn(spawner.into()))
+            }
+            #[cfg(feature = "smol")]
+            Runtime::Smol => {
+                let executor = std::sync::Arc::new(::smol::Executor::new());
+                let (stop, stopped) = ::smol::channel::bounded::<()>(1);
+                let helper = {
+                    let executor = executor.clone();
+                    std::thread::spawn(move || ::smol::block_on(executor.run(stopped.recv())))
+                };
+                let spawner = crate::smol::SmolSpawner::new(executor.clone());
+                let result = ::smol::block_on(executor.run(spawn(spawner.into())));
+                drop(stop);
+                let _ = helper.join();
+                result
+            }
+            #[cfg(feature = "async-std")]
+            Runtime::AsyncStd => {
+                let spawner = crate::async_std::AsyncStdSpawner::new();
+                ::async_std::task::block_on(spawn(spawner.into()))
+            }
+        }
+    }
+}
+
+/// Runs one async test body on a fresh instance of every enabled runtime: tokio multi-thread
+/// and current-thread, smol, async-std. The body runs as a ctxflow task that starts with an
+/// empty context, and gets the runtime's spawner.
+///
+/// # Panics
+/// When the body panics on any runtime, after trying them all, naming each runtime that failed
+/// and its panic message.
+pub fn each_runtime<B, Fut>(body: B)
+where
+    B: Fn(AnySpawner) -> Fut,
+    Fut: Future<Output = ()> + Send + 'static,
+{
+    let failures: Vec<String> = Runtime::all()
+        .iter()
+        .filter_map(|runtime| {
+            let outcome = panic::catch_unwind(AssertUnwindSafe(|| runtime.run(&body)));
+            let message = match outcome {
+                Ok(Ok(())) => return None,
+                Ok(Err(error)) if error.is_panic() => panic_message(&*error.into_panic()),
+                Ok(Err(error)) => error.to_string(),
+                Err(payload) => panic_message(&*payload),
+            };
+            Some(format!("on {}: {message}", runtime.name()))
+        })
+        .collect();
+    assert!(
+        failures.is_empty(),
+        "each_runtime: the body failed {}",
+        failures.join("; ")
+    );
+}
+
+fn panic_message(payload: &(dyn Any + Send)) -> String {
+    payload
+        .downcast_ref::<&str>()
+        .map(|message| message.to_string())
+        .or_else(|| payload.downcast_ref::<String>().cloned())
+        .unwrap_or_else(|| "a panic without a message".to_string())
+}
+
+/// Spawns `future` on `spawner`'s runtime exactly as the runtime would without ctxflow: no
+/// context is installed around it. Tests use it to show that nothing leaks onto worker threads.
+pub fn spawn_unwrapped<S, F>(spawner: &S, future: F)
+where
+    S: Spawner,
+    F: Future<Output = ()> + Send + 'static,
+{
+    spawner.spawn_task(task::unwrapped(future));
+}

@@ -1,0 +1,98 @@
+//! [`TokioSpawner`]: ctxflow's [`Spawner`] over a tokio runtime (feature `tokio`).
+//!
+//! Task names reach tokio only when it is built with `--cfg tokio_unstable`; without it the name
+//! is still visible through [`task_name`](crate::task_name).
+
+use std::future::Future;
+use std::sync::Arc;
+
+use ::tokio::runtime::{Handle, Runtime};
+
+use crate::{AnySpawner, BlockingTask, InContext, NoRuntime, Spawner, Task};
+
+/// Spawns on a tokio runtime through its [`Handle`].
+///
+/// Built from a [`Runtime`] it owns the runtime, so that [`block_on`](Spawner::block_on) can
+/// drive a current-thread runtime (a `Handle` alone cannot). The owned runtime shuts down when
+/// the last clone of the spawner drops, which tokio forbids inside asynchronous code.
+#[derive(Clone, Debug)]
+pub struct TokioSpawner {
+    handle: Handle,
+    runtime: Option<Arc<Runtime>>,
+}
+
+impl TokioSpawner {
+    /// The runtime the caller is running inside.
+    ///
+    /// # Panics
+    /// Outside a tokio runtime, with the message of [`NoRuntime`]; see
+    /// [`try_current`](Self::try_current).
+    pub fn current() -> Self {
+        Self::try_current().unwrap_or_else(|error| panic!("{error}"))
+    }
+
+    /// The runtime the caller is running inside, or [`NoRuntime`] outside one.
+    ///
+    /// ```
+    /// use ctxflow::tokio::TokioSpawner;
+    /// assert!(TokioSpawner::try_current().is_err());
+    /// ```
+    pub fn try_current() -> Result<Self, NoRuntime> {
+        Handle::try_current()
+            .map(Self::from)
+            .map_err(|_| NoRuntime::new("tokio"))
+    }
+
+    /// The runtime's handle.
+    pub fn handle(&self) -> &Handle {
+        &self.handle
+    }
+}
+
+impl From<Handle> for TokioSpawner {
+    fn from(handle: Handle) -> Self {
+        TokioSpawner {
+            handle,
+            runtime: None,
+        }
+    }
+}
+
+impl From<Runtime> for TokioSpawner {
+    fn from(runtime: Runtime) -> Self {
+        TokioSpawner {
+            handle: runtime.handle().clone(),
+            runtime: Some(Arc::new(runtime)),
+        }
+    }
+}
+
+impl From<TokioSpawner> for AnySpawner {
+    fn from(spawner: TokioSpawner) -> Self {
+        AnySpawner::new(spawner)
+    }
+}
+
+impl Spawner for TokioSpawner {
+    fn spawn_task<F>(&self, task: Task<F>)
+    where
+        F: Future<Output = ()> + Send + 'static,
+    {
+        drop(self.handle.spawn(task));
+    }
+
+    fn spawn_blocking_task<F>(&self, task: BlockingTask<F>)
+    where
+        F: FnOnce() + Send + 'static,
+    {
+        drop(self.handle.spawn_blocking(move || task.run()));
+    }
+
+    fn block_on<F: Future>(&self, future: F) -> F::Output {
+        let future = future.in_current_context();
+        match &self.runtime {
+            Some(runtime) => runtime.block_on(future),
+            None => self.handle.block_on(future),
+        }
+    }
+}

@@ -1,0 +1,259 @@
+//! [`JoinHandle`] and [`JoinError`]: one handle, one behaviour, whatever the runtime.
+//!
+//! The task reports its outcome into a small shared slot; the runtime's own handle is always
+//! detached. That is how dropping a handle detaches everywhere (smol's `Task` would cancel),
+//! how a panic becomes a [`JoinError`] everywhere (async-executor would re-raise it), and how
+//! `abort` works on runtimes that cannot cancel a task from synchronous code.
+
+use std::any::Any;
+use std::fmt;
+use std::future::Future;
+use std::pin::Pin;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
+use std::task::{Context as TaskContext, Poll, Waker};
+
+/// Why a task produced no value: it panicked or it was cancelled.
+pub struct JoinError {
+    repr: Repr,
+}
+
+enum Repr {
+    Cancelled,
+    Panic(Box<dyn Any + Send + 'static>),
+}
+
+impl JoinError {
+    pub(crate) fn cancelled() -> Self {
+        JoinError {
+            repr: Repr::Cancelled,
+        }
+    }
+
+    pub(crate) fn panic(payload: Box<dyn Any + Send + 'static>) -> Self {
+        JoinError {
+            repr: Repr::Panic(payload),
+        }
+    }
+
+    /// Whether the task was cancelled: aborted, or dropped by its runtime (at shutdown) before
+    /// it finished.
+    pub fn is_cancelled(&self) -> bool {
+        matches!(self.repr, Repr::Cancelled)
+    }
+
+    /// Whether the task (or its drop) panicked.
+    pub fn is_panic(&self) -> bool {
+        matches!(self.repr, Repr::Panic(_))
+    }
+
+    /// The panic's payload, to inspect or to re-raise with
+    /// [`std::panic::resume_unwind`].
+    ///
+    /// # Panics
+    /// When the task was cancelled rather than panicked; see [`try_into_panic`](Self::try_into_panic).
+    pub fn into_panic(self) -> Box<dyn Any + Send + 'static> {
+        self.try_into_panic()
+            .expect("`JoinError::into_panic` called on a cancelled task's error")
+    }
+
+    /// The panic's payload, or the error itself when the task was cancelled.
+    pub fn try_into_panic(self) -> Result<Box<dyn Any + Send + 'static>, JoinError> {
+        match self.repr {
+            Repr::Panic(payload) => Ok(payload),
+            Repr::Cancelled => Err(self),
+        }
+    }
+
+    fn panic_message(&self) -> Option<&str> {
+        let Repr::Panic(payload) = &self.repr else {
+            return None;
+        };
+        payload
+            .downcast_ref::<&'static str>()
+            .copied()
+            .or_else(|| payload.downcast_ref::<String>().map(String::as_str))
+    }
+}
+
+impl fmt::Display for JoinError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match (&self.repr, self.panic_message()) {
+            (Repr::Cancelled, _) => f.write_str("task was cancelled"),
+            (Repr::Panic(_), Some(message)) => write!(f, "task panicked: {message}"),
+            (Repr::Panic(_), None) => f.write_str("task panicked"),
+        }
+    }
+}
+
+impl fmt::Debug for JoinError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match (&self.repr, self.panic_message()) {
+            (Repr::Cancelled, _) => f.write_str("JoinError::Cancelled"),
+            (Repr::Panic(_), message) => f.debug_tuple("JoinError::Panic").field(&message).finish(),
+        }
+    }
+}
+
+impl std::error::Error for JoinError {}
+
+/// The slot a task reports into and its handle reads from.
+struct Shared<T> {
+    aborted: AtomicBool,
+    state: Mutex<State<T>>,
+}
+
+struct State<T> {
+    outcome: Outcome<T>,
+    /// Woken when the task finishes.
+    joiner: Option<Waker>,
+    /// Woken by `abort`, so a pending task gets polled and sees the flag.
+    task: Option<Waker>,
+}
+
+enum Outcome<T> {
+    Running,
+    Finished(Result<T, JoinError>),
+    Taken,
+}
+
+impl<T> Shared<T> {
+    fn state(&self) -> MutexGuard<'_, State<T>> {
+        // No user code runs under this lock, so a poisoned lock still holds a consistent state.
+        self.state.lock().unwrap_or_else(PoisonError::into_inner)
+    }
+}
+
+/// Makes the pair that connects a task to its handle.
+pub(crate) fn channel<T>() -> (Reporter<T>, JoinHandle<T>) {
+    let shared = Arc::new(Shared {
+        aborted: AtomicBool::new(false),
+        state: Mutex::new(State {
+            outcome: Outcome::Running,
+            joiner: None,
+            task: None,
+        }),
+    });
+    let reporter = Reporter {
+        shared: shared.clone(),
+        known_waker: None,
+        reported: false,
+    };
+    (reporter, JoinHandle { shared })
+}
+
+/// The task's side: reports the outcome exactly once; reports cancellation if dropped first.
+pub(crate) struct Reporter<T> {
+    shared: Arc<Shared<T>>,
+    /// The waker `abort` would use, kept to skip the lock when it has not changed.
+    known_waker: Option<Waker>,
+    reported: bool,
+}
+
+impl<T> Reporter<T> {
+    pub(crate) fn is_aborted(&self) -> bool {
+        self.shared.aborted.load(Ordering::Acquire)
+    }
+
+    /// Remembers the waker that `abort` must wake; the lock is taken only when it changes.
+    pub(crate) fn watch(&mut self, waker: &Waker) {
+        if self
+            .known_waker
+            .as_ref()
+            .is_some_and(|known| known.will_wake(waker))
+        {
+            return;
+        }
+        self.known_waker = Some(waker.clone());
+        let replaced = self.shared.state().task.replace(waker.clone());
+        drop(replaced);
+    }
+
+    pub(crate) fn report(mut self, result: Result<T, JoinError>) {
+        self.finish(result);
+    }
+
+    fn finish(&mut self, result: Result<T, JoinError>) {
+        self.reported = true;
+        let (joiner, task) = {
+            let mut state = self.shared.state();
+            state.outcome = Outcome::Finished(result);
+            (state.joiner.take(), state.task.take())
+        };
+        drop(task);
+        if let Some(joiner) = joiner {
+            joiner.wake();
+        }
+    }
+}
+
+impl<T> Drop for Reporter<T> {
+    fn drop(&mut self) {
+        if !self.reported {
+            self.finish(Err(JoinError::cancelled()));
+        }
+    }
+}
+
+/// An owned permission to await a task's result; the same on every runtime.
+///
+/// - Awaiting it gives the task's output, or a [`JoinError`] if the task panicked or was
+///   cancelled.
+/// - Dropping it **detaches** the task: the task keeps running and its output is dropped.
+/// - [`abort`](Self::abort) cancels the task; a blocking closure can only be cancelled before
+///   it starts.
+#[must_use = "dropping a JoinHandle detaches the task; call `detach` to say so"]
+pub struct JoinHandle<T> {
+    shared: Arc<Shared<T>>,
+}
+
+impl<T> JoinHandle<T> {
+    /// Cancels the task: a task not yet finished is dropped at its next scheduling (its drop
+    /// runs inside its context) and the handle then gives a cancelled [`JoinError`]. A task
+    /// that already finished keeps its result.
+    pub fn abort(&self) {
+        self.shared.aborted.store(true, Ordering::Release);
+        let task = self.shared.state().task.take();
+        if let Some(task) = task {
+            task.wake();
+        }
+    }
+
+    /// Whether the task has finished: returned, panicked or been cancelled.
+    pub fn is_finished(&self) -> bool {
+        !matches!(self.shared.state().outcome, Outcome::Running)
+    }
+
+    /// Lets the task run on without anyone awaiting it; the same as dropping the handle.
+    pub fn detach(self) {}
+}
+
+impl<T> Future for JoinHandle<T> {
+    type Output = Result<T, JoinError>;
+
+    fn poll(self: Pin<&mut Self>, cx: &mut TaskContext<'_>) -> Poll<Self::Output> {
+        let mut state = self.shared.state();
+        match std::mem::replace(&mut state.outcome, Outcome::Taken) {
+            Outcome::Finished(result) => Poll::Ready(result),
+            Outcome::Running => {
+                state.outcome = Outcome::Running;
+                let replaced = match &state.joiner {
+                    Some(joiner) if joiner.will_wake(cx.waker()) => None,
+                    _ => state.joiner.replace(cx.waker().clone()),
+                };
+                drop(state);
+                drop(replaced);
+                Poll::Pending
+            }
+            Outcome::Taken => panic!("`JoinHandle` polled after it returned the task's result"),
+        }
+    }
+}
+
+impl<T> fmt::Debug for JoinHandle<T> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("JoinHandle")
+            .field("finished", &self.is_finished())
+            .finish()
+    }
+}

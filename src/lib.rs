@@ -1,0 +1,71 @@
+//! Context that follows every spawn.
+//!
+//! Task-locals (`tokio::task_local!`) and thread-locals stay behind when work moves to another
+//! task or thread: a request id set in a handler is gone in the task it spawns and in the closure
+//! it sends to a blocking pool. `ctxflow` keeps a copy-on-write snapshot of typed
+//! [`ContextVar`]s that costs one pointer copy to take, installs it around every poll of a
+//! future and around every closure, and restores the caller's afterwards, panics included.
+//!
+//! ```
+//! use ctxflow::{Context, ContextVar, InContext};
+//!
+//! static REQUEST_ID: ContextVar<String> = ContextVar::new("request_id");
+//!
+//! let _token = REQUEST_ID.set("req-123".to_string());
+//!
+//! // A future built here sees the request id wherever it is polled...
+//! let background = async { REQUEST_ID.get() }.in_current_context();
+//! // ...and so does a closure sent to another thread.
+//! let job = Context::current().wrap(|| REQUEST_ID.get());
+//!
+//! let seen_by_thread = std::thread::spawn(job).join().unwrap();
+//! let seen_by_future = std::thread::spawn(|| futures::executor::block_on(background))
+//!     .join()
+//!     .unwrap();
+//! assert_eq!(seen_by_thread.as_deref(), Some("req-123"));
+//! assert_eq!(seen_by_future.as_deref(), Some("req-123"));
+//! ```
+//!
+//! Tasks and blocking closures go through a [`Spawner`]: [`tokio::TokioSpawner`],
+//! [`smol::SmolSpawner`] or [`async_std::AsyncStdSpawner`], each behind the Cargo feature of
+//! the same name, or the free functions [`spawn`], [`spawn_blocking`] and [`block_on`], which
+//! use the runtime the features select.
+#![deny(missing_docs)]
+#![forbid(unsafe_code)]
+#![cfg_attr(docsrs, feature(doc_auto_cfg))]
+
+mod any_spawner;
+mod context;
+mod current;
+mod future;
+mod join;
+mod spawner;
+mod task;
+mod var;
+
+pub use any_spawner::AnySpawner;
+pub use context::{Context, ContextGuard};
+pub use future::{preserve_context, InContext, WithContext};
+pub use join::{JoinError, JoinHandle};
+pub use spawner::{NoRuntime, Spawner};
+pub use task::{task_name, BlockingTask, Task};
+pub use var::{ContextVar, ResetError, Token};
+
+#[cfg(feature = "async-std")]
+#[path = "../adapters/async_std.rs"]
+pub mod async_std;
+#[cfg(any(feature = "tokio", feature = "smol", feature = "async-std"))]
+#[path = "../adapters/default.rs"]
+mod default_spawner;
+#[cfg(feature = "smol")]
+#[path = "../adapters/smol.rs"]
+pub mod smol;
+#[cfg(feature = "testing")]
+#[path = "../adapters/testing.rs"]
+pub mod testing;
+#[cfg(feature = "tokio")]
+#[path = "../adapters/tokio.rs"]
+pub mod tokio;
+
+#[cfg(any(feature = "tokio", feature = "smol", feature = "async-std"))]
+pub use default_spawner::{block_on, spawn, spawn_blocking, spawn_named, DefaultSpawner};

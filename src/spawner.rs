@@ -1,0 +1,141 @@
+//! [`Spawner`]: one interface over every runtime, with the context following each task.
+
+use std::error::Error;
+use std::fmt;
+use std::future::Future;
+use std::sync::Arc;
+
+use crate::context::Context;
+use crate::join::JoinHandle;
+use crate::task::{self, BlockingTask, Task};
+
+/// Spawns tasks and blocking closures on a runtime, carrying the caller's context into each.
+///
+/// Application code takes a `Spawner` (or an [`AnySpawner`](crate::AnySpawner)) by injection and
+/// never names a runtime; the runtime is chosen by a Cargo feature, and tests swap it (see
+/// `ctxflow::testing`, feature `testing`).
+///
+/// Every entry point snapshots [`Context::current`] at the call, and the snapshot is installed
+/// around every poll of the task (or around the closure): a child sees what its parent had when
+/// it was spawned, its own writes stay its own, and writes the parent makes later never reach it.
+///
+/// Runtime adapters implement the three required methods, which only hand ctxflow-built tasks to
+/// the runtime; users call the provided ones.
+///
+/// ```
+/// # #[cfg(feature = "tokio")] {
+/// use ctxflow::{ContextVar, Spawner};
+/// use ctxflow::tokio::TokioSpawner;
+///
+/// static REQUEST_ID: ContextVar<String> = ContextVar::new("request_id");
+///
+/// async fn handle_request<S: Spawner>(spawner: &S) -> Option<String> {
+///     let _token = REQUEST_ID.set("req-123".into());
+///     let background = spawner.spawn(async { REQUEST_ID.get() });
+///     background.await.unwrap()
+/// }
+///
+/// let runtime = tokio::runtime::Runtime::new().unwrap();
+/// let spawner = TokioSpawner::from(runtime);
+/// assert_eq!(spawner.block_on(handle_request(&spawner)).as_deref(), Some("req-123"));
+/// # }
+/// ```
+pub trait Spawner: Clone + Send + Sync + 'static {
+    /// Hands a ready-made task to the runtime and detaches the runtime's own handle.
+    fn spawn_task<F>(&self, task: Task<F>)
+    where
+        F: Future<Output = ()> + Send + 'static;
+
+    /// Runs a ready-made blocking task on the runtime's blocking pool, detached.
+    fn spawn_blocking_task<F>(&self, task: BlockingTask<F>)
+    where
+        F: FnOnce() + Send + 'static;
+
+    /// Runs `future` to completion on the calling thread, in the caller's context.
+    fn block_on<F: Future>(&self, future: F) -> F::Output;
+
+    /// Spawns `future` as a task that runs in a snapshot of the caller's context: fapilog's
+    /// `create_task_with_context`.
+    fn spawn<F>(&self, future: F) -> JoinHandle<F::Output>
+    where
+        F: Future + Send + 'static,
+        F::Output: Send + 'static,
+    {
+        self.spawn_in(Context::current(), future)
+    }
+
+    /// Spawns `future` as a task named `name`; inside it, [`task_name`](crate::task_name)
+    /// returns the name, and runtimes that name tasks get it too.
+    fn spawn_named<F>(&self, name: &str, future: F) -> JoinHandle<F::Output>
+    where
+        F: Future + Send + 'static,
+        F::Output: Send + 'static,
+    {
+        let (task, handle) = task::task(Context::current(), Some(Arc::from(name)), future);
+        self.spawn_task(task);
+        handle
+    }
+
+    /// Spawns `future` as a task that runs in `context` instead of the caller's context.
+    fn spawn_in<F>(&self, context: Context, future: F) -> JoinHandle<F::Output>
+    where
+        F: Future + Send + 'static,
+        F::Output: Send + 'static,
+    {
+        let (task, handle) = task::task(context, None, future);
+        self.spawn_task(task);
+        handle
+    }
+
+    /// Runs `f` on the blocking pool in a snapshot of the caller's context: fapilog's
+    /// `run_in_executor_with_context`. Arguments travel in the closure's captures.
+    fn spawn_blocking<F, R>(&self, f: F) -> JoinHandle<R>
+    where
+        F: FnOnce() -> R + Send + 'static,
+        R: Send + 'static,
+    {
+        self.spawn_blocking_in(Context::current(), f)
+    }
+
+    /// Runs `f` on the blocking pool in `context` instead of the caller's context.
+    fn spawn_blocking_in<F, R>(&self, context: Context, f: F) -> JoinHandle<R>
+    where
+        F: FnOnce() -> R + Send + 'static,
+        R: Send + 'static,
+    {
+        let (task, handle) = task::blocking(context, f);
+        self.spawn_blocking_task(task);
+        handle
+    }
+}
+
+/// No runtime to spawn on: the spawner was asked for the current runtime outside of one.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct NoRuntime {
+    runtime: &'static str,
+}
+
+impl NoRuntime {
+    /// The error for `runtime` (a name such as `"tokio"`).
+    pub fn new(runtime: &'static str) -> Self {
+        NoRuntime { runtime }
+    }
+
+    /// The runtime that was not running.
+    pub fn runtime(&self) -> &'static str {
+        self.runtime
+    }
+}
+
+impl fmt::Display for NoRuntime {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(
+            f,
+            "no {} runtime is running on this thread: spawn from inside the runtime, \
+             or build the spawner from the runtime or its handle",
+            self.runtime
+        )
+    }
+}
+
+impl Error for NoRuntime {}

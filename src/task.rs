@@ -1,0 +1,210 @@
+//! What a [`Spawner`](crate::Spawner) hands to its runtime: [`Task`] and [`BlockingTask`].
+//!
+//! Both come ready-made from ctxflow: the context is already attached, panics are already
+//! caught, and the outcome already goes to the [`JoinHandle`]. A runtime adapter only spawns
+//! them and lets go of the runtime's own handle.
+
+use std::cell::RefCell;
+use std::fmt;
+use std::future::Future;
+use std::panic::{self, AssertUnwindSafe};
+use std::pin::Pin;
+use std::sync::Arc;
+use std::task::{Context as TaskContext, Poll};
+
+use pin_project_lite::pin_project;
+
+use crate::context::Context;
+use crate::future::WithContext;
+use crate::join::{self, JoinError, JoinHandle, Reporter};
+
+pin_project! {
+    /// A spawned future, ready for a runtime: poll it to completion, or drop it to cancel it.
+    ///
+    /// Its output is `()`: the real output goes to the task's [`JoinHandle`], so the runtime's
+    /// own handle can be dropped at once.
+    #[must_use = "a task does nothing unless it is spawned on a runtime"]
+    pub struct Task<F> {
+        #[pin]
+        future: F,
+        name: Option<Arc<str>>,
+    }
+}
+
+impl<F> Task<F> {
+    /// The name given with [`Spawner::spawn_named`](crate::Spawner::spawn_named), for runtimes
+    /// that can name their tasks.
+    pub fn name(&self) -> Option<&str> {
+        self.name.as_deref()
+    }
+}
+
+impl<F: Future<Output = ()> + Send + 'static> Task<F> {
+    /// The same task behind a box, for spawners that erase types.
+    pub fn boxed(self) -> Task<Pin<Box<dyn Future<Output = ()> + Send>>> {
+        Task {
+            future: Box::pin(self.future),
+            name: self.name,
+        }
+    }
+}
+
+impl<F: Future<Output = ()>> Future for Task<F> {
+    type Output = ();
+
+    fn poll(self: Pin<&mut Self>, cx: &mut TaskContext<'_>) -> Poll<()> {
+        self.project().future.poll(cx)
+    }
+}
+
+impl<F> fmt::Debug for Task<F> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("Task").field("name", &self.name).finish()
+    }
+}
+
+/// Builds the task that runs `future` inside `context` and reports to the returned handle.
+pub(crate) fn task<F>(
+    context: Context,
+    name: Option<Arc<str>>,
+    future: F,
+) -> (Task<impl Future<Output = ()> + Send + 'static>, JoinHandle<F::Output>)
+where
+    F: Future + Send + 'static,
+    F::Output: Send + 'static,
+{
+    let (reporter, handle) = join::channel();
+    let future = Running {
+        future: WithContext::new(future, context),
+        name: name.clone(),
+        reporter: Some(reporter),
+    };
+    (Task { future, name }, handle)
+}
+
+/// A task built around a future that ctxflow does not wrap; the testing helpers use it to show
+/// what a runtime does without ctxflow.
+#[cfg(feature = "testing")]
+pub(crate) fn unwrapped<F: Future<Output = ()>>(future: F) -> Task<F> {
+    Task { future, name: None }
+}
+
+pin_project! {
+    struct Running<F: Future> {
+        #[pin]
+        future: WithContext<F>,
+        name: Option<Arc<str>>,
+        // `None` once the outcome is reported.
+        reporter: Option<Reporter<F::Output>>,
+    }
+}
+
+impl<F: Future> Future for Running<F> {
+    type Output = ();
+
+    fn poll(self: Pin<&mut Self>, cx: &mut TaskContext<'_>) -> Poll<()> {
+        let mut this = self.project();
+        let Some(reporter) = this.reporter.as_mut() else {
+            return Poll::Ready(());
+        };
+        let result = if reporter.is_aborted() {
+            Err(JoinError::cancelled())
+        } else {
+            reporter.watch(cx.waker());
+            let _named = this.name.clone().map(NameGuard::enter);
+            let future = this.future.as_mut();
+            match panic::catch_unwind(AssertUnwindSafe(|| future.poll(cx))) {
+                Ok(Poll::Pending) => return Poll::Pending,
+                Ok(Poll::Ready(output)) => Ok(output),
+                Err(payload) => Err(JoinError::panic(payload)),
+            }
+        };
+        // Drop the future now, inside its context, so the handle sees the task end only once
+        // the future's resources are released; a panicking drop is the task's panic.
+        let future = this.future.as_mut();
+        let closed = panic::catch_unwind(AssertUnwindSafe(|| future.close()));
+        let result = closed.map_err(JoinError::panic).and(result);
+        if let Some(reporter) = this.reporter.take() {
+            reporter.report(result);
+        }
+        Poll::Ready(())
+    }
+}
+
+/// A closure for a blocking pool, ready to run: call [`run`](Self::run) on a pool thread.
+#[must_use = "a blocking task does nothing unless it is run"]
+pub struct BlockingTask<F> {
+    job: F,
+}
+
+impl<F: FnOnce() + Send + 'static> BlockingTask<F> {
+    /// Runs the closure inside its context and reports the outcome to its handle.
+    pub fn run(self) {
+        (self.job)()
+    }
+
+    /// The same task behind a box, for spawners that erase types.
+    pub fn boxed(self) -> BlockingTask<Box<dyn FnOnce() + Send>> {
+        BlockingTask {
+            job: Box::new(self.job),
+        }
+    }
+}
+
+impl<F> fmt::Debug for BlockingTask<F> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("BlockingTask").finish_non_exhaustive()
+    }
+}
+
+/// Builds the blocking task that runs `f` inside `context` and reports to the returned handle.
+pub(crate) fn blocking<F, R>(
+    context: Context,
+    f: F,
+) -> (BlockingTask<impl FnOnce() + Send + 'static>, JoinHandle<R>)
+where
+    F: FnOnce() -> R + Send + 'static,
+    R: Send + 'static,
+{
+    let (reporter, handle) = join::channel();
+    let job = move || {
+        let result = if reporter.is_aborted() {
+            Err(JoinError::cancelled())
+        } else {
+            panic::catch_unwind(AssertUnwindSafe(|| context.run(f))).map_err(JoinError::panic)
+        };
+        reporter.report(result);
+    };
+    (BlockingTask { job }, handle)
+}
+
+thread_local! {
+    static TASK_NAME: RefCell<Option<Arc<str>>> = const { RefCell::new(None) };
+}
+
+/// The name of the task being polled on this thread, if it was spawned with
+/// [`Spawner::spawn_named`](crate::Spawner::spawn_named).
+///
+/// The name belongs to the task, not to its context: tasks it spawns are not named after it.
+pub fn task_name() -> Option<Arc<str>> {
+    TASK_NAME.with(|name| name.borrow().clone())
+}
+
+/// Sets the task name for one poll and puts the previous one back afterwards.
+struct NameGuard {
+    previous: Option<Arc<str>>,
+}
+
+impl NameGuard {
+    fn enter(name: Arc<str>) -> Self {
+        let previous = TASK_NAME.with(|current| current.replace(Some(name)));
+        NameGuard { previous }
+    }
+}
+
+impl Drop for NameGuard {
+    fn drop(&mut self) {
+        let previous = self.previous.take();
+        let _ = TASK_NAME.try_with(|current| current.replace(previous));
+    }
+}
