@@ -257,9 +257,13 @@ impl Context {
     pub(crate) fn value(&self, var: &'static VarInfo) -> Option<&Value> {
         let entries = self.entries_slice();
         let index = if entries.len() <= LINEAR_SCAN_MAX {
-            entries.iter().position(|entry| std::ptr::eq(entry.var, var))?
+            entries
+                .iter()
+                .position(|entry| std::ptr::eq(entry.var, var))?
         } else {
-            entries.binary_search_by(|entry| order(entry.var, var)).ok()?
+            entries
+                .binary_search_by(|entry| order(entry.var, var))
+                .ok()?
         };
         Some(&entries[index].value)
     }

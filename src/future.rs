@@ -69,13 +69,15 @@ impl<T> WithContext<T> {
         self.inner.take().expect(DROPPED)
     }
 
-    /// Drops the inner value now, inside its context, so its `Drop` sees the context.
+    /// Drops the inner value now, inside its context, so its `Drop` sees the context; then
+    /// releases the context, so its values go as soon as the work is done.
     pub(crate) fn close(self: Pin<&mut Self>) {
         let mut this = self.project();
         if this.inner.is_some() {
             let _installed = Installed::or_skip(this.scope);
             this.inner.set(None);
         }
+        drop(std::mem::take(this.scope));
     }
 
     fn installed<R>(self: Pin<&mut Self>, f: impl FnOnce(Pin<&mut T>) -> R) -> R {

@@ -68,7 +68,10 @@ pub(crate) fn task<F>(
     context: Context,
     name: Option<Arc<str>>,
     future: F,
-) -> (Task<impl Future<Output = ()> + Send + 'static>, JoinHandle<F::Output>)
+) -> (
+    Task<impl Future<Output = ()> + Send + 'static>,
+    JoinHandle<F::Output>,
+)
 where
     F: Future + Send + 'static,
     F::Output: Send + 'static,
@@ -206,5 +209,69 @@ impl Drop for NameGuard {
     fn drop(&mut self) {
         let previous = self.previous.take();
         let _ = TASK_NAME.try_with(|current| current.replace(previous));
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::ContextVar;
+
+    static REQUEST_ID: ContextVar<&'static str> = ContextVar::new("request_id");
+
+    #[test]
+    fn a_blocking_task_aborted_before_it_starts_never_runs() {
+        let (task, handle) = blocking(Context::empty(), || panic!("must not run"));
+        handle.abort();
+        task.run();
+        assert!(handle.is_finished());
+        let outcome = futures::executor::block_on(handle);
+        assert!(outcome.unwrap_err().is_cancelled());
+    }
+
+    #[test]
+    fn a_blocking_task_runs_in_its_context_and_reports_its_value() {
+        let cx = Context::empty().with_value(&REQUEST_ID, "req-1");
+        let (task, handle) = blocking(cx, || REQUEST_ID.get());
+        std::thread::spawn(move || task.run()).join().unwrap();
+        assert_eq!(futures::executor::block_on(handle).unwrap(), Some("req-1"));
+    }
+
+    #[test]
+    fn a_blocking_task_dropped_unrun_reports_cancellation() {
+        let (task, handle) = blocking(Context::empty(), || 1);
+        drop(task);
+        assert!(futures::executor::block_on(handle)
+            .unwrap_err()
+            .is_cancelled());
+    }
+
+    #[test]
+    fn a_task_dropped_by_its_runtime_reports_cancellation() {
+        let (task, handle) = task(Context::empty(), None, std::future::pending::<()>());
+        drop(task);
+        assert!(futures::executor::block_on(handle)
+            .unwrap_err()
+            .is_cancelled());
+    }
+
+    #[test]
+    fn a_task_whose_future_panics_when_dropped_reports_that_panic() {
+        struct ReadyButPanicsOnDrop;
+        impl Future for ReadyButPanicsOnDrop {
+            type Output = u8;
+            fn poll(self: Pin<&mut Self>, _: &mut TaskContext<'_>) -> Poll<u8> {
+                Poll::Ready(1)
+            }
+        }
+        impl Drop for ReadyButPanicsOnDrop {
+            fn drop(&mut self) {
+                panic!("drop failed");
+            }
+        }
+        let (task, handle) = task(Context::empty(), None, ReadyButPanicsOnDrop);
+        futures::executor::block_on(task);
+        let error = futures::executor::block_on(handle).unwrap_err();
+        assert_eq!(error.to_string(), "task panicked: drop failed");
     }
 }

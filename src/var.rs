@@ -93,7 +93,10 @@ impl<T: Send + Sync + 'static> ContextVar<T> {
     where
         T: Clone,
     {
-        current::read(|cx| cx.value(self.info()).map(|value| downcast::<T>(value).clone()))
+        current::read(|cx| {
+            cx.value(self.info())
+                .map(|value| downcast::<T>(value).clone())
+        })
     }
 
     /// Calls `f` with a borrow of the value in the current context, without cloning it.

@@ -1,0 +1,415 @@
+//! The `Spawner` contract, checked on every runtime the features enable, from one suite.
+//!
+//! Each case is one body that `each_runtime` runs on a fresh tokio multi-thread runtime, tokio
+//! current-thread runtime, smol executor and async-std.
+
+mod common;
+
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::{Arc, Mutex};
+
+use common::{yield_now, Counted, DropProbe};
+use ctxflow::testing::{each_runtime, spawn_unwrapped};
+use ctxflow::{preserve_context, task_name, Context, ContextVar, Spawner};
+use futures::channel::oneshot;
+
+static REQUEST_ID: ContextVar<String> = ContextVar::new("request_id");
+static USER_ID: ContextVar<u64> = ContextVar::new("user_id");
+
+fn request_id() -> Option<String> {
+    REQUEST_ID.get()
+}
+
+mod seed_scenarios {
+    use super::*;
+
+    #[test]
+    fn a_background_task_sees_the_parents_request_id() {
+        each_runtime(|spawner| async move {
+            let _token = REQUEST_ID.set("req-123".into());
+            let background = spawner.spawn(async { request_id() });
+            assert_eq!(background.await.unwrap().as_deref(), Some("req-123"));
+        });
+    }
+
+    #[test]
+    fn a_named_task_sees_its_name_and_the_parents_context() {
+        each_runtime(|spawner| async move {
+            let _token = REQUEST_ID.set("req-123".into());
+            let task = spawner.spawn_named("process-order-123", async {
+                yield_now().await;
+                (task_name().map(|name| name.to_string()), request_id())
+            });
+            let (name, id) = task.await.unwrap();
+            assert_eq!(name.as_deref(), Some("process-order-123"));
+            assert_eq!(id.as_deref(), Some("req-123"));
+            assert_eq!(task_name(), None, "the name stays inside the named task");
+        });
+    }
+
+    #[test]
+    fn a_task_spawned_by_a_named_task_is_not_named_after_it() {
+        each_runtime(|spawner| async move {
+            let inner = spawner.clone();
+            let child = spawner
+                .spawn_named(
+                    "parent",
+                    async move { inner.spawn(async { task_name() }).await },
+                )
+                .await
+                .unwrap();
+            assert_eq!(child.unwrap(), None);
+        });
+    }
+
+    #[test]
+    fn a_blocking_closure_takes_arguments_returns_a_value_and_sees_the_context() {
+        fn process_item(item_id: &str, priority: u8) -> (String, String) {
+            let status = format!("done {item_id} at priority {priority}");
+            (status, request_id().unwrap_or_default())
+        }
+        each_runtime(|spawner| async move {
+            let _token = REQUEST_ID.set("req-456".into());
+            let item_id = "item-123".to_string();
+            let result = spawner.spawn_blocking(move || process_item(&item_id, 1));
+            let (status, seen) = result.await.unwrap();
+            assert_eq!(status, "done item-123 at priority 1");
+            assert_eq!(seen, "req-456");
+        });
+    }
+
+    #[test]
+    fn preserve_context_workers_see_the_callers_context_joined_or_spawned() {
+        async fn worker() -> Option<u64> {
+            yield_now().await;
+            USER_ID.get()
+        }
+        each_runtime(|spawner| async move {
+            let _token = USER_ID.set(789);
+            let joined = futures::join!(preserve_context(worker()), preserve_context(worker()));
+            assert_eq!(joined, (Some(789), Some(789)));
+
+            let spawned = spawner.spawn(preserve_context(worker()));
+            assert_eq!(spawned.await.unwrap(), Some(789));
+
+            // Like `asyncio.create_task(worker())`: the runtime's own spawn, yet the worker
+            // keeps the context it was created in.
+            let (sender, receiver) = oneshot::channel();
+            let preserved = preserve_context(worker());
+            spawn_unwrapped(&spawner, async move {
+                let _ = sender.send(preserved.await);
+            });
+            assert_eq!(receiver.await.unwrap(), Some(789));
+        });
+    }
+
+    #[test]
+    fn a_childs_writes_never_reach_its_parent() {
+        each_runtime(|spawner| async move {
+            let _token = REQUEST_ID.set("parent-value".into());
+            let child = spawner.spawn(async {
+                let _token = REQUEST_ID.set("child-override".into());
+                yield_now().await;
+                request_id()
+            });
+            assert_eq!(child.await.unwrap().as_deref(), Some("child-override"));
+            assert_eq!(request_id().as_deref(), Some("parent-value"));
+        });
+    }
+
+    #[test]
+    fn a_parents_writes_after_the_spawn_never_reach_the_child() {
+        each_runtime(|spawner| async move {
+            let _token = REQUEST_ID.set("before".into());
+            let (go, wait) = oneshot::channel::<()>();
+            let child = spawner.spawn(async move {
+                wait.await.unwrap();
+                request_id()
+            });
+            let _later = REQUEST_ID.set("after".into());
+            go.send(()).unwrap();
+            assert_eq!(child.await.unwrap().as_deref(), Some("before"));
+        });
+    }
+}
+
+mod isolation {
+    use super::*;
+
+    #[test]
+    fn a_task_spawned_by_the_runtime_itself_sees_no_context_on_busy_workers() {
+        each_runtime(|spawner| async move {
+            let _token = REQUEST_ID.set("parent".into());
+            let handles: Vec<_> = (0..100)
+                .map(|i| {
+                    spawner.spawn(async move {
+                        let _token = REQUEST_ID.set(format!("task-{i}"));
+                        yield_now().await;
+                    })
+                })
+                .collect();
+            for handle in handles {
+                handle.await.unwrap();
+            }
+            let mut seen = Vec::new();
+            for _ in 0..10 {
+                let (sender, receiver) = oneshot::channel();
+                spawn_unwrapped(&spawner, async move {
+                    let before = request_id();
+                    yield_now().await;
+                    let _ = sender.send((before, request_id()));
+                });
+                seen.push(receiver.await.unwrap());
+            }
+            assert!(seen.iter().all(|seen| *seen == (None, None)), "{seen:?}");
+        });
+    }
+
+    #[test]
+    fn a_blocking_closure_leaves_nothing_on_the_pool_thread() {
+        each_runtime(|spawner| async move {
+            for i in 0..20 {
+                let seen = spawner
+                    .spawn_blocking_in(Context::empty(), move || {
+                        let before = request_id();
+                        let _leftover = REQUEST_ID.set(format!("job-{i}"));
+                        std::mem::forget(_leftover);
+                        before
+                    })
+                    .await
+                    .unwrap();
+                assert_eq!(seen, None);
+            }
+        });
+    }
+
+    #[test]
+    fn a_task_that_sets_a_value_keeps_it_across_many_yields() {
+        each_runtime(|spawner| async move {
+            let task = spawner.spawn(async {
+                let _token = USER_ID.set(42);
+                for _ in 0..200 {
+                    yield_now().await;
+                    assert_eq!(USER_ID.get(), Some(42));
+                }
+            });
+            task.await.unwrap();
+            assert_eq!(USER_ID.get(), None);
+        });
+    }
+
+    #[test]
+    fn ten_thousand_concurrent_tasks_each_see_only_their_own_id_at_every_poll() {
+        each_runtime(|spawner| async move {
+            let mismatches = Arc::new(AtomicUsize::new(0));
+            let handles: Vec<_> = (0..10_000u64)
+                .map(|id| {
+                    let mismatches = mismatches.clone();
+                    USER_ID.sync_scope(id, || {
+                        spawner.spawn(async move {
+                            for _ in 0..3 {
+                                if USER_ID.get() != Some(id) {
+                                    mismatches.fetch_add(1, Ordering::Relaxed);
+                                }
+                                yield_now().await;
+                            }
+                            USER_ID.get()
+                        })
+                    })
+                })
+                .collect();
+            for (id, handle) in handles.into_iter().enumerate() {
+                assert_eq!(handle.await.unwrap(), Some(id as u64));
+            }
+            assert_eq!(mismatches.load(Ordering::Relaxed), 0);
+        });
+    }
+
+    #[test]
+    fn spawn_in_runs_the_task_in_the_given_context() {
+        each_runtime(|spawner| async move {
+            let _token = REQUEST_ID.set("caller".into());
+            let given = Context::empty().with_value(&USER_ID, 5);
+            let seen = spawner.spawn_in(given.clone(), async { (request_id(), USER_ID.get()) });
+            assert_eq!(seen.await.unwrap(), (None, Some(5)));
+            let seen = spawner.spawn_blocking_in(given, || (request_id(), USER_ID.get()));
+            assert_eq!(seen.await.unwrap(), (None, Some(5)));
+        });
+    }
+
+    #[test]
+    fn block_on_runs_the_future_in_the_callers_context() {
+        each_runtime(|spawner| async move {
+            let _token = REQUEST_ID.set("req-block".into());
+            let inner = spawner.clone();
+            let seen = spawner
+                .spawn_blocking(move || {
+                    inner.block_on(async {
+                        yield_now().await;
+                        request_id()
+                    })
+                })
+                .await
+                .unwrap();
+            assert_eq!(seen.as_deref(), Some("req-block"));
+        });
+    }
+}
+
+mod handles {
+    use super::*;
+
+    #[test]
+    fn a_panicking_task_gives_a_panic_join_error_and_the_runtime_keeps_serving() {
+        each_runtime(|spawner| async move {
+            let _token = REQUEST_ID.set("req".into());
+            let failed = spawner.spawn(async {
+                let _token = REQUEST_ID.set("inside".into());
+                yield_now().await;
+                panic!("task failed");
+            });
+            let error = failed.await.unwrap_err();
+            assert!(error.is_panic() && !error.is_cancelled());
+            assert_eq!(error.to_string(), "task panicked: task failed");
+            assert_eq!(
+                *error.into_panic().downcast::<&str>().unwrap(),
+                "task failed"
+            );
+            let after = spawner.spawn(async { request_id() });
+            assert_eq!(after.await.unwrap().as_deref(), Some("req"));
+            let (sender, receiver) = oneshot::channel();
+            spawn_unwrapped(&spawner, async move {
+                let _ = sender.send(request_id());
+            });
+            assert_eq!(
+                receiver.await.unwrap(),
+                None,
+                "no context left on the worker"
+            );
+        });
+    }
+
+    #[test]
+    fn a_panicking_blocking_closure_gives_a_panic_join_error() {
+        each_runtime(|spawner| async move {
+            let failed = spawner.spawn_blocking(|| -> u32 { panic!("closure failed") });
+            let error = failed.await.unwrap_err();
+            assert!(error.is_panic());
+            assert_eq!(error.to_string(), "task panicked: closure failed");
+            let after = spawner.spawn_blocking(|| 7);
+            assert_eq!(after.await.unwrap(), 7);
+        });
+    }
+
+    #[test]
+    fn abort_cancels_a_pending_task_and_drops_its_future_inside_its_context() {
+        each_runtime(|spawner| async move {
+            let _token = REQUEST_ID.set("req-abort".into());
+            let (probe, dropped_in) = DropProbe::new(request_id);
+            let (started, on_start) = oneshot::channel();
+            let task = spawner.spawn(async move {
+                let _probe = probe;
+                started.send(()).unwrap();
+                std::future::pending::<()>().await;
+            });
+            on_start.await.unwrap();
+            assert!(!task.is_finished());
+            task.abort();
+            let error = task.await.unwrap_err();
+            assert!(error.is_cancelled() && !error.is_panic());
+            assert_eq!(error.to_string(), "task was cancelled");
+            assert_eq!(*dropped_in.lock().unwrap(), [Some("req-abort".to_string())]);
+        });
+    }
+
+    #[test]
+    fn abort_after_the_task_finished_keeps_its_result() {
+        each_runtime(|spawner| async move {
+            let (done, on_done) = oneshot::channel();
+            let task = spawner.spawn(async move {
+                done.send(()).unwrap();
+                11
+            });
+            on_done.await.unwrap();
+            while !task.is_finished() {
+                yield_now().await;
+            }
+            task.abort();
+            assert_eq!(task.await.unwrap(), 11);
+        });
+    }
+
+    #[test]
+    fn dropping_the_handle_detaches_the_task() {
+        each_runtime(|spawner| async move {
+            let _token = REQUEST_ID.set("detached".into());
+            let (go, wait) = oneshot::channel::<()>();
+            let (done, on_done) = oneshot::channel();
+            drop(spawner.spawn(async move {
+                wait.await.unwrap();
+                done.send(request_id()).unwrap();
+            }));
+            go.send(()).unwrap();
+            assert_eq!(on_done.await.unwrap().as_deref(), Some("detached"));
+
+            let (done, on_done) = oneshot::channel();
+            spawner
+                .spawn(async move {
+                    yield_now().await;
+                    done.send(()).unwrap();
+                })
+                .detach();
+            on_done.await.unwrap();
+        });
+    }
+
+    #[test]
+    fn is_finished_turns_true_when_the_task_ends() {
+        each_runtime(|spawner| async move {
+            let (go, wait) = oneshot::channel::<()>();
+            let task = spawner.spawn(async move { wait.await.is_ok() });
+            assert!(!task.is_finished());
+            go.send(()).unwrap();
+            while !task.is_finished() {
+                yield_now().await;
+            }
+            assert!(task.await.unwrap());
+        });
+    }
+
+    #[test]
+    fn a_finished_tasks_values_are_released() {
+        static HELD: ContextVar<Counted> = ContextVar::new("held");
+        each_runtime(|spawner| async move {
+            let alive = Arc::new(AtomicUsize::new(0));
+            let seen = Arc::new(Mutex::new(0));
+            let task = HELD.sync_scope(Counted::new(&alive), || {
+                let seen = seen.clone();
+                spawner.spawn(async move {
+                    *seen.lock().unwrap() = usize::from(HELD.is_set());
+                })
+            });
+            task.await.unwrap();
+            assert_eq!(*seen.lock().unwrap(), 1);
+            assert_eq!(
+                alive.load(Ordering::SeqCst),
+                0,
+                "the snapshot went with the task"
+            );
+        });
+    }
+}
+
+#[test]
+fn each_runtime_names_the_runtime_that_failed() {
+    let outcome = std::panic::catch_unwind(|| {
+        each_runtime(|_spawner| async { panic!("always fails") });
+    });
+    let message = *outcome.unwrap_err().downcast::<String>().unwrap();
+    for runtime in ctxflow::testing::Runtime::all() {
+        assert!(
+            message.contains(&format!("on {}: always fails", runtime.name())),
+            "{message}"
+        );
+    }
+}

@@ -1,0 +1,98 @@
+//! What allocates and what does not: counted by a global allocator, on this thread only.
+
+use std::alloc::{GlobalAlloc, Layout, System};
+use std::cell::Cell;
+use std::future::Future;
+use std::pin::pin;
+
+use ctxflow::{Context, ContextVar, InContext};
+use futures::task::noop_waker_ref;
+
+struct CountingAllocator;
+
+thread_local! {
+    static ALLOCATIONS: Cell<usize> = const { Cell::new(0) };
+}
+
+unsafe impl GlobalAlloc for CountingAllocator {
+    unsafe fn alloc(&self, layout: Layout) -> *mut u8 {
+        let _ = ALLOCATIONS.try_with(|count| count.set(count.get() + 1));
+        unsafe { System.alloc(layout) }
+    }
+
+    unsafe fn dealloc(&self, ptr: *mut u8, layout: Layout) {
+        unsafe { System.dealloc(ptr, layout) }
+    }
+}
+
+#[global_allocator]
+static ALLOCATOR: CountingAllocator = CountingAllocator;
+
+/// How many allocations `f` makes on this thread.
+fn allocations<R>(f: impl FnOnce() -> R) -> (usize, R) {
+    let before = ALLOCATIONS.with(Cell::get);
+    let result = f();
+    (ALLOCATIONS.with(Cell::get) - before, result)
+}
+
+static VARS: [ContextVar<u64>; 64] = [const { ContextVar::new("var") }; 64];
+
+fn context_of(size: usize) -> Context {
+    VARS[..size]
+        .iter()
+        .fold(Context::empty(), |cx, var| cx.with_value(var, 1))
+}
+
+#[test]
+fn taking_a_snapshot_never_allocates_whatever_its_size() {
+    for size in [0, 1, 8, 64] {
+        let _guard = context_of(size).attach();
+        let (count, snapshot) = allocations(Context::current);
+        assert_eq!(count, 0, "snapshot of {size} variables");
+        assert_eq!(snapshot.len(), size);
+    }
+}
+
+#[test]
+fn reading_a_variable_never_allocates() {
+    let _guard = context_of(64).attach();
+    let (count, value) = allocations(|| VARS[63].get());
+    assert_eq!((count, value), (0, Some(1)));
+}
+
+#[test]
+fn set_on_an_unshared_context_edits_in_place_and_on_a_shared_one_copies() {
+    let _guard = context_of(8).attach();
+    let snapshot = Context::current();
+    // The snapshot shares the table: the first set copies it, once.
+    let (shared, _first) = allocations(|| VARS[0].set(2));
+    assert_eq!(snapshot.get(&VARS[0]), Some(&1));
+    // Now the current table is this thread's alone: only the new value is allocated.
+    let (unshared, _second) = allocations(|| VARS[1].set(3));
+    assert_eq!((shared, unshared), (2, 1));
+}
+
+#[test]
+fn an_empty_context_costs_nothing_to_wrap_and_poll() {
+    let (count, ready) = allocations(|| {
+        let mut future = pin!(async { 5 }.in_context(Context::empty()));
+        future
+            .as_mut()
+            .poll(&mut std::task::Context::from_waker(noop_waker_ref()))
+    });
+    assert_eq!(count, 0);
+    assert_eq!(ready, std::task::Poll::Ready(5));
+}
+
+#[test]
+fn polling_in_a_snapshot_never_allocates() {
+    let cx = context_of(8);
+    let (count, ready) = allocations(|| {
+        let mut future = pin!(async { VARS[7].get() }.in_context(cx));
+        future
+            .as_mut()
+            .poll(&mut std::task::Context::from_waker(noop_waker_ref()))
+    });
+    assert_eq!(count, 0);
+    assert_eq!(ready, std::task::Poll::Ready(Some(1)));
+}

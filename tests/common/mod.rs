@@ -1,0 +1,71 @@
+//! Helpers shared by the integration tests.
+#![allow(dead_code)]
+
+use std::future::{poll_fn, Future};
+use std::pin::Pin;
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::{Arc, Mutex};
+use std::task::{Context as TaskContext, Poll};
+
+use futures::task::noop_waker_ref;
+
+/// Gives the scheduler a turn: returns Pending once, after asking to be polled again.
+pub async fn yield_now() {
+    let mut yielded = false;
+    poll_fn(|cx| {
+        if yielded {
+            return Poll::Ready(());
+        }
+        yielded = true;
+        cx.waker().wake_by_ref();
+        Poll::Pending
+    })
+    .await
+}
+
+/// Polls `future` once with a waker that does nothing.
+pub fn poll_once<F: Future + ?Sized>(future: Pin<&mut F>) -> Poll<F::Output> {
+    future.poll(&mut TaskContext::from_waker(noop_waker_ref()))
+}
+
+/// Records, when dropped, what `read` returns at that moment.
+pub struct DropProbe<T: Send + 'static> {
+    read: fn() -> T,
+    seen: Arc<Mutex<Vec<T>>>,
+}
+
+impl<T: Send + 'static> DropProbe<T> {
+    pub fn new(read: fn() -> T) -> (Self, Arc<Mutex<Vec<T>>>) {
+        let seen = Arc::new(Mutex::new(Vec::new()));
+        (
+            DropProbe {
+                read,
+                seen: seen.clone(),
+            },
+            seen,
+        )
+    }
+}
+
+impl<T: Send + 'static> Drop for DropProbe<T> {
+    fn drop(&mut self) {
+        let value = (self.read)();
+        self.seen.lock().unwrap().push(value);
+    }
+}
+
+/// A value that counts how many of its kind are alive.
+pub struct Counted(Arc<AtomicUsize>);
+
+impl Counted {
+    pub fn new(alive: &Arc<AtomicUsize>) -> Self {
+        alive.fetch_add(1, Ordering::SeqCst);
+        Counted(alive.clone())
+    }
+}
+
+impl Drop for Counted {
+    fn drop(&mut self) {
+        self.0.fetch_sub(1, Ordering::SeqCst);
+    }
+}
