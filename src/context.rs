@@ -7,6 +7,7 @@ use std::iter;
 use std::marker::PhantomData;
 use std::sync::Arc;
 
+use crate::carried::Carried;
 use crate::current::{self, Installed, Scope};
 use crate::var::{ContextVar, VarInfo};
 
@@ -224,7 +225,11 @@ impl Context {
         F: FnOnce() -> R,
     {
         let cx = self.clone();
-        move || cx.run(f)
+        let carried = Carried::capture();
+        move || {
+            let _entered = carried.enter();
+            cx.run(f)
+        }
     }
 
     /// Makes this snapshot the current context of this thread until the guard drops; for

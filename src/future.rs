@@ -8,6 +8,7 @@ use std::task::{Context as TaskContext, Poll};
 use futures_core::Stream;
 use pin_project_lite::pin_project;
 
+use crate::carried::Carried;
 use crate::context::Context;
 use crate::current::{Installed, Scope};
 
@@ -22,6 +23,7 @@ pin_project! {
     #[must_use = "futures do nothing unless you `.await` or poll them"]
     pub struct WithContext<T> {
         scope: Scope,
+        carried: Carried,
         // `None` once the inner value has been dropped inside its context.
         #[pin]
         inner: Option<T>,
@@ -37,9 +39,10 @@ pin_project! {
 const DROPPED: &str = "`WithContext` used after its inner value was dropped";
 
 impl<T> WithContext<T> {
-    pub(crate) fn new(inner: T, context: Context) -> Self {
+    pub(crate) fn new(inner: T, context: Context, carried: Carried) -> Self {
         WithContext {
             scope: Scope::new(context),
+            carried,
             inner: Some(inner),
         }
     }
@@ -74,6 +77,7 @@ impl<T> WithContext<T> {
     pub(crate) fn close(self: Pin<&mut Self>) {
         let mut this = self.project();
         if this.inner.is_some() {
+            let _entered = this.carried.enter();
             let _installed = Installed::or_skip(this.scope);
             this.inner.set(None);
         }
@@ -82,6 +86,7 @@ impl<T> WithContext<T> {
 
     fn installed<R>(self: Pin<&mut Self>, f: impl FnOnce(Pin<&mut T>) -> R) -> R {
         let this = self.project();
+        let _entered = this.carried.enter();
         let _installed = Installed::new(this.scope);
         f(this.inner.as_pin_mut().expect(DROPPED))
     }
@@ -110,7 +115,11 @@ impl<S: Stream> Stream for WithContext<S> {
 impl<T: Clone> Clone for WithContext<T> {
     /// A copy of the inner value with a copy of the context, as it is now.
     fn clone(&self) -> Self {
-        WithContext::new(self.inner().clone(), self.scope.context.clone())
+        WithContext::new(
+            self.inner().clone(),
+            self.scope.context.clone(),
+            self.carried.clone(),
+        )
     }
 }
 
@@ -137,7 +146,7 @@ pub trait InContext: Sized {
     /// assert_eq!(seen, Some(7));
     /// ```
     fn in_context(self, context: Context) -> WithContext<Self> {
-        WithContext::new(self, context)
+        WithContext::new(self, context, Carried::default())
     }
 
     /// Runs `self` inside the context current here and now, wherever it is polled later:
@@ -152,7 +161,7 @@ pub trait InContext: Sized {
     /// assert_eq!(futures::executor::block_on(worker), Some("user-789"));
     /// ```
     fn in_current_context(self) -> WithContext<Self> {
-        WithContext::new(self, Context::current())
+        WithContext::new(self, Context::current(), Carried::capture())
     }
 }
 

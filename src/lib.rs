@@ -35,6 +35,8 @@
 #![cfg_attr(docsrs, feature(doc_auto_cfg))]
 
 mod any_spawner;
+#[path = "../adapters/carried.rs"]
+mod carried;
 mod context;
 mod current;
 mod future;

@@ -5,6 +5,7 @@ use std::fmt;
 use std::future::Future;
 use std::sync::Arc;
 
+use crate::carried::Carried;
 use crate::context::Context;
 use crate::join::JoinHandle;
 use crate::task::{self, BlockingTask, Task};
@@ -61,7 +62,9 @@ pub trait Spawner: Clone + Send + Sync + 'static {
         F: Future + Send + 'static,
         F::Output: Send + 'static,
     {
-        self.spawn_in(Context::current(), future)
+        let (task, handle) = task::task(Context::current(), Carried::capture(), None, future);
+        self.spawn_task(task);
+        handle
     }
 
     /// Spawns `future` as a task named `name`; inside it, [`task_name`](crate::task_name)
@@ -71,18 +74,24 @@ pub trait Spawner: Clone + Send + Sync + 'static {
         F: Future + Send + 'static,
         F::Output: Send + 'static,
     {
-        let (task, handle) = task::task(Context::current(), Some(Arc::from(name)), future);
+        let (task, handle) = task::task(
+            Context::current(),
+            Carried::capture(),
+            Some(Arc::from(name)),
+            future,
+        );
         self.spawn_task(task);
         handle
     }
 
-    /// Spawns `future` as a task that runs in `context` instead of the caller's context.
+    /// Spawns `future` as a task that runs in `context` instead of the caller's context. Nothing
+    /// else of the caller's travels either (with the tracing integrations, not its span).
     fn spawn_in<F>(&self, context: Context, future: F) -> JoinHandle<F::Output>
     where
         F: Future + Send + 'static,
         F::Output: Send + 'static,
     {
-        let (task, handle) = task::task(context, None, future);
+        let (task, handle) = task::task(context, Carried::default(), None, future);
         self.spawn_task(task);
         handle
     }
@@ -94,16 +103,19 @@ pub trait Spawner: Clone + Send + Sync + 'static {
         F: FnOnce() -> R + Send + 'static,
         R: Send + 'static,
     {
-        self.spawn_blocking_in(Context::current(), f)
+        let (task, handle) = task::blocking(Context::current(), Carried::capture(), f);
+        self.spawn_blocking_task(task);
+        handle
     }
 
-    /// Runs `f` on the blocking pool in `context` instead of the caller's context.
+    /// Runs `f` on the blocking pool in `context` instead of the caller's context. Nothing else
+    /// of the caller's travels either.
     fn spawn_blocking_in<F, R>(&self, context: Context, f: F) -> JoinHandle<R>
     where
         F: FnOnce() -> R + Send + 'static,
         R: Send + 'static,
     {
-        let (task, handle) = task::blocking(context, f);
+        let (task, handle) = task::blocking(context, Carried::default(), f);
         self.spawn_blocking_task(task);
         handle
     }

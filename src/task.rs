@@ -14,6 +14,7 @@ use std::task::{Context as TaskContext, Poll};
 
 use pin_project_lite::pin_project;
 
+use crate::carried::Carried;
 use crate::context::Context;
 use crate::future::WithContext;
 use crate::join::{self, JoinError, JoinHandle, Reporter};
@@ -66,6 +67,7 @@ impl<F> fmt::Debug for Task<F> {
 /// Builds the task that runs `future` inside `context` and reports to the returned handle.
 pub(crate) fn task<F>(
     context: Context,
+    carried: Carried,
     name: Option<Arc<str>>,
     future: F,
 ) -> (
@@ -78,7 +80,7 @@ where
 {
     let (reporter, handle) = join::channel();
     let future = Running {
-        future: WithContext::new(future, context),
+        future: WithContext::new(future, context, carried),
         name: name.clone(),
         reporter: Some(reporter),
     };
@@ -163,6 +165,7 @@ impl<F> fmt::Debug for BlockingTask<F> {
 /// Builds the blocking task that runs `f` inside `context` and reports to the returned handle.
 pub(crate) fn blocking<F, R>(
     context: Context,
+    carried: Carried,
     f: F,
 ) -> (BlockingTask<impl FnOnce() + Send + 'static>, JoinHandle<R>)
 where
@@ -174,6 +177,7 @@ where
         let result = if reporter.is_aborted() {
             Err(JoinError::cancelled())
         } else {
+            let _entered = carried.enter();
             panic::catch_unwind(AssertUnwindSafe(|| context.run(f))).map_err(JoinError::panic)
         };
         reporter.report(result);
@@ -221,7 +225,9 @@ mod tests {
 
     #[test]
     fn a_blocking_task_aborted_before_it_starts_never_runs() {
-        let (task, handle) = blocking(Context::empty(), || panic!("must not run"));
+        let (task, handle) = blocking(Context::empty(), Carried::default(), || {
+            panic!("must not run")
+        });
         handle.abort();
         task.run();
         assert!(handle.is_finished());
@@ -232,14 +238,14 @@ mod tests {
     #[test]
     fn a_blocking_task_runs_in_its_context_and_reports_its_value() {
         let cx = Context::empty().with_value(&REQUEST_ID, "req-1");
-        let (task, handle) = blocking(cx, || REQUEST_ID.get());
+        let (task, handle) = blocking(cx, Carried::default(), || REQUEST_ID.get());
         std::thread::spawn(move || task.run()).join().unwrap();
         assert_eq!(futures::executor::block_on(handle).unwrap(), Some("req-1"));
     }
 
     #[test]
     fn a_blocking_task_dropped_unrun_reports_cancellation() {
-        let (task, handle) = blocking(Context::empty(), || 1);
+        let (task, handle) = blocking(Context::empty(), Carried::default(), || 1);
         drop(task);
         assert!(futures::executor::block_on(handle)
             .unwrap_err()
@@ -248,7 +254,12 @@ mod tests {
 
     #[test]
     fn a_task_dropped_by_its_runtime_reports_cancellation() {
-        let (task, handle) = task(Context::empty(), None, std::future::pending::<()>());
+        let (task, handle) = task(
+            Context::empty(),
+            Carried::default(),
+            None,
+            std::future::pending::<()>(),
+        );
         drop(task);
         assert!(futures::executor::block_on(handle)
             .unwrap_err()
@@ -269,7 +280,12 @@ mod tests {
                 panic!("drop failed");
             }
         }
-        let (task, handle) = task(Context::empty(), None, ReadyButPanicsOnDrop);
+        let (task, handle) = task(
+            Context::empty(),
+            Carried::default(),
+            None,
+            ReadyButPanicsOnDrop,
+        );
         futures::executor::block_on(task);
         let error = futures::executor::block_on(handle).unwrap_err();
         assert_eq!(error.to_string(), "task panicked: drop failed");
