@@ -10,6 +10,25 @@ use ::async_std::task;
 use crate::{AnySpawner, BlockingTask, InContext, Spawner, Task};
 
 /// Spawns on async-std's global runtime; task names are handed to async-std.
+///
+/// ```
+/// use ctxflow::async_std::AsyncStdSpawner;
+/// use ctxflow::{ContextVar, Spawner};
+///
+/// static REQUEST_ID: ContextVar<&'static str> = ContextVar::new("request_id");
+///
+/// let spawner = AsyncStdSpawner::new();
+/// let seen = spawner.block_on(async {
+///     let _token = REQUEST_ID.set("req-1");
+///     spawner
+///         .spawn_named("child", async {
+///             (async_std::task::current().name().map(str::to_owned), REQUEST_ID.get())
+///         })
+///         .await
+///         .unwrap()
+/// });
+/// assert_eq!(seen, (Some("child".to_owned()), Some("req-1")));
+/// ```
 #[derive(Clone, Copy, Debug, Default)]
 pub struct AsyncStdSpawner;
 

@@ -14,6 +14,12 @@ use crate::{AnySpawner, BlockingTask, JoinHandle, Spawner, Task};
 /// Outside any runtime with only `tokio` enabled, spawning panics with [`NoRuntime`]'s message
 /// and `block_on` runs the future on a new current-thread tokio runtime.
 ///
+/// ```
+/// use ctxflow::{DefaultSpawner, Spawner};
+/// let answer = DefaultSpawner.block_on(async { DefaultSpawner.spawn(async { 42 }).await });
+/// assert_eq!(answer.unwrap(), 42);
+/// ```
+///
 /// [`NoRuntime`]: crate::NoRuntime
 #[derive(Clone, Copy, Debug, Default)]
 pub struct DefaultSpawner;

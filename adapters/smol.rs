@@ -10,6 +10,24 @@ use crate::{AnySpawner, BlockingTask, InContext, Spawner, Task};
 
 /// Spawns on an [`Executor`] (smol's global one, or one of the application's); blocking
 /// closures go to the `blocking` crate's pool, as `smol::unblock` does.
+///
+/// ```
+/// use std::sync::Arc;
+/// use ctxflow::smol::SmolSpawner;
+/// use ctxflow::{ContextVar, Spawner};
+///
+/// static REQUEST_ID: ContextVar<&'static str> = ContextVar::new("request_id");
+///
+/// let spawner = SmolSpawner::new(Arc::new(smol::Executor::new()));
+/// let seen = spawner.block_on(async {
+///     let _token = REQUEST_ID.set("req-1");
+///     spawner.spawn(async { REQUEST_ID.get() }).await.unwrap()
+/// });
+/// assert_eq!(seen, Some("req-1"));
+///
+/// let global = SmolSpawner::global();
+/// assert_eq!(global.block_on(global.spawn_blocking(|| 2)).unwrap(), 2);
+/// ```
 #[derive(Clone)]
 pub struct SmolSpawner {
     /// `None` for smol's global executor.

@@ -38,6 +38,14 @@ pub enum Runtime {
 
 impl Runtime {
     /// Every runtime the enabled features provide.
+    ///
+    /// ```
+    /// use ctxflow::testing::Runtime;
+    /// for runtime in Runtime::all() {
+    ///     runtime.run(|_spawner| async {}).unwrap();
+    ///     assert!(!runtime.name().is_empty());
+    /// }
+    /// ```
     pub fn all() -> &'static [Runtime] {
         &[
             #[cfg(feature = "tokio")]
@@ -155,6 +163,21 @@ fn panic_message(payload: &(dyn Any + Send)) -> String {
 
 /// Spawns `future` on `spawner`'s runtime exactly as the runtime would without ctxflow: no
 /// context is installed around it. Tests use it to show that nothing leaks onto worker threads.
+///
+/// ```
+/// use ctxflow::{ContextVar, testing};
+///
+/// static REQUEST_ID: ContextVar<u32> = ContextVar::new("request_id");
+///
+/// testing::each_runtime(|spawner| async move {
+///     let _token = REQUEST_ID.set(1);
+///     let (sender, receiver) = futures::channel::oneshot::channel();
+///     testing::spawn_unwrapped(&spawner, async move {
+///         sender.send(REQUEST_ID.get()).unwrap();
+///     });
+///     assert_eq!(receiver.await.unwrap(), None);
+/// });
+/// ```
 pub fn spawn_unwrapped<S, F>(spawner: &S, future: F)
 where
     S: Spawner,

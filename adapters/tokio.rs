@@ -27,6 +27,17 @@ impl TokioSpawner {
     /// # Panics
     /// Outside a tokio runtime, with the message of [`NoRuntime`]; see
     /// [`try_current`](Self::try_current).
+    ///
+    /// ```
+    /// use ctxflow::tokio::TokioSpawner;
+    /// use ctxflow::Spawner;
+    /// # let runtime = tokio::runtime::Runtime::new().unwrap();
+    /// # runtime.block_on(async {
+    /// // inside a tokio runtime:
+    /// let spawner = TokioSpawner::current();
+    /// assert_eq!(spawner.spawn(async { 1 }).await.unwrap(), 1);
+    /// # });
+    /// ```
     pub fn current() -> Self {
         Self::try_current().unwrap_or_else(|error| panic!("{error}"))
     }
@@ -44,6 +55,13 @@ impl TokioSpawner {
     }
 
     /// The runtime's handle.
+    ///
+    /// ```
+    /// use ctxflow::tokio::TokioSpawner;
+    /// let runtime = tokio::runtime::Runtime::new().unwrap();
+    /// let spawner = TokioSpawner::from(runtime.handle().clone());
+    /// assert_eq!(spawner.handle().id(), runtime.handle().id());
+    /// ```
     pub fn handle(&self) -> &Handle {
         &self.handle
     }

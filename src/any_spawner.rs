@@ -35,6 +35,12 @@ pub struct AnySpawner {
 
 impl AnySpawner {
     /// Erases the type of `spawner`.
+    ///
+    /// ```
+    /// use ctxflow::{AnySpawner, DefaultSpawner, Spawner};
+    /// let spawner = AnySpawner::new(DefaultSpawner);
+    /// assert_eq!(spawner.block_on(async { 3 }), 3);
+    /// ```
     pub fn new<S: Spawner>(spawner: S) -> Self {
         AnySpawner {
             inner: Arc::new(spawner),

@@ -48,11 +48,27 @@ impl<T> WithContext<T> {
     }
 
     /// The context installed around each poll, with what the inner future set so far.
+    ///
+    /// ```
+    /// use ctxflow::{Context, ContextVar, InContext};
+    /// static USER_ID: ContextVar<u32> = ContextVar::new("user_id");
+    /// let cx = Context::empty().with_value(&USER_ID, 3);
+    /// let wrapped = async {}.in_context(cx.clone());
+    /// assert!(Context::ptr_eq(wrapped.context(), &cx));
+    /// ```
     pub fn context(&self) -> &Context {
         &self.scope.context
     }
 
     /// The wrapped value.
+    ///
+    /// ```
+    /// use ctxflow::{Context, InContext};
+    /// let mut wrapped = vec![1].in_context(Context::empty());
+    /// wrapped.inner_mut().push(2);
+    /// assert_eq!(wrapped.inner(), &[1, 2]);
+    /// assert_eq!(wrapped.into_inner(), [1, 2]);
+    /// ```
     pub fn inner(&self) -> &T {
         self.inner.as_ref().expect(DROPPED)
     }

@@ -14,6 +14,16 @@ use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
 use std::task::{Context as TaskContext, Poll, Waker};
 
 /// Why a task produced no value: it panicked or it was cancelled.
+///
+/// ```
+/// let error = ctxflow::block_on(async {
+///     ctxflow::spawn(async { panic!("boom") }).await.unwrap_err()
+/// });
+/// assert!(error.is_panic() && !error.is_cancelled());
+/// assert_eq!(error.to_string(), "task panicked: boom");
+/// let payload = error.into_panic();
+/// assert_eq!(payload.downcast_ref::<&str>(), Some(&"boom"));
+/// ```
 pub struct JoinError {
     repr: Repr,
 }
@@ -202,6 +212,20 @@ impl<T> Drop for Reporter<T> {
 /// - Dropping it **detaches** the task: the task keeps running and its output is dropped.
 /// - [`abort`](Self::abort) cancels the task; a blocking closure can only be cancelled before
 ///   it starts.
+///
+/// ```
+/// ctxflow::block_on(async {
+///     let task = ctxflow::spawn(std::future::pending::<()>());
+///     assert!(!task.is_finished());
+///     task.abort();
+///     assert!(task.await.unwrap_err().is_cancelled());
+///
+///     // Dropped or detached, a task runs on.
+///     let (sender, receiver) = futures::channel::oneshot::channel();
+///     ctxflow::spawn(async move { sender.send(1).unwrap() }).detach();
+///     assert_eq!(receiver.await, Ok(1));
+/// });
+/// ```
 #[must_use = "dropping a JoinHandle detaches the task; call `detach` to say so"]
 pub struct JoinHandle<T> {
     shared: Arc<Shared<T>>,

@@ -122,6 +122,13 @@ pub trait Spawner: Clone + Send + Sync + 'static {
 }
 
 /// No runtime to spawn on: the spawner was asked for the current runtime outside of one.
+///
+/// ```
+/// use ctxflow::NoRuntime;
+/// let error = NoRuntime::new("tokio");
+/// assert_eq!(error.runtime(), "tokio");
+/// assert!(error.to_string().starts_with("no tokio runtime is running on this thread"));
+/// ```
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct NoRuntime {
     runtime: &'static str,

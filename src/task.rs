@@ -22,6 +22,9 @@ use crate::join::{self, JoinError, JoinHandle, Reporter};
 pin_project! {
     /// A spawned future, ready for a runtime: poll it to completion, or drop it to cancel it.
     ///
+    /// Only ctxflow makes tasks; a runtime adapter receives them in
+    /// [`Spawner::spawn_task`](crate::Spawner::spawn_task) and spawns them as they are.
+    ///
     /// Its output is `()`: the real output goes to the task's [`JoinHandle`], so the runtime's
     /// own handle can be dropped at once.
     #[must_use = "a task does nothing unless it is spawned on a runtime"]
@@ -193,6 +196,16 @@ thread_local! {
 /// [`Spawner::spawn_named`](crate::Spawner::spawn_named).
 ///
 /// The name belongs to the task, not to its context: tasks it spawns are not named after it.
+///
+/// ```
+/// # #[cfg(feature = "tokio")] {
+/// let name = ctxflow::block_on(async {
+///     ctxflow::spawn_named("process-order-123", async { ctxflow::task_name() }).await.unwrap()
+/// });
+/// assert_eq!(name.as_deref(), Some("process-order-123"));
+/// assert_eq!(ctxflow::task_name(), None);
+/// # }
+/// ```
 pub fn task_name() -> Option<Arc<str>> {
     TASK_NAME.with(|name| name.borrow().clone())
 }
