@@ -76,6 +76,44 @@ impl Context {
         current::read(Context::clone)
     }
 
+    /// The part of the current context that flows into spawned work: the current context
+    /// without its [non-flowing](ContextVar::non_flowing) variables, and empty inside
+    /// [`suppress_flow`](crate::suppress_flow). Every spawn of ctxflow's starts from it.
+    ///
+    /// It is also what a job should carry when it is queued for workers that were spawned
+    /// earlier: capture it at enqueue, not at the worker's spawn.
+    ///
+    /// ```
+    /// use ctxflow::{Context, ContextVar};
+    ///
+    /// static REQUEST_ID: ContextVar<u32> = ContextVar::new("request_id");
+    /// let _token = REQUEST_ID.set(1);
+    /// let envelope = (Context::inheritable(), "job payload");
+    /// let seen = std::thread::spawn(move || envelope.0.run(|| REQUEST_ID.get()))
+    ///     .join()
+    ///     .unwrap();
+    /// assert_eq!(seen, Some(1));
+    /// ```
+    pub fn inheritable() -> Self {
+        if crate::is_flow_suppressed() {
+            return Context::empty();
+        }
+        current::read(|cx| {
+            let entries = cx.entries_slice();
+            if entries.iter().all(|entry| entry.var.flows) {
+                return cx.clone();
+            }
+            let flowing: Arc<[Entry]> = entries
+                .iter()
+                .filter(|entry| entry.var.flows)
+                .cloned()
+                .collect();
+            Context {
+                entries: (!flowing.is_empty()).then_some(flowing),
+            }
+        })
+    }
+
     /// The value `var` has in this snapshot.
     ///
     /// ```
@@ -236,7 +274,8 @@ impl Context {
     /// synchronous code that cannot be put in a closure.
     ///
     /// Guards must be dropped in the reverse order of their creation, on the thread that made
-    /// them (the guard is not `Send`).
+    /// them (the guard is not `Send`), within the poll or closure that made them. With the
+    /// `strict` feature, a guard that breaks these rules is reported; see the crate docs.
     ///
     /// ```
     /// use ctxflow::{Context, ContextVar};
@@ -250,11 +289,16 @@ impl Context {
     /// assert_eq!(REQUEST_ID.get(), None);
     /// ```
     #[must_use = "the context is detached again as soon as the guard drops"]
+    #[track_caller]
     pub fn attach(&self) -> ContextGuard {
+        #[cfg(feature = "strict")]
+        let position = crate::strict::attached(std::panic::Location::caller());
         let mut previous = Scope::new(self.clone());
         current::update(|current| std::mem::swap(current, &mut previous));
         ContextGuard {
             previous,
+            #[cfg(feature = "strict")]
+            position,
             _not_send: PhantomData,
         }
     }
@@ -365,14 +409,25 @@ impl fmt::Debug for DebugNames<'_> {
 }
 
 /// Keeps a context attached to this thread; see [`Context::attach`].
+///
+/// It cannot leave its thread:
+///
+/// ```compile_fail
+/// let guard = ctxflow::Context::empty().attach();
+/// std::thread::spawn(move || drop(guard));
+/// ```
 #[must_use = "the context is detached again as soon as the guard drops"]
 pub struct ContextGuard {
     previous: Scope,
+    #[cfg(feature = "strict")]
+    position: usize,
     _not_send: PhantomData<*const ()>,
 }
 
 impl Drop for ContextGuard {
     fn drop(&mut self) {
+        #[cfg(feature = "strict")]
+        crate::strict::detached(self.position);
         current::update(|current| std::mem::swap(current, &mut self.previous));
     }
 }

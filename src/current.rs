@@ -66,6 +66,8 @@ fn swap(scope: &mut Scope) -> bool {
 pub(crate) struct Installed<'a> {
     slot: &'a mut Scope,
     installed: bool,
+    #[cfg(feature = "strict")]
+    guards: usize,
 }
 
 impl<'a> Installed<'a> {
@@ -85,13 +87,22 @@ impl<'a> Installed<'a> {
 
     /// Installs `slot` if the thread's storage still exists; for drops during thread exit.
     pub(crate) fn or_skip(slot: &'a mut Scope) -> Self {
+        #[cfg(feature = "strict")]
+        crate::strict::report();
         let installed = swap(slot);
-        Installed { slot, installed }
+        Installed {
+            slot,
+            installed,
+            #[cfg(feature = "strict")]
+            guards: crate::strict::depth(),
+        }
     }
 }
 
 impl Drop for Installed<'_> {
     fn drop(&mut self) {
+        #[cfg(feature = "strict")]
+        crate::strict::leave(self.guards);
         if self.installed {
             swap(self.slot);
         }

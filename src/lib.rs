@@ -39,16 +39,22 @@ mod any_spawner;
 mod carried;
 mod context;
 mod current;
+mod flow;
 mod future;
 mod join;
+mod propagation;
 mod spawner;
+#[cfg(feature = "strict")]
+mod strict;
 mod task;
 mod var;
 
 pub use any_spawner::AnySpawner;
 pub use context::{Context, ContextGuard};
+pub use flow::{is_flow_suppressed, suppress_flow};
 pub use future::{preserve_context, InContext, WithContext};
 pub use join::{JoinError, JoinHandle};
+pub use propagation::{ImportError, ImportProblem, Propagation};
 pub use spawner::{NoRuntime, Spawner};
 pub use task::{task_name, BlockingTask, Task};
 pub use var::{ContextVar, ResetError, Token};

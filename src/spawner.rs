@@ -7,6 +7,7 @@ use std::sync::Arc;
 
 use crate::carried::Carried;
 use crate::context::Context;
+use crate::flow;
 use crate::join::JoinHandle;
 use crate::task::{self, BlockingTask, Task};
 
@@ -16,7 +17,8 @@ use crate::task::{self, BlockingTask, Task};
 /// never names a runtime; the runtime is chosen by a Cargo feature, and tests swap it (see
 /// `ctxflow::testing`, feature `testing`).
 ///
-/// Every entry point snapshots [`Context::current`] at the call, and the snapshot is installed
+/// Every entry point snapshots [`Context::inheritable`] at the call (the current context minus its
+/// [non-flowing](crate::ContextVar::non_flowing) variables), and the snapshot is installed
 /// around every poll of the task (or around the closure): a child sees what its parent had when
 /// it was spawned, its own writes stay its own, and writes the parent makes later never reach it.
 ///
@@ -56,13 +58,15 @@ pub trait Spawner: Clone + Send + Sync + 'static {
     fn block_on<F: Future>(&self, future: F) -> F::Output;
 
     /// Spawns `future` as a task that runs in a snapshot of the caller's context: fapilog's
-    /// `create_task_with_context`.
+    /// `create_task_with_context`. Inside [`suppress_flow`](crate::suppress_flow) it starts
+    /// empty.
     fn spawn<F>(&self, future: F) -> JoinHandle<F::Output>
     where
         F: Future + Send + 'static,
         F::Output: Send + 'static,
     {
-        let (task, handle) = task::task(Context::current(), Carried::capture(), None, future);
+        let (context, carried) = flow::for_spawn();
+        let (task, handle) = task::task(context, carried, None, future);
         self.spawn_task(task);
         handle
     }
@@ -74,12 +78,8 @@ pub trait Spawner: Clone + Send + Sync + 'static {
         F: Future + Send + 'static,
         F::Output: Send + 'static,
     {
-        let (task, handle) = task::task(
-            Context::current(),
-            Carried::capture(),
-            Some(Arc::from(name)),
-            future,
-        );
+        let (context, carried) = flow::for_spawn();
+        let (task, handle) = task::task(context, carried, Some(Arc::from(name)), future);
         self.spawn_task(task);
         handle
     }
@@ -103,7 +103,8 @@ pub trait Spawner: Clone + Send + Sync + 'static {
         F: FnOnce() -> R + Send + 'static,
         R: Send + 'static,
     {
-        let (task, handle) = task::blocking(Context::current(), Carried::capture(), f);
+        let (context, carried) = flow::for_spawn();
+        let (task, handle) = task::blocking(context, carried, f);
         self.spawn_blocking_task(task);
         handle
     }

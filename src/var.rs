@@ -13,6 +13,8 @@ use crate::future::{InContext, WithContext};
 /// What the context knows of a variable whatever its type; its address is the variable's key.
 pub(crate) struct VarInfo {
     pub(crate) name: &'static str,
+    /// Whether the variable flows into spawned tasks and pool closures.
+    pub(crate) flows: bool,
 }
 
 /// A typed context variable: the Rust form of Python's `contextvars.ContextVar`.
@@ -60,9 +62,50 @@ impl<T: Send + Sync + 'static> ContextVar<T> {
     /// ```
     pub const fn new(name: &'static str) -> Self {
         ContextVar {
-            info: VarInfo { name },
+            info: VarInfo { name, flows: true },
             _value: PhantomData,
         }
+    }
+
+    /// A variable that stays with the task that sets it: visible there and in every future that
+    /// task awaits or polls itself (`join!`, `select!`), while tasks and pool closures spawned
+    /// from it start without it. Java's `ThreadLocal`, where [`new`](Self::new) is its
+    /// `InheritableThreadLocal`.
+    ///
+    /// For what must not outlive its scope: the callbacks of a live database transaction, a
+    /// "suppress notifications" flag, an admin session. A job that inherited them would run
+    /// later against a transaction that is gone.
+    ///
+    /// ```
+    /// use ctxflow::{Context, ContextVar};
+    ///
+    /// static IN_TRANSACTION: ContextVar<u64> = ContextVar::non_flowing("in_transaction");
+    /// static REQUEST_ID: ContextVar<&'static str> = ContextVar::new("request_id");
+    ///
+    /// let _tx = IN_TRANSACTION.set(17);
+    /// let _id = REQUEST_ID.set("req-1");
+    /// let job = Context::inheritable();
+    /// assert_eq!(job.get(&IN_TRANSACTION), None);
+    /// assert_eq!(job.get(&REQUEST_ID), Some(&"req-1"));
+    /// assert!(!IN_TRANSACTION.flows());
+    /// ```
+    pub const fn non_flowing(name: &'static str) -> Self {
+        ContextVar {
+            info: VarInfo { name, flows: false },
+            _value: PhantomData,
+        }
+    }
+
+    /// Whether the variable flows into spawned tasks and pool closures; see
+    /// [`non_flowing`](Self::non_flowing).
+    ///
+    /// ```
+    /// use ctxflow::ContextVar;
+    /// static REQUEST_ID: ContextVar<u32> = ContextVar::new("request_id");
+    /// assert!(REQUEST_ID.flows());
+    /// ```
+    pub fn flows(&self) -> bool {
+        self.info.flows
     }
 
     /// The name given at declaration.

@@ -413,3 +413,95 @@ fn each_runtime_names_the_runtime_that_failed() {
         );
     }
 }
+
+mod flow {
+    use super::*;
+
+    static TX_CALLBACKS: ContextVar<String> = ContextVar::non_flowing("tx_callbacks");
+
+    #[test]
+    fn a_non_flowing_variable_stays_in_its_task_while_a_flowing_one_follows_spawns() {
+        each_runtime(|spawner| async move {
+            let _tx = TX_CALLBACKS.set("tx-1".into());
+            let _id = REQUEST_ID.set("req-1".into());
+            let read = || (TX_CALLBACKS.get(), request_id());
+
+            let task = spawner.spawn(async move { read() });
+            let blocking = spawner.spawn_blocking(read);
+            let expected = (None, Some("req-1".to_string()));
+            assert_eq!(task.await.unwrap(), expected);
+            assert_eq!(blocking.await.unwrap(), expected);
+
+            for _ in 0..20 {
+                yield_now().await;
+            }
+            let here = (Some("tx-1".to_string()), Some("req-1".to_string()));
+            assert_eq!(read(), here);
+            let joined = futures::join!(async { read() }, async {
+                yield_now().await;
+                read()
+            });
+            assert_eq!(joined, (here.clone(), here));
+        });
+    }
+
+    #[test]
+    fn a_suppressed_spawn_starts_empty_while_its_sibling_gets_the_parents_context() {
+        each_runtime(|spawner| async move {
+            let _id = REQUEST_ID.set("req-1".into());
+            let (worker, blocking) = ctxflow::suppress_flow(|| {
+                (
+                    spawner.spawn(async { request_id() }),
+                    spawner.spawn_blocking(request_id),
+                )
+            });
+            let sibling = spawner.spawn(async { request_id() });
+            assert_eq!(worker.await.unwrap(), None);
+            assert_eq!(blocking.await.unwrap(), None);
+            assert_eq!(sibling.await.unwrap().as_deref(), Some("req-1"));
+            assert_eq!(request_id().as_deref(), Some("req-1"));
+        });
+    }
+
+    #[test]
+    fn queued_jobs_run_with_their_submitters_context_not_the_workers() {
+        each_runtime(|spawner| async move {
+            type Job = (Context, u64);
+            let (submit, queue) = futures::channel::mpsc::unbounded::<Job>();
+            let queue = Arc::new(futures::lock::Mutex::new(queue));
+            let (report, reports) = futures::channel::mpsc::unbounded();
+            let _startup = REQUEST_ID.set("startup".into());
+            let workers: Vec<_> = (0..4)
+                .map(|_| {
+                    let queue = queue.clone();
+                    let report = report.clone();
+                    spawner.spawn(async move {
+                        use futures::StreamExt;
+                        while let Some((context, job)) = queue.lock().await.next().await {
+                            let seen = context.run(request_id);
+                            report.unbounded_send((job, seen)).unwrap();
+                        }
+                    })
+                })
+                .collect();
+            drop(report);
+            for job in 0..1_000u64 {
+                REQUEST_ID.sync_scope(format!("req-{job}"), || {
+                    submit
+                        .unbounded_send((Context::inheritable(), job))
+                        .unwrap();
+                });
+            }
+            drop(submit);
+            use futures::StreamExt;
+            let reports: Vec<(u64, Option<String>)> = reports.collect().await;
+            assert_eq!(reports.len(), 1_000);
+            for (job, seen) in reports {
+                assert_eq!(seen, Some(format!("req-{job}")));
+            }
+            for worker in workers {
+                worker.await.unwrap();
+            }
+        });
+    }
+}

@@ -1,0 +1,90 @@
+//! Strict mode reports misused context guards, naming where they were created.
+#![cfg(feature = "strict")]
+
+mod common;
+
+use std::panic::{self, AssertUnwindSafe};
+
+use common::yield_now;
+use ctxflow::{Context, ContextVar, InContext};
+use futures::executor::block_on;
+
+static STEP: ContextVar<u32> = ContextVar::new("step");
+
+fn panic_message(outcome: std::thread::Result<()>) -> String {
+    let payload = outcome.expect_err("strict mode should have panicked");
+    match payload.downcast::<String>() {
+        Ok(message) => *message,
+        Err(payload) => payload.downcast_ref::<&str>().unwrap().to_string(),
+    }
+}
+
+fn next_install() -> std::thread::Result<()> {
+    panic::catch_unwind(|| Context::empty().run(|| ()))
+}
+
+#[test]
+fn guards_dropped_out_of_order_are_reported_at_the_next_install() {
+    let first = Context::empty().with_value(&STEP, 1).attach();
+    let line = line!() - 1;
+    let second = Context::empty().with_value(&STEP, 2).attach();
+    drop(first);
+    drop(second);
+    let message = panic_message(next_install());
+    assert!(message.contains("reverse order"), "{message}");
+    assert!(
+        message.contains(&format!("tests/strict.rs:{line}")),
+        "{message}"
+    );
+    assert!(next_install().is_ok(), "reported once");
+}
+
+#[test]
+fn a_leaked_guard_is_reported_when_its_closure_ends() {
+    Context::empty().run(|| {
+        std::mem::forget(Context::empty().with_value(&STEP, 1).attach());
+    });
+    let line = line!() - 2;
+    let message = panic_message(next_install());
+    assert!(
+        message.contains("still attached when the poll or closure"),
+        "{message}"
+    );
+    assert!(
+        message.contains(&format!("tests/strict.rs:{line}")),
+        "{message}"
+    );
+}
+
+#[test]
+fn a_guard_held_across_an_await_is_reported_at_the_next_poll() {
+    let future = async {
+        let _guard = Context::empty().with_value(&STEP, 9).attach();
+        yield_now().await;
+    }
+    .in_context(Context::empty());
+    let outcome = panic::catch_unwind(AssertUnwindSafe(|| block_on(future)));
+    let message = panic_message(outcome);
+    assert!(message.contains("held across an await"), "{message}");
+}
+
+#[test]
+fn guards_used_correctly_are_never_reported() {
+    let outer = Context::empty().with_value(&STEP, 1).attach();
+    {
+        let _inner = Context::empty().with_value(&STEP, 2).attach();
+        assert_eq!(STEP.get(), Some(2));
+        let seen = block_on(
+            async {
+                let _in_poll = Context::empty().with_value(&STEP, 3).attach();
+                STEP.get()
+            }
+            .in_current_context(),
+        );
+        assert_eq!(seen, Some(3));
+    }
+    assert_eq!(STEP.get(), Some(1));
+    drop(outer);
+    assert!(next_install().is_ok());
+    assert_eq!(STEP.get(), None);
+}
