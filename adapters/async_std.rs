@@ -7,7 +7,10 @@ use std::future::Future;
 
 use ::async_std::task;
 
-use crate::{AnySpawner, BlockingTask, InContext, Spawner, Task};
+use futures_task::{FutureObj, LocalFutureObj, LocalSpawn, Spawn, SpawnError};
+
+use crate::futures_spawn::{spawn_local_obj, spawn_obj};
+use crate::{AnyLocalSpawner, AnySpawner, BlockingTask, InContext, LocalSpawner, Spawner, Task};
 
 /// Spawns on async-std's global runtime; task names are handed to async-std.
 ///
@@ -69,5 +72,49 @@ impl Spawner for AsyncStdSpawner {
 
     fn block_on<F: Future>(&self, future: F) -> F::Output {
         task::block_on(future.in_current_context())
+    }
+}
+
+impl Spawn for AsyncStdSpawner {
+    fn spawn_obj(&self, future: FutureObj<'static, ()>) -> Result<(), SpawnError> {
+        spawn_obj(self, future);
+        Ok(())
+    }
+}
+
+/// Spawns `!Send` tasks with async-std's `spawn_local`; they run on the thread that spawned
+/// them, while it runs `block_on`.
+///
+/// ```
+/// use std::rc::Rc;
+/// use ctxflow::async_std::AsyncStdLocalSpawner;
+/// use ctxflow::LocalSpawner;
+///
+/// let shared = Rc::new(3);
+/// let answer = async_std::task::block_on(AsyncStdLocalSpawner.spawn_local(async move { *shared }));
+/// assert_eq!(answer.unwrap(), 3);
+/// ```
+#[derive(Clone, Copy, Debug, Default)]
+pub struct AsyncStdLocalSpawner;
+
+impl LocalSpawner for AsyncStdLocalSpawner {
+    fn spawn_local_task<F>(&self, task: Task<F>)
+    where
+        F: Future<Output = ()> + 'static,
+    {
+        drop(task::spawn_local(task));
+    }
+}
+
+impl LocalSpawn for AsyncStdLocalSpawner {
+    fn spawn_local_obj(&self, future: LocalFutureObj<'static, ()>) -> Result<(), SpawnError> {
+        spawn_local_obj(self, future);
+        Ok(())
+    }
+}
+
+impl From<AsyncStdLocalSpawner> for AnyLocalSpawner {
+    fn from(spawner: AsyncStdLocalSpawner) -> Self {
+        AnyLocalSpawner::new(spawner)
     }
 }

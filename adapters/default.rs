@@ -3,6 +3,9 @@
 
 use std::future::Future;
 
+use futures_task::{FutureObj, Spawn, SpawnError};
+
+use crate::futures_spawn::spawn_obj;
 use crate::{AnySpawner, BlockingTask, JoinHandle, Spawner, Task};
 
 /// The runtime the enabled features select, decided at each call.
@@ -110,6 +113,13 @@ impl Spawner for DefaultSpawner {
             #[cfg(feature = "async-std")]
             Chosen::AsyncStd(spawner) => spawner.block_on(future),
         }
+    }
+}
+
+impl Spawn for DefaultSpawner {
+    fn spawn_obj(&self, future: FutureObj<'static, ()>) -> Result<(), SpawnError> {
+        spawn_obj(self, future);
+        Ok(())
     }
 }
 

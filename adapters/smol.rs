@@ -4,9 +4,13 @@ use std::fmt;
 use std::future::Future;
 use std::sync::Arc;
 
-use ::smol::Executor;
+use std::rc::Rc;
 
-use crate::{AnySpawner, BlockingTask, InContext, Spawner, Task};
+use ::smol::{Executor, LocalExecutor};
+use futures_task::{FutureObj, LocalFutureObj, LocalSpawn, Spawn, SpawnError};
+
+use crate::futures_spawn::{spawn_local_obj, spawn_obj};
+use crate::{AnyLocalSpawner, AnySpawner, BlockingTask, InContext, LocalSpawner, Spawner, Task};
 
 /// Spawns on an [`Executor`] (smol's global one, or one of the application's); blocking
 /// closures go to the `blocking` crate's pool, as `smol::unblock` does.
@@ -91,5 +95,66 @@ impl fmt::Debug for SmolSpawner {
         f.debug_struct("SmolSpawner")
             .field("executor", &executor)
             .finish()
+    }
+}
+
+impl Spawn for SmolSpawner {
+    fn spawn_obj(&self, future: FutureObj<'static, ()>) -> Result<(), SpawnError> {
+        spawn_obj(self, future);
+        Ok(())
+    }
+}
+
+/// Spawns `!Send` tasks on a [`LocalExecutor`]; they run while the executor is run on its
+/// thread.
+///
+/// ```
+/// use std::rc::Rc;
+/// use ctxflow::smol::SmolLocalSpawner;
+/// use ctxflow::LocalSpawner;
+///
+/// let executor = Rc::new(smol::LocalExecutor::new());
+/// let local = SmolLocalSpawner::new(executor.clone());
+/// let shared = Rc::new(1);
+/// let answer = smol::block_on(executor.run(local.spawn_local(async move { *shared + 1 })));
+/// assert_eq!(answer.unwrap(), 2);
+/// ```
+#[derive(Clone)]
+pub struct SmolLocalSpawner {
+    executor: Rc<LocalExecutor<'static>>,
+}
+
+impl SmolLocalSpawner {
+    /// Spawns on `executor`.
+    pub fn new(executor: Rc<LocalExecutor<'static>>) -> Self {
+        SmolLocalSpawner { executor }
+    }
+}
+
+impl LocalSpawner for SmolLocalSpawner {
+    fn spawn_local_task<F>(&self, task: Task<F>)
+    where
+        F: Future<Output = ()> + 'static,
+    {
+        self.executor.spawn(task).detach();
+    }
+}
+
+impl LocalSpawn for SmolLocalSpawner {
+    fn spawn_local_obj(&self, future: LocalFutureObj<'static, ()>) -> Result<(), SpawnError> {
+        spawn_local_obj(self, future);
+        Ok(())
+    }
+}
+
+impl From<SmolLocalSpawner> for AnyLocalSpawner {
+    fn from(spawner: SmolLocalSpawner) -> Self {
+        AnyLocalSpawner::new(spawner)
+    }
+}
+
+impl fmt::Debug for SmolLocalSpawner {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("SmolLocalSpawner").finish_non_exhaustive()
     }
 }

@@ -16,7 +16,7 @@ use std::any::Any;
 use std::future::Future;
 use std::panic::{self, AssertUnwindSafe};
 
-use crate::{task, AnySpawner, Context, JoinError, Spawner};
+use crate::{task, AnyLocalSpawner, AnySpawner, Context, InContext, JoinError, Spawner};
 
 /// A runtime `each_runtime` runs a body on.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -133,22 +133,87 @@ where
     B: Fn(AnySpawner) -> Fut,
     Fut: Future<Output = ()> + Send + 'static,
 {
-    let failures: Vec<String> = Runtime::all()
-        .iter()
-        .filter_map(|runtime| {
-            let outcome = panic::catch_unwind(AssertUnwindSafe(|| runtime.run(&body)));
-            let message = match outcome {
-                Ok(Ok(())) => return None,
-                Ok(Err(error)) if error.is_panic() => panic_message(&*error.into_panic()),
-                Ok(Err(error)) => error.to_string(),
-                Err(payload) => panic_message(&*payload),
-            };
-            Some(format!("on {}: {message}", runtime.name()))
-        })
+    let outcomes = Runtime::all().iter().map(|runtime| {
+        let outcome = panic::catch_unwind(AssertUnwindSafe(|| runtime.run(&body)));
+        let outcome = match outcome {
+            Ok(Ok(())) => Ok(()),
+            Ok(Err(error)) if error.is_panic() => Err(panic_message(&*error.into_panic())),
+            Ok(Err(error)) => Err(error.to_string()),
+            Err(payload) => Err(panic_message(&*payload)),
+        };
+        (runtime.name(), outcome)
+    });
+    assert_all_passed("each_runtime", outcomes);
+}
+
+/// Runs one async test body, which need not be `Send`, on the local executor of every enabled
+/// runtime: a tokio `LocalSet` on a current-thread runtime, a smol `LocalExecutor`, async-std's
+/// `spawn_local`. The body runs on the test thread in an empty context and gets the runtime's
+/// local spawner.
+///
+/// # Panics
+/// When the body panics on any runtime, after trying them all, naming each runtime that failed
+/// and its panic message.
+///
+/// ```
+/// use std::rc::Rc;
+/// use ctxflow::{ContextVar, LocalSpawner};
+///
+/// static REQUEST_ID: ContextVar<u32> = ContextVar::new("request_id");
+///
+/// ctxflow::testing::each_local_runtime(|local| async move {
+///     let _token = REQUEST_ID.set(7);
+///     let not_send = Rc::new(1);
+///     let child = local.spawn_local(async move { (*not_send, REQUEST_ID.get()) });
+///     assert_eq!(child.await.unwrap(), (1, Some(7)));
+/// });
+/// ```
+pub fn each_local_runtime<B, Fut>(body: B)
+where
+    B: Fn(AnyLocalSpawner) -> Fut,
+    Fut: Future<Output = ()> + 'static,
+{
+    let runs: &[(&str, &dyn Fn())] = &[
+        #[cfg(feature = "tokio")]
+        ("tokio (LocalSet)", &|| {
+            let runtime = ::tokio::runtime::Builder::new_current_thread()
+                .enable_all()
+                .build()
+                .expect("start a tokio runtime");
+            let spawner = crate::tokio::TokioLocalSpawner;
+            let body = body(spawner.into()).in_context(Context::empty());
+            ::tokio::task::LocalSet::new().block_on(&runtime, body);
+        }),
+        #[cfg(feature = "smol")]
+        ("smol (LocalExecutor)", &|| {
+            let executor = std::rc::Rc::new(::smol::LocalExecutor::new());
+            let spawner = crate::smol::SmolLocalSpawner::new(executor.clone());
+            let body = body(spawner.into()).in_context(Context::empty());
+            ::smol::block_on(executor.run(body));
+        }),
+        #[cfg(feature = "async-std")]
+        ("async-std (spawn_local)", &|| {
+            let spawner = crate::async_std::AsyncStdLocalSpawner;
+            ::async_std::task::block_on(body(spawner.into()).in_context(Context::empty()));
+        }),
+    ];
+    let outcomes = runs.iter().map(|(name, run)| {
+        let outcome = panic::catch_unwind(AssertUnwindSafe(run));
+        (*name, outcome.map_err(|payload| panic_message(&*payload)))
+    });
+    assert_all_passed("each_local_runtime", outcomes);
+}
+
+fn assert_all_passed<'a>(
+    helper: &str,
+    outcomes: impl Iterator<Item = (&'a str, Result<(), String>)>,
+) {
+    let failures: Vec<String> = outcomes
+        .filter_map(|(runtime, outcome)| Some(format!("on {runtime}: {}", outcome.err()?)))
         .collect();
     assert!(
         failures.is_empty(),
-        "each_runtime: the body failed {}",
+        "{helper}: the body failed {}",
         failures.join("; ")
     );
 }

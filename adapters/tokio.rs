@@ -8,7 +8,12 @@ use std::sync::Arc;
 
 use ::tokio::runtime::{Handle, Runtime};
 
-use crate::{AnySpawner, BlockingTask, InContext, NoRuntime, Spawner, Task};
+use futures_task::{FutureObj, LocalFutureObj, LocalSpawn, Spawn, SpawnError};
+
+use crate::futures_spawn::{spawn_local_obj, spawn_obj};
+use crate::{
+    AnyLocalSpawner, AnySpawner, BlockingTask, InContext, LocalSpawner, NoRuntime, Spawner, Task,
+};
 
 /// Spawns on a tokio runtime through its [`Handle`].
 ///
@@ -112,5 +117,54 @@ impl Spawner for TokioSpawner {
             Some(runtime) => runtime.block_on(future),
             None => self.handle.block_on(future),
         }
+    }
+}
+
+impl Spawn for TokioSpawner {
+    fn spawn_obj(&self, future: FutureObj<'static, ()>) -> Result<(), SpawnError> {
+        spawn_obj(self, future);
+        Ok(())
+    }
+}
+
+/// Spawns `!Send` tasks on the tokio [`LocalSet`](::tokio::task::LocalSet) the caller runs in.
+///
+/// # Panics
+/// Spawning panics outside a `LocalSet` (tokio's own rule for `spawn_local`).
+///
+/// ```
+/// use std::rc::Rc;
+/// use ctxflow::tokio::TokioLocalSpawner;
+/// use ctxflow::LocalSpawner;
+///
+/// let runtime = tokio::runtime::Builder::new_current_thread().build().unwrap();
+/// let answer = tokio::task::LocalSet::new().block_on(&runtime, async {
+///     let shared = Rc::new(20);
+///     TokioLocalSpawner.spawn_local(async move { *shared + 1 }).await
+/// });
+/// assert_eq!(answer.unwrap(), 21);
+/// ```
+#[derive(Clone, Copy, Debug, Default)]
+pub struct TokioLocalSpawner;
+
+impl LocalSpawner for TokioLocalSpawner {
+    fn spawn_local_task<F>(&self, task: Task<F>)
+    where
+        F: Future<Output = ()> + 'static,
+    {
+        drop(::tokio::task::spawn_local(task));
+    }
+}
+
+impl LocalSpawn for TokioLocalSpawner {
+    fn spawn_local_obj(&self, future: LocalFutureObj<'static, ()>) -> Result<(), SpawnError> {
+        spawn_local_obj(self, future);
+        Ok(())
+    }
+}
+
+impl From<TokioLocalSpawner> for AnyLocalSpawner {
+    fn from(spawner: TokioLocalSpawner) -> Self {
+        AnyLocalSpawner::new(spawner)
     }
 }

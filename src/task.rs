@@ -53,6 +53,16 @@ impl<F: Future<Output = ()> + Send + 'static> Task<F> {
     }
 }
 
+impl<F: Future<Output = ()> + 'static> Task<F> {
+    /// The same task behind a box, for local spawners that erase types.
+    pub fn boxed_local(self) -> Task<Pin<Box<dyn Future<Output = ()>>>> {
+        Task {
+            future: Box::pin(self.future),
+            name: self.name,
+        }
+    }
+}
+
 impl<F: Future<Output = ()>> Future for Task<F> {
     type Output = ();
 
@@ -67,20 +77,14 @@ impl<F> fmt::Debug for Task<F> {
     }
 }
 
-/// Builds the task that runs `future` inside `context` and reports to the returned handle.
-pub(crate) fn task<F>(
+/// Builds the task that runs `future` inside `context` and reports to the returned handle. The
+/// task is `Send` when `future` and its output are.
+pub(crate) fn task<F: Future>(
     context: Context,
     carried: Carried,
     name: Option<Arc<str>>,
     future: F,
-) -> (
-    Task<impl Future<Output = ()> + Send + 'static>,
-    JoinHandle<F::Output>,
-)
-where
-    F: Future + Send + 'static,
-    F::Output: Send + 'static,
-{
+) -> (Task<Running<F>>, JoinHandle<F::Output>) {
     let (reporter, handle) = join::channel();
     let future = Running {
         future: WithContext::new(future, context, carried),
@@ -98,7 +102,8 @@ pub(crate) fn unwrapped<F: Future<Output = ()>>(future: F) -> Task<F> {
 }
 
 pin_project! {
-    struct Running<F: Future> {
+    /// The future a task runs: the user's, inside its context, reporting to its handle.
+    pub(crate) struct Running<F: Future> {
         #[pin]
         future: WithContext<F>,
         name: Option<Arc<str>>,

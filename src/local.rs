@@ -1,0 +1,121 @@
+//! [`LocalSpawner`]: tasks that stay on one thread, for futures that are not `Send`.
+
+use std::fmt;
+use std::future::Future;
+use std::pin::Pin;
+use std::rc::Rc;
+
+use crate::carried::Carried;
+use crate::context::Context;
+use crate::flow;
+use crate::join::JoinHandle;
+use crate::task::{self, Task};
+
+/// Spawns `!Send` futures (an `Rc`, a client that is not thread-safe) as tasks that stay on the
+/// current thread, with the same context behaviour and the same [`JoinHandle`] as
+/// [`Spawner::spawn`](crate::Spawner::spawn): the task starts with the caller's inheritable
+/// context, dropping the handle detaches it, `abort` cancels it, and a panic is a
+/// [`JoinError`](crate::JoinError).
+///
+/// ```
+/// # #[cfg(feature = "tokio")] {
+/// use std::rc::Rc;
+/// use ctxflow::tokio::TokioLocalSpawner;
+/// use ctxflow::{ContextVar, LocalSpawner};
+///
+/// static REQUEST_ID: ContextVar<u32> = ContextVar::new("request_id");
+///
+/// let runtime = tokio::runtime::Builder::new_current_thread().build().unwrap();
+/// let local = tokio::task::LocalSet::new();
+/// let seen = local.block_on(&runtime, async {
+///     let _token = REQUEST_ID.set(7);
+///     let not_send = Rc::new("client");
+///     TokioLocalSpawner.spawn_local(async move { (*not_send, REQUEST_ID.get()) }).await
+/// });
+/// assert_eq!(seen.unwrap(), ("client", Some(7)));
+/// # }
+/// ```
+pub trait LocalSpawner: Clone + 'static {
+    /// Hands a ready-made task to the runtime's local executor, detached.
+    fn spawn_local_task<F>(&self, task: Task<F>)
+    where
+        F: Future<Output = ()> + 'static;
+
+    /// Spawns `future` on this thread, in a snapshot of the caller's context.
+    fn spawn_local<F>(&self, future: F) -> JoinHandle<F::Output>
+    where
+        F: Future + 'static,
+        F::Output: 'static,
+    {
+        let (context, carried) = flow::for_spawn();
+        let (task, handle) = task::task(context, carried, None, future);
+        self.spawn_local_task(task);
+        handle
+    }
+
+    /// Spawns `future` on this thread, in `context` instead of the caller's.
+    fn spawn_local_in<F>(&self, context: Context, future: F) -> JoinHandle<F::Output>
+    where
+        F: Future + 'static,
+        F::Output: 'static,
+    {
+        let (task, handle) = task::task(context, Carried::default(), None, future);
+        self.spawn_local_task(task);
+        handle
+    }
+}
+
+type LocalBoxedFuture = Pin<Box<dyn Future<Output = ()>>>;
+
+/// Any [`LocalSpawner`] behind one cloneable type; itself a `LocalSpawner`.
+///
+/// ```
+/// # #[cfg(feature = "smol")] {
+/// use std::rc::Rc;
+/// use ctxflow::smol::SmolLocalSpawner;
+/// use ctxflow::{AnyLocalSpawner, LocalSpawner};
+///
+/// let executor = Rc::new(smol::LocalExecutor::new());
+/// let local = AnyLocalSpawner::new(SmolLocalSpawner::new(executor.clone()));
+/// let answer = smol::block_on(executor.run(local.spawn_local(async { 5 })));
+/// assert_eq!(answer.unwrap(), 5);
+/// # }
+/// ```
+#[derive(Clone)]
+pub struct AnyLocalSpawner {
+    inner: Rc<dyn ErasedLocalSpawner>,
+}
+
+impl AnyLocalSpawner {
+    /// Erases the type of `spawner`.
+    pub fn new<S: LocalSpawner>(spawner: S) -> Self {
+        AnyLocalSpawner {
+            inner: Rc::new(spawner),
+        }
+    }
+}
+
+trait ErasedLocalSpawner {
+    fn spawn_boxed(&self, task: Task<LocalBoxedFuture>);
+}
+
+impl<S: LocalSpawner> ErasedLocalSpawner for S {
+    fn spawn_boxed(&self, task: Task<LocalBoxedFuture>) {
+        self.spawn_local_task(task);
+    }
+}
+
+impl LocalSpawner for AnyLocalSpawner {
+    fn spawn_local_task<F>(&self, task: Task<F>)
+    where
+        F: Future<Output = ()> + 'static,
+    {
+        self.inner.spawn_boxed(task.boxed_local());
+    }
+}
+
+impl fmt::Debug for AnyLocalSpawner {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("AnyLocalSpawner").finish_non_exhaustive()
+    }
+}

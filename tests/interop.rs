@@ -1,0 +1,213 @@
+//! Local tasks, task groups and futures' `Spawn` traits, on every runtime.
+#![cfg(feature = "testing")]
+
+mod common;
+
+use std::rc::Rc;
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::Arc;
+
+use common::{yield_now, Counted, DropProbe};
+use ctxflow::testing::{each_local_runtime, each_runtime};
+use ctxflow::{CarryContext, ContextVar, LocalSpawner, TaskGroup};
+use futures::channel::oneshot;
+use futures::task::{Spawn, SpawnExt};
+
+static REQUEST_ID: ContextVar<String> = ContextVar::new("request_id");
+static ITEM_ID: ContextVar<u32> = ContextVar::new("item_id");
+
+fn request_id() -> Option<String> {
+    REQUEST_ID.get()
+}
+
+mod local_tasks {
+    use super::*;
+
+    #[test]
+    fn a_thousand_local_tasks_each_keep_their_own_id_across_awaits() {
+        each_local_runtime(|local| async move {
+            let not_send = Rc::new(AtomicUsize::new(0));
+            let handles: Vec<_> = (0..1_000u32)
+                .map(|id| {
+                    let checked = not_send.clone();
+                    ITEM_ID.sync_scope(id, || {
+                        local.spawn_local(async move {
+                            for _ in 0..3 {
+                                assert_eq!(ITEM_ID.get(), Some(id));
+                                yield_now().await;
+                            }
+                            checked.fetch_add(1, Ordering::Relaxed);
+                            ITEM_ID.get()
+                        })
+                    })
+                })
+                .collect();
+            for (id, handle) in handles.into_iter().enumerate() {
+                assert_eq!(handle.await.unwrap(), Some(id as u32));
+            }
+            assert_eq!(not_send.load(Ordering::Relaxed), 1_000);
+            assert_eq!(ITEM_ID.get(), None);
+        });
+    }
+
+    #[test]
+    fn local_handles_behave_like_spawned_ones() {
+        each_local_runtime(|local| async move {
+            let _token = REQUEST_ID.set("req-local".into());
+            let failed = local.spawn_local(async { panic!("local failure") });
+            assert_eq!(
+                failed.await.unwrap_err().to_string(),
+                "task panicked: local failure"
+            );
+
+            let (probe, dropped_in) = DropProbe::new(request_id);
+            let (started, on_start) = oneshot::channel();
+            let pending = local.spawn_local(async move {
+                let _probe = probe;
+                started.send(()).unwrap();
+                std::future::pending::<()>().await;
+            });
+            on_start.await.unwrap();
+            pending.abort();
+            assert!(pending.await.unwrap_err().is_cancelled());
+            assert_eq!(*dropped_in.lock().unwrap(), [Some("req-local".to_string())]);
+
+            let (done, on_done) = oneshot::channel();
+            drop(local.spawn_local(async move {
+                yield_now().await;
+                done.send(REQUEST_ID.get()).unwrap();
+            }));
+            assert_eq!(on_done.await.unwrap().as_deref(), Some("req-local"));
+        });
+    }
+}
+
+mod task_groups {
+    use super::*;
+
+    #[test]
+    fn a_thousand_members_each_see_only_their_own_id() {
+        each_runtime(|spawner| async move {
+            let mut group = TaskGroup::new(spawner);
+            for id in 0..1_000u32 {
+                ITEM_ID.sync_scope(id, || {
+                    group.spawn(async move {
+                        yield_now().await;
+                        (id, ITEM_ID.get())
+                    })
+                });
+            }
+            assert_eq!(group.len(), 1_000);
+            let outcomes = group.join_all().await;
+            assert_eq!(outcomes.len(), 1_000);
+            for outcome in outcomes {
+                let (id, seen) = outcome.unwrap();
+                assert_eq!(seen, Some(id));
+            }
+        });
+    }
+
+    #[test]
+    fn results_arrive_in_the_order_members_finish() {
+        each_runtime(|spawner| async move {
+            let mut group = TaskGroup::new(spawner);
+            let mut gates = Vec::new();
+            for id in 0..3u32 {
+                let (open, gate) = oneshot::channel::<()>();
+                gates.push(Some(open));
+                group.spawn(async move {
+                    gate.await.unwrap();
+                    id
+                });
+            }
+            let mut order = Vec::new();
+            for id in [2, 0, 1] {
+                gates[id].take().unwrap().send(()).unwrap();
+                order.push(group.join_next().await.unwrap().unwrap());
+            }
+            assert_eq!(order, [2, 0, 1]);
+            assert!(group.join_next().await.is_none());
+            assert!(group.is_empty());
+        });
+    }
+
+    #[test]
+    fn dropping_the_group_aborts_its_pending_members() {
+        each_runtime(|spawner| async move {
+            let alive = Arc::new(AtomicUsize::new(0));
+            let mut group = TaskGroup::new(spawner.clone());
+            let mut started = Vec::new();
+            for _ in 0..10 {
+                let value = Counted::new(&alive);
+                let (running, on_running) = oneshot::channel();
+                started.push(on_running);
+                group.spawn(async move {
+                    let _value = value;
+                    running.send(()).unwrap();
+                    std::future::pending::<()>().await;
+                });
+            }
+            for running in started {
+                running.await.unwrap();
+            }
+            assert_eq!(alive.load(Ordering::SeqCst), 10);
+            drop(group);
+            while alive.load(Ordering::SeqCst) > 0 {
+                yield_now().await;
+            }
+        });
+    }
+
+    #[test]
+    fn the_seeds_items_are_processed_concurrently_each_with_its_own_item_id() {
+        fn process() -> String {
+            let item_id = ITEM_ID.get().map_or("-".into(), |id| id.to_string());
+            format!("processed item_id={item_id}")
+        }
+        each_runtime(|spawner| async move {
+            let mut group = TaskGroup::new(spawner);
+            for item in 0..50u32 {
+                ITEM_ID.sync_scope(item, || group.spawn_blocking(move || (item, process())));
+            }
+            while let Some(outcome) = group.join_next().await {
+                let (item, line) = outcome.unwrap();
+                assert_eq!(line, format!("processed item_id={item}"));
+            }
+        });
+    }
+}
+
+mod futures_traits {
+    use super::*;
+
+    /// Knows nothing of ctxflow.
+    fn start_background(spawner: &impl Spawn) -> futures::future::RemoteHandle<Option<String>> {
+        spawner
+            .spawn_with_handle(async { REQUEST_ID.get() })
+            .expect("spawn")
+    }
+
+    #[test]
+    fn code_written_against_futures_spawn_carries_the_callers_context() {
+        each_runtime(|spawner| async move {
+            let _token = REQUEST_ID.set("req-spawn".into());
+            let seen = start_background(&spawner).await;
+            assert_eq!(seen.as_deref(), Some("req-spawn"));
+        });
+    }
+
+    #[test]
+    fn a_wrapped_thread_pool_carries_the_callers_context() {
+        let pool = CarryContext::new(futures::executor::ThreadPool::new().unwrap());
+        let _token = REQUEST_ID.set("req-pool".into());
+        let seen = futures::executor::block_on(start_background(&pool));
+        assert_eq!(seen.as_deref(), Some("req-pool"));
+
+        let plain = futures::executor::ThreadPool::new().unwrap();
+        let seen = futures::executor::block_on(start_background(&plain));
+        assert_eq!(
+            seen, None,
+            "without the wrapper the pool's thread sees nothing"
+        );
+    }
+}
