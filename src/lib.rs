@@ -71,6 +71,9 @@ pub mod async_std;
 #[cfg(any(feature = "tokio", feature = "smol", feature = "async-std"))]
 #[path = "../adapters/default.rs"]
 mod default_spawner;
+#[cfg(feature = "hyper")]
+#[path = "../adapters/hyper.rs"]
+mod hyper;
 #[cfg(feature = "smol")]
 #[path = "../adapters/smol.rs"]
 pub mod smol;
