@@ -52,6 +52,8 @@ mod strict;
 mod task;
 mod var;
 
+pub mod thread;
+
 pub use any_spawner::AnySpawner;
 pub use context::{Context, ContextGuard};
 pub use flow::{is_flow_suppressed, suppress_flow};
