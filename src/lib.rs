@@ -52,6 +52,7 @@ mod strict;
 mod task;
 mod var;
 
+pub mod pool;
 pub mod thread;
 
 pub use any_spawner::AnySpawner;

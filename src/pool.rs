@@ -1,0 +1,132 @@
+//! [`ContextPool`]: context-carrying submission to a thread pool of your own.
+//!
+//! A pool needs to tell ctxflow one thing: how to submit a boxed closure. Every closure handed
+//! to the resulting [`ContextPool`] then runs in a snapshot of the context current where it was
+//! submitted, and the worker gets its own context back once the closure returns or panics.
+
+use std::fmt;
+
+use crate::context::Context;
+use crate::flow;
+use crate::join::JoinHandle;
+use crate::task;
+
+/// A closure as a [`ContextPool`] submits it to the pool: boxed, so that any pool that runs
+/// `FnOnce() + Send + 'static` closures can take it.
+pub type Job = Box<dyn FnOnce() + Send + 'static>;
+
+/// A pool of your own, given a submit function once, that carries the caller's context into
+/// every closure it runs: the Rust form of fapilog's
+/// `run_in_executor_with_context(executor, fn, *args)`.
+///
+/// The submit function receives a [`Job`] and must run it once, on any thread. A job that is
+/// dropped without running (the pool shut down) counts as cancelled: the
+/// [`JoinHandle`] of [`spawn`](Self::spawn) then gives a cancelled
+/// [`JoinError`](crate::JoinError).
+///
+/// ```
+/// use std::sync::mpsc;
+/// use ctxflow::pool::{ContextPool, Job};
+/// use ctxflow::ContextVar;
+///
+/// static REQUEST_ID: ContextVar<String> = ContextVar::new("request_id");
+///
+/// // A one-thread pool of the application's: jobs go in through a channel.
+/// let (queue, jobs) = mpsc::channel::<Job>();
+/// let worker = std::thread::spawn(move || jobs.into_iter().for_each(|job| job()));
+///
+/// let pool = ContextPool::new(move |job| queue.send(job).expect("the worker is running"));
+///
+/// let _token = REQUEST_ID.set("req-456".into());
+/// let status = pool.spawn(|| format!("done for {}", REQUEST_ID.get().unwrap_or_default()));
+/// assert_eq!(futures::executor::block_on(status).unwrap(), "done for req-456");
+///
+/// drop(pool);
+/// worker.join().unwrap();
+/// ```
+#[derive(Clone)]
+pub struct ContextPool<S> {
+    submit: S,
+}
+
+impl<S: Fn(Job)> ContextPool<S> {
+    /// A pool that hands every job to `submit`.
+    ///
+    /// ```
+    /// use ctxflow::pool::ContextPool;
+    ///
+    /// // Any runner of boxed closures will do; here, a new thread per job.
+    /// let pool = ContextPool::new(|job| drop(std::thread::spawn(job)));
+    /// # let _ = pool;
+    /// ```
+    pub fn new(submit: S) -> Self {
+        ContextPool { submit }
+    }
+
+    /// Submits `f`, to run in a snapshot of the caller's context, and forgets it.
+    ///
+    /// A panic in `f` is the pool's to handle, as if `f` had been submitted directly; the
+    /// worker's own context is back in place while the panic unwinds.
+    ///
+    /// ```
+    /// use std::sync::mpsc;
+    /// use ctxflow::pool::ContextPool;
+    /// use ctxflow::ContextVar;
+    ///
+    /// static REQUEST_ID: ContextVar<u64> = ContextVar::new("request_id");
+    /// let pool = ContextPool::new(|job| drop(std::thread::spawn(job)));
+    ///
+    /// let (report, seen) = mpsc::channel();
+    /// REQUEST_ID.sync_scope(42, || pool.execute(move || report.send(REQUEST_ID.get()).unwrap()));
+    /// assert_eq!(seen.recv().unwrap(), Some(42));
+    /// ```
+    pub fn execute<F>(&self, f: F)
+    where
+        F: FnOnce() + Send + 'static,
+    {
+        (self.submit)(Box::new(Context::current().wrap(f)));
+    }
+
+    /// Submits `f`, to run in a snapshot of the caller's context, and returns a handle to its
+    /// result: await it, or block on it from synchronous code.
+    ///
+    /// A panic in `f` is caught and given to the handle as a [`JoinError`](crate::JoinError);
+    /// the pool's thread never sees it. Arguments travel in the closure's captures.
+    ///
+    /// ```
+    /// use ctxflow::pool::ContextPool;
+    /// use ctxflow::ContextVar;
+    ///
+    /// static REQUEST_ID: ContextVar<String> = ContextVar::new("request_id");
+    ///
+    /// fn process_item(item_id: &str, priority: u8) -> String {
+    ///     let request_id = REQUEST_ID.get().unwrap_or_default();
+    ///     format!("{item_id} (priority {priority}) done for {request_id}")
+    /// }
+    ///
+    /// let pool = ContextPool::new(|job| drop(std::thread::spawn(job)));
+    /// let _token = REQUEST_ID.set("req-456".into());
+    ///
+    /// let status = pool.spawn(|| process_item("item-123", 1));
+    /// assert_eq!(
+    ///     futures::executor::block_on(status).unwrap(),
+    ///     "item-123 (priority 1) done for req-456",
+    /// );
+    /// ```
+    pub fn spawn<F, R>(&self, f: F) -> JoinHandle<R>
+    where
+        F: FnOnce() -> R + Send + 'static,
+        R: Send + 'static,
+    {
+        let (context, carried) = flow::for_spawn();
+        let (task, handle) = task::blocking(context, carried, f);
+        (self.submit)(Box::new(move || task.run()));
+        handle
+    }
+}
+
+impl<S> fmt::Debug for ContextPool<S> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("ContextPool").finish_non_exhaustive()
+    }
+}
