@@ -77,6 +77,9 @@ mod default_spawner;
 #[cfg(feature = "hyper")]
 #[path = "../adapters/hyper.rs"]
 mod hyper;
+#[cfg(feature = "rayon")]
+#[path = "../adapters/rayon.rs"]
+pub mod rayon;
 #[cfg(feature = "smol")]
 #[path = "../adapters/smol.rs"]
 pub mod smol;
