@@ -3,6 +3,20 @@
 //! A pool needs to tell ctxflow one thing: how to submit a boxed closure. Every closure handed
 //! to the resulting [`ContextPool`] then runs in a snapshot of the context current where it was
 //! submitted, and the worker gets its own context back once the closure returns or panics.
+//!
+//! ```
+//! use ctxflow::pool::ContextPool;
+//! use ctxflow::ContextVar;
+//!
+//! static REQUEST_ID: ContextVar<String> = ContextVar::new("request_id");
+//!
+//! // Whatever runs boxed closures: here, a thread per job.
+//! let pool = ContextPool::new(|job| drop(std::thread::spawn(job)));
+//!
+//! let _token = REQUEST_ID.set("req-123".into());
+//! let seen = futures::executor::block_on(pool.spawn(|| REQUEST_ID.get())).unwrap();
+//! assert_eq!(seen.as_deref(), Some("req-123"));
+//! ```
 
 use std::fmt;
 
@@ -13,6 +27,19 @@ use crate::task;
 
 /// A closure as a [`ContextPool`] submits it to the pool: boxed, so that any pool that runs
 /// `FnOnce() + Send + 'static` closures can take it.
+///
+/// ```
+/// use std::sync::mpsc;
+/// use ctxflow::pool::{ContextPool, Job};
+///
+/// // Pools that queue closures usually queue exactly this type.
+/// let (queue, jobs) = mpsc::channel::<Job>();
+/// let pool = ContextPool::new(move |job: Job| queue.send(job).unwrap());
+///
+/// pool.execute(|| println!("queued"));
+/// let job: Job = jobs.recv().unwrap();
+/// job();
+/// ```
 pub type Job = Box<dyn FnOnce() + Send + 'static>;
 
 /// A pool of your own, given a submit function once, that carries the caller's context into
@@ -53,11 +80,15 @@ impl<S: Fn(Job)> ContextPool<S> {
     /// A pool that hands every job to `submit`.
     ///
     /// ```
+    /// use std::sync::mpsc;
     /// use ctxflow::pool::ContextPool;
     ///
     /// // Any runner of boxed closures will do; here, a new thread per job.
     /// let pool = ContextPool::new(|job| drop(std::thread::spawn(job)));
-    /// # let _ = pool;
+    ///
+    /// let (report, done) = mpsc::channel();
+    /// pool.execute(move || report.send("ran").unwrap());
+    /// assert_eq!(done.recv().unwrap(), "ran");
     /// ```
     pub fn new(submit: S) -> Self {
         ContextPool { submit }
