@@ -61,12 +61,19 @@ fn main() {
     let own_pool = ContextPool::new(move |job| queue.send(job).expect("the worker is running"));
     let status = block_on(own_pool.spawn(|| process_item("item-123", 1)))
         .expect("process_item does not panic");
-    println!("{:<34} returns {status:?}", "ContextPool::spawn(process_item)");
+    println!(
+        "{:<34} returns {status:?}",
+        "ContextPool::spawn(process_item)"
+    );
     let (report, seen) = mpsc::channel();
     raw_queue
         .send(Box::new(move || report.send(REQUEST_ID.get()).unwrap()))
         .expect("the worker is running");
-    println!("{:<34} sees {:?}", "the worker, between jobs", seen.recv().unwrap());
+    println!(
+        "{:<34} sees {:?}",
+        "the worker, between jobs",
+        seen.recv().unwrap()
+    );
 
     drop((own_pool, raw_queue));
     worker.join().expect("the worker does not panic");

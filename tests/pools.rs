@@ -199,7 +199,11 @@ fn ten_thousand_closures_on_two_workers_each_see_only_their_own_id() {
     seen.sort_unstable();
     assert_eq!(seen.len(), 10_000);
     for (job_id, first_look) in seen {
-        assert_eq!(first_look, Some(job_id), "job {job_id} saw another job's id");
+        assert_eq!(
+            first_look,
+            Some(job_id),
+            "job {job_id} saw another job's id"
+        );
     }
 }
 

@@ -16,7 +16,10 @@ static JOB_ID: ContextVar<u64> = ContextVar::new("job_id");
 static SCRATCH: ContextVar<&'static str> = ContextVar::new("scratch");
 
 fn pool_of(threads: usize) -> ThreadPool {
-    ThreadPoolBuilder::new().num_threads(threads).build().unwrap()
+    ThreadPoolBuilder::new()
+        .num_threads(threads)
+        .build()
+        .unwrap()
 }
 
 /// Whether every worker of `pool` is back to an empty context of its own.
@@ -108,7 +111,10 @@ fn join_scope_and_install_on_own_pool_see_callers_request_id() {
 
     let expected = Some("req-own-pool".to_string());
     assert_eq!(joined, (expected.clone(), expected.clone()));
-    assert_eq!(scoped.into_inner().unwrap(), [expected.clone(), expected.clone()]);
+    assert_eq!(
+        scoped.into_inner().unwrap(),
+        [expected.clone(), expected.clone()]
+    );
     assert_eq!(installed, expected);
     assert!(every_worker_is_clean(&pool));
 }
@@ -202,7 +208,11 @@ fn ten_thousand_closures_on_two_threads_each_see_only_their_own_id() {
     seen.sort_unstable();
     assert_eq!(seen.len(), 10_000);
     for (job_id, first_look) in seen {
-        assert_eq!(first_look, Some(job_id), "job {job_id} saw another job's id");
+        assert_eq!(
+            first_look,
+            Some(job_id),
+            "job {job_id} saw another job's id"
+        );
     }
     assert!(every_worker_is_clean(&pool));
 }
@@ -226,9 +236,12 @@ fn items_that_set_variables_leave_no_trace_on_the_workers() {
     let _token = REQUEST_ID.set("req-writer".into());
 
     pool.install(|| {
-        (0..100_000).into_par_iter().with_current_context().for_each(|_| {
-            let _kept = SCRATCH.set("left behind?");
-        });
+        (0..100_000)
+            .into_par_iter()
+            .with_current_context()
+            .for_each(|_| {
+                let _kept = SCRATCH.set("left behind?");
+            });
     });
 
     assert!(every_worker_is_clean(&pool));
@@ -261,10 +274,13 @@ fn panicking_item_leaves_the_workers_and_the_caller_clean() {
 
     let outcome = panic::catch_unwind(AssertUnwindSafe(|| {
         pool.install_with_context(|| {
-            (0..1_000).into_par_iter().with_current_context().for_each(|item| {
-                let _kept = SCRATCH.set("set before the panic");
-                assert_ne!(item, 500, "item 500 is malformed");
-            });
+            (0..1_000)
+                .into_par_iter()
+                .with_current_context()
+                .for_each(|item| {
+                    let _kept = SCRATCH.set("set before the panic");
+                    assert_ne!(item, 500, "item 500 is malformed");
+                });
         });
     }));
 

@@ -149,9 +149,18 @@ impl<'c, T, C: Consumer<T>> Consumer<T> for ContextConsumer<'c, C> {
         let context = self.context;
         let (left, right, reducer) = self.base.split_at(index);
         (
-            ContextConsumer { base: left, context },
-            ContextConsumer { base: right, context },
-            ContextReducer { base: reducer, context },
+            ContextConsumer {
+                base: left,
+                context,
+            },
+            ContextConsumer {
+                base: right,
+                context,
+            },
+            ContextReducer {
+                base: reducer,
+                context,
+            },
         )
     }
 
