@@ -203,6 +203,8 @@ impl<T, F: Folder<T>> Folder<T> for ContextFolder<'_, F> {
     type Result = F::Result;
 
     fn consume(self, item: T) -> Self {
+        // Reached item by item only when a stage before this adaptor (`filter`, say) feeds
+        // items one at a time; hence the advice to put the adaptor right after the source.
         let context = self.context;
         ContextFolder {
             base: context.run(|| self.base.consume(item)),
