@@ -13,6 +13,10 @@
 //! While the calling thread waits in [`join`] or at the end of a [`scope`], rayon may have it run
 //! unrelated jobs; it runs them in an empty context, so the caller's values never leak into them.
 //!
+//! Like every ctxflow spawn, the snapshot holds the caller's flowing variables: not those
+//! declared with [`ContextVar::non_flowing`](crate::ContextVar::non_flowing), and none at all
+//! inside [`suppress_flow`](crate::suppress_flow).
+//!
 //! ```
 //! use ctxflow::rayon::ParallelIteratorExt;
 //! use ctxflow::ContextVar;
@@ -32,7 +36,7 @@
 //! assert_eq!(tagged, ["req-123:0", "req-123:1", "req-123:2", "req-123:3"]);
 //! ```
 
-use crate::Context;
+use crate::handoff::Handoff;
 
 #[path = "rayon/iter.rs"]
 mod iter;
@@ -66,7 +70,7 @@ pub fn spawn<F>(f: F)
 where
     F: FnOnce() + Send + 'static,
 {
-    ::rayon::spawn(Context::current().wrap(f));
+    ::rayon::spawn(Handoff::for_spawn().wrap(f));
 }
 
 /// Runs `a` and `b`, potentially in parallel, like [`rayon::join`], each in a snapshot of the
@@ -88,8 +92,8 @@ where
     RA: Send,
     RB: Send,
 {
-    let context = Context::current();
-    while_waiting_in_empty_context(|| ::rayon::join(|| context.run(a), || context.run(b)))
+    let handoff = Handoff::for_spawn();
+    while_waiting_in_empty_context(|| ::rayon::join(|| handoff.run(a), || handoff.run(b)))
 }
 
 /// Opens a fork-join scope on rayon's global pool, like [`rayon::scope`]: `op` and every
@@ -115,9 +119,9 @@ where
     OP: FnOnce(&Scope<'_, 'scope>) -> R + Send,
     R: Send,
 {
-    let context = Context::current();
+    let handoff = Handoff::for_spawn();
     while_waiting_in_empty_context(|| {
-        ::rayon::scope(|rayon| context.run(|| op(&Scope::new(rayon))))
+        ::rayon::scope(|rayon| handoff.run(|| op(&Scope::new(rayon))))
     })
 }
 
@@ -148,9 +152,9 @@ pub fn in_place_scope<'scope, OP, R>(op: OP) -> R
 where
     OP: FnOnce(&Scope<'_, 'scope>) -> R,
 {
-    let context = Context::current();
+    let handoff = Handoff::for_spawn();
     while_waiting_in_empty_context(|| {
-        ::rayon::in_place_scope(|rayon| context.run(|| op(&Scope::new(rayon))))
+        ::rayon::in_place_scope(|rayon| handoff.run(|| op(&Scope::new(rayon))))
     })
 }
 
@@ -159,5 +163,5 @@ where
 /// A worker thread that waits in `join` or at the end of a scope runs other queued jobs in the
 /// meantime; those may be unrelated to the caller and must not see its context.
 fn while_waiting_in_empty_context<R>(wait: impl FnOnce() -> R) -> R {
-    Context::empty().run(wait)
+    Handoff::default().run(wait)
 }

@@ -43,6 +43,7 @@ mod flow;
 mod future;
 mod futures_spawn;
 mod group;
+mod handoff;
 mod join;
 mod local;
 mod propagation;

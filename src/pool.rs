@@ -3,6 +3,9 @@
 //! A pool needs to tell ctxflow one thing: how to submit a boxed closure. Every closure handed
 //! to the resulting [`ContextPool`] then runs in a snapshot of the context current where it was
 //! submitted, and the worker gets its own context back once the closure returns or panics.
+//! Like every ctxflow spawn, the snapshot holds the flowing variables: not those declared with
+//! [`ContextVar::non_flowing`](crate::ContextVar::non_flowing), and none at all inside
+//! [`suppress_flow`](crate::suppress_flow).
 //!
 //! ```
 //! use ctxflow::pool::ContextPool;
@@ -20,8 +23,8 @@
 
 use std::fmt;
 
-use crate::context::Context;
 use crate::flow;
+use crate::handoff::Handoff;
 use crate::join::JoinHandle;
 use crate::task;
 
@@ -115,7 +118,7 @@ impl<S: Fn(Job)> ContextPool<S> {
     where
         F: FnOnce() + Send + 'static,
     {
-        (self.submit)(Box::new(Context::current().wrap(f)));
+        (self.submit)(Box::new(Handoff::for_spawn().wrap(f)));
     }
 
     /// Submits `f`, to run in a snapshot of the caller's context, and returns a handle to its

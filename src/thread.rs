@@ -2,7 +2,12 @@
 //!
 //! A new `std::thread` starts with an empty context, as it starts with empty thread-locals.
 //! These helpers snapshot the caller's context at the call and run the thread's closure inside
-//! it. For scoped threads, wrap the closure: `s.spawn(Context::current().wrap(|| ..))`.
+//! it. Like every ctxflow spawn, the snapshot holds the flowing variables: not those declared
+//! with [`ContextVar::non_flowing`](crate::ContextVar::non_flowing), and none at all inside
+//! [`suppress_flow`](crate::suppress_flow).
+//!
+//! For scoped threads, wrap the closure in the same snapshot:
+//! `s.spawn(Context::inheritable().wrap(|| ..))`.
 //!
 //! ```
 //! use ctxflow::{Context, ContextVar};
@@ -10,14 +15,15 @@
 //! static REQUEST_ID: ContextVar<String> = ContextVar::new("request_id");
 //! let _token = REQUEST_ID.set("req-123".into());
 //!
-//! let seen = std::thread::scope(|s| s.spawn(Context::current().wrap(|| REQUEST_ID.get())).join());
+//! let seen =
+//!     std::thread::scope(|s| s.spawn(Context::inheritable().wrap(|| REQUEST_ID.get())).join());
 //! assert_eq!(seen.unwrap().as_deref(), Some("req-123"));
 //! ```
 
 use std::io;
 use std::thread::{Builder, JoinHandle};
 
-use crate::context::Context;
+use crate::handoff::Handoff;
 
 /// Spawns a thread, like [`std::thread::spawn`], that runs `f` in a snapshot of the caller's
 /// context.
@@ -43,7 +49,7 @@ where
     F: FnOnce() -> T + Send + 'static,
     T: Send + 'static,
 {
-    std::thread::spawn(Context::current().wrap(f))
+    std::thread::spawn(Handoff::for_spawn().wrap(f))
 }
 
 /// Context-carrying spawn for a configured [`std::thread::Builder`].
@@ -95,7 +101,7 @@ impl BuilderExt for Builder {
         F: FnOnce() -> T + Send + 'static,
         T: Send + 'static,
     {
-        self.spawn(Context::current().wrap(f))
+        self.spawn(Handoff::for_spawn().wrap(f))
     }
 }
 

@@ -14,6 +14,7 @@ use futures::executor::block_on;
 static REQUEST_ID: ContextVar<String> = ContextVar::new("request_id");
 static JOB_ID: ContextVar<u64> = ContextVar::new("job_id");
 static SCRATCH: ContextVar<&'static str> = ContextVar::new("scratch");
+static TRANSACTION: ContextVar<u32> = ContextVar::non_flowing("transaction");
 
 /// A fixed-size pool as applications write them: workers take boxed jobs from one queue, and a
 /// job's panic does not kill its worker.
@@ -142,6 +143,42 @@ fn value_set_in_the_thread_stays_in_the_thread() {
     .unwrap();
 
     assert_eq!(REQUEST_ID.get().as_deref(), Some("req-parent"));
+}
+
+#[test]
+fn non_flowing_variable_stays_behind_on_threads_and_pools() {
+    let workers = WorkerPool::new(1);
+    let pool = workers.with_context();
+    let _request = REQUEST_ID.set("req-flowing".into());
+    let _transaction = TRANSACTION.set(7);
+    let (report, seen) = mpsc::channel();
+
+    let on_thread = ctxflow::thread::spawn(|| (REQUEST_ID.get(), TRANSACTION.get()));
+    let on_pool = pool.spawn(|| (REQUEST_ID.get(), TRANSACTION.get()));
+    pool.execute(move || report.send((REQUEST_ID.get(), TRANSACTION.get())).unwrap());
+
+    let expected = (Some("req-flowing".to_string()), None);
+    assert_eq!(on_thread.join().unwrap(), expected);
+    assert_eq!(block_on(on_pool).unwrap(), expected);
+    assert_eq!(seen.recv().unwrap(), expected);
+    assert_eq!(TRANSACTION.get(), Some(7));
+}
+
+#[test]
+fn nothing_flows_into_threads_or_pools_inside_suppress_flow() {
+    let workers = WorkerPool::new(1);
+    let pool = workers.with_context();
+    let _token = REQUEST_ID.set("req-long-lived".into());
+
+    let (on_thread, on_pool) = ctxflow::suppress_flow(|| {
+        (
+            ctxflow::thread::spawn(|| REQUEST_ID.get()),
+            pool.spawn(|| REQUEST_ID.get()),
+        )
+    });
+
+    assert_eq!(on_thread.join().unwrap(), None);
+    assert_eq!(block_on(on_pool).unwrap(), None);
 }
 
 #[test]

@@ -14,6 +14,7 @@ use rayon::{ThreadPool, ThreadPoolBuilder};
 static REQUEST_ID: ContextVar<String> = ContextVar::new("request_id");
 static JOB_ID: ContextVar<u64> = ContextVar::new("job_id");
 static SCRATCH: ContextVar<&'static str> = ContextVar::new("scratch");
+static TRANSACTION: ContextVar<u32> = ContextVar::non_flowing("transaction");
 
 fn pool_of(threads: usize) -> ThreadPool {
     ThreadPoolBuilder::new()
@@ -184,6 +185,46 @@ fn collect_after_with_current_context_keeps_the_items_in_order() {
         .collect();
 
     assert_eq!(shifted, (1000..11_000).collect::<Vec<_>>());
+}
+
+#[test]
+fn non_flowing_variable_stays_behind_in_rayon_closures_and_items() {
+    let pool = pool_of(2);
+    let _request = REQUEST_ID.set("req-flowing".into());
+    let _transaction = TRANSACTION.set(7);
+    let (report, seen) = mpsc::channel();
+
+    pool.spawn_with_context(move || report.send((REQUEST_ID.get(), TRANSACTION.get())).unwrap());
+    let joined = pool.join_with_context(|| TRANSACTION.get(), || TRANSACTION.get());
+    // Built on this thread, so that the adaptor itself decides what the items get.
+    let items_with_transaction = (0..1_000)
+        .into_par_iter()
+        .with_current_context()
+        .filter(|_| TRANSACTION.is_set())
+        .count();
+
+    assert_eq!(seen.recv().unwrap(), (Some("req-flowing".into()), None));
+    assert_eq!(joined, (None, None));
+    assert_eq!(items_with_transaction, 0);
+    assert_eq!(TRANSACTION.get(), Some(7));
+}
+
+#[test]
+fn nothing_flows_into_rayon_inside_suppress_flow() {
+    let _token = REQUEST_ID.set("req-long-lived".into());
+
+    let (joined, items_with_request_id) = ctxflow::suppress_flow(|| {
+        let joined = ctxflow::rayon::join(|| REQUEST_ID.get(), || REQUEST_ID.get());
+        let items = (0..1_000)
+            .into_par_iter()
+            .with_current_context()
+            .filter(|_| REQUEST_ID.is_set())
+            .count();
+        (joined, items)
+    });
+
+    assert_eq!(joined, (None, None));
+    assert_eq!(items_with_request_id, 0);
 }
 
 #[test]

@@ -8,6 +8,7 @@
 use ::rayon::iter::plumbing::{Consumer, Folder, Reducer, UnindexedConsumer};
 use ::rayon::iter::ParallelIterator;
 
+use crate::handoff::Handoff;
 use crate::Context;
 
 /// Carries a context into a parallel iterator: implemented for every [`ParallelIterator`].
@@ -31,7 +32,8 @@ use crate::Context;
 pub trait ParallelIteratorExt: ParallelIterator {
     /// Runs every closure of the stages after this one (`map`, `filter`, `for_each`, `fold`,
     /// `reduce`, ...) in a snapshot of the context current here, on whichever worker thread
-    /// they run.
+    /// they run. The snapshot is what a spawn here would carry: the flowing variables, none
+    /// inside [`suppress_flow`](crate::suppress_flow).
     ///
     /// Put it right after the source (`par_iter()`, `into_par_iter()`, ...), or after the
     /// index-based adaptors (`enumerate`, `zip`, `rev`, `skip`, ...) if you use them: the
@@ -61,10 +63,13 @@ pub trait ParallelIteratorExt: ParallelIterator {
     /// assert_eq!(acme_items, 10_000);
     /// ```
     fn with_current_context(self) -> ContextIter<Self> {
-        self.with_context(Context::current())
+        ContextIter {
+            base: self,
+            handoff: Handoff::for_spawn(),
+        }
     }
 
-    /// Runs every closure of the stages after this one in `context`, as
+    /// Runs every closure of the stages after this one in exactly `context`, as
     /// [`with_current_context`](Self::with_current_context) does with the current one.
     ///
     /// ```
@@ -85,7 +90,7 @@ pub trait ParallelIteratorExt: ParallelIterator {
     fn with_context(self, context: Context) -> ContextIter<Self> {
         ContextIter {
             base: self,
-            context,
+            handoff: Handoff::from(context),
         }
     }
 }
@@ -110,7 +115,7 @@ impl<I: ParallelIterator> ParallelIteratorExt for I {}
 #[must_use = "parallel iterators are lazy and do nothing unless consumed"]
 pub struct ContextIter<I> {
     base: I,
-    context: Context,
+    handoff: Handoff,
 }
 
 impl<I: ParallelIterator> ParallelIterator for ContextIter<I> {
@@ -120,10 +125,10 @@ impl<I: ParallelIterator> ParallelIterator for ContextIter<I> {
     where
         C: UnindexedConsumer<Self::Item>,
     {
-        let ContextIter { base, context } = self;
+        let ContextIter { base, handoff } = self;
         base.drive_unindexed(ContextConsumer {
             base: consumer,
-            context: &context,
+            handoff: &handoff,
         })
     }
 
@@ -133,11 +138,11 @@ impl<I: ParallelIterator> ParallelIterator for ContextIter<I> {
     }
 }
 
-/// A consumer that runs its base's work inside `context`. The context is borrowed, so that
+/// A consumer that runs its base's work inside `handoff`. The handoff is borrowed, so that
 /// splitting the consumer copies a pointer and touches no reference count.
 struct ContextConsumer<'c, C> {
     base: C,
-    context: &'c Context,
+    handoff: &'c Handoff,
 }
 
 impl<'c, T, C: Consumer<T>> Consumer<T> for ContextConsumer<'c, C> {
@@ -146,30 +151,30 @@ impl<'c, T, C: Consumer<T>> Consumer<T> for ContextConsumer<'c, C> {
     type Result = C::Result;
 
     fn split_at(self, index: usize) -> (Self, Self, Self::Reducer) {
-        let context = self.context;
+        let handoff = self.handoff;
         let (left, right, reducer) = self.base.split_at(index);
         (
             ContextConsumer {
                 base: left,
-                context,
+                handoff,
             },
             ContextConsumer {
                 base: right,
-                context,
+                handoff,
             },
             ContextReducer {
                 base: reducer,
-                context,
+                handoff,
             },
         )
     }
 
     fn into_folder(self) -> Self::Folder {
         // `fold` and `reduce` call the user's `identity` here.
-        let context = self.context;
+        let handoff = self.handoff;
         ContextFolder {
-            base: context.run(|| self.base.into_folder()),
-            context,
+            base: handoff.run(|| self.base.into_folder()),
+            handoff,
         }
     }
 
@@ -182,21 +187,21 @@ impl<T, C: UnindexedConsumer<T>> UnindexedConsumer<T> for ContextConsumer<'_, C>
     fn split_off_left(&self) -> Self {
         ContextConsumer {
             base: self.base.split_off_left(),
-            context: self.context,
+            handoff: self.handoff,
         }
     }
 
     fn to_reducer(&self) -> Self::Reducer {
         ContextReducer {
             base: self.base.to_reducer(),
-            context: self.context,
+            handoff: self.handoff,
         }
     }
 }
 
 struct ContextFolder<'c, F> {
     base: F,
-    context: &'c Context,
+    handoff: &'c Handoff,
 }
 
 impl<T, F: Folder<T>> Folder<T> for ContextFolder<'_, F> {
@@ -205,10 +210,10 @@ impl<T, F: Folder<T>> Folder<T> for ContextFolder<'_, F> {
     fn consume(self, item: T) -> Self {
         // Reached item by item only when a stage before this adaptor (`filter`, say) feeds
         // items one at a time; hence the advice to put the adaptor right after the source.
-        let context = self.context;
+        let handoff = self.handoff;
         ContextFolder {
-            base: context.run(|| self.base.consume(item)),
-            context,
+            base: handoff.run(|| self.base.consume(item)),
+            handoff,
         }
     }
 
@@ -217,15 +222,15 @@ impl<T, F: Folder<T>> Folder<T> for ContextFolder<'_, F> {
         I: IntoIterator<Item = T>,
     {
         // The path rayon's producers take: one install for a whole chunk.
-        let context = self.context;
+        let handoff = self.handoff;
         ContextFolder {
-            base: context.run(|| self.base.consume_iter(iter)),
-            context,
+            base: handoff.run(|| self.base.consume_iter(iter)),
+            handoff,
         }
     }
 
     fn complete(self) -> Self::Result {
-        self.context.run(|| self.base.complete())
+        self.handoff.run(|| self.base.complete())
     }
 
     fn full(&self) -> bool {
@@ -235,12 +240,12 @@ impl<T, F: Folder<T>> Folder<T> for ContextFolder<'_, F> {
 
 struct ContextReducer<'c, R> {
     base: R,
-    context: &'c Context,
+    handoff: &'c Handoff,
 }
 
 impl<T, R: Reducer<T>> Reducer<T> for ContextReducer<'_, R> {
     fn reduce(self, left: T, right: T) -> T {
         // `reduce` and `fold().reduce()` call the user's closure here.
-        self.context.run(|| self.base.reduce(left, right))
+        self.handoff.run(|| self.base.reduce(left, right))
     }
 }

@@ -1,0 +1,48 @@
+//! [`Handoff`]: what a closure takes along when it is handed to another thread.
+
+use crate::carried::Carried;
+use crate::context::Context;
+use crate::flow;
+
+/// The context, and the outside libraries' state, that a closure handed to a thread or a pool
+/// runs in. Each run installs both and puts the thread's own back afterwards, panics included.
+///
+/// The default is the empty handoff: what a thread should see while it runs work that is not
+/// the caller's.
+#[derive(Clone, Debug, Default)]
+pub(crate) struct Handoff {
+    context: Context,
+    carried: Carried,
+}
+
+impl Handoff {
+    /// What any spawn takes along from here: the flowing variables, or nothing at all inside
+    /// [`suppress_flow`](crate::suppress_flow).
+    pub(crate) fn for_spawn() -> Self {
+        let (context, carried) = flow::for_spawn();
+        Handoff { context, carried }
+    }
+
+    pub(crate) fn run<R>(&self, f: impl FnOnce() -> R) -> R {
+        let _entered = self.carried.enter();
+        self.context.run(f)
+    }
+
+    pub(crate) fn wrap<F, R>(self, f: F) -> impl FnOnce() -> R
+    where
+        F: FnOnce() -> R,
+    {
+        move || self.run(f)
+    }
+}
+
+impl From<Context> for Handoff {
+    /// Exactly `context`, and none of the outside libraries' state, as every form that is given
+    /// its context explicitly (`spawn_in`, `in_context`) does.
+    fn from(context: Context) -> Self {
+        Handoff {
+            context,
+            carried: Carried::default(),
+        }
+    }
+}
