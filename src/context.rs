@@ -7,7 +7,6 @@ use std::iter;
 use std::marker::PhantomData;
 use std::sync::Arc;
 
-use crate::carried::Carried;
 use crate::current::{self, Installed, Scope};
 use crate::var::{ContextVar, VarInfo};
 
@@ -263,11 +262,7 @@ impl Context {
         F: FnOnce() -> R,
     {
         let cx = self.clone();
-        let carried = Carried::capture();
-        move || {
-            let _entered = carried.enter();
-            cx.run(f)
-        }
+        move || cx.run(f)
     }
 
     /// Makes this snapshot the current context of this thread until the guard drops; for
