@@ -3,9 +3,6 @@
 
 use std::cell::Cell;
 
-use crate::carried::Carried;
-use crate::context::Context;
-
 thread_local! {
     static SUPPRESSED: Cell<bool> = const { Cell::new(false) };
 }
@@ -53,13 +50,4 @@ pub fn suppress_flow<R>(f: impl FnOnce() -> R) -> R {
 /// ```
 pub fn is_flow_suppressed() -> bool {
     SUPPRESSED.with(Cell::get)
-}
-
-/// What a task or closure spawned here starts with.
-pub(crate) fn for_spawn() -> (Context, Carried) {
-    if is_flow_suppressed() {
-        (Context::empty(), Carried::default())
-    } else {
-        (Context::inheritable(), Carried::capture())
-    }
 }

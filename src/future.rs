@@ -11,6 +11,7 @@ use pin_project_lite::pin_project;
 use crate::carried::Carried;
 use crate::context::Context;
 use crate::current::{Installed, Scope};
+use crate::handoff::Handoff;
 
 pin_project! {
     /// A future or stream that has its own context installed around every poll and around its
@@ -39,10 +40,10 @@ pin_project! {
 const DROPPED: &str = "`WithContext` used after its inner value was dropped";
 
 impl<T> WithContext<T> {
-    pub(crate) fn new(inner: T, context: Context, carried: Carried) -> Self {
+    pub(crate) fn new(inner: T, handoff: Handoff) -> Self {
         WithContext {
-            scope: Scope::new(context),
-            carried,
+            scope: Scope::new(handoff.context),
+            carried: handoff.carried,
             inner: Some(inner),
         }
     }
@@ -131,11 +132,11 @@ impl<S: Stream> Stream for WithContext<S> {
 impl<T: Clone> Clone for WithContext<T> {
     /// A copy of the inner value with a copy of the context, as it is now.
     fn clone(&self) -> Self {
-        WithContext::new(
-            self.inner().clone(),
-            self.scope.context.clone(),
-            self.carried.clone(),
-        )
+        let handoff = Handoff {
+            context: self.scope.context.clone(),
+            carried: self.carried.clone(),
+        };
+        WithContext::new(self.inner().clone(), handoff)
     }
 }
 
@@ -162,7 +163,7 @@ pub trait InContext: Sized {
     /// assert_eq!(seen, Some(7));
     /// ```
     fn in_context(self, context: Context) -> WithContext<Self> {
-        WithContext::new(self, context, Carried::default())
+        WithContext::new(self, Handoff::from(context))
     }
 
     /// Runs `self` inside the context current here and now, wherever it is polled later:
@@ -177,7 +178,7 @@ pub trait InContext: Sized {
     /// assert_eq!(futures::executor::block_on(worker), Some("user-789"));
     /// ```
     fn in_current_context(self) -> WithContext<Self> {
-        WithContext::new(self, Context::current(), Carried::capture())
+        WithContext::new(self, Handoff::current())
     }
 }
 

@@ -7,6 +7,7 @@ use futures_task::{FutureObj, LocalFutureObj, LocalSpawn, Spawn, SpawnError};
 
 use crate::any_spawner::AnySpawner;
 use crate::future::WithContext;
+use crate::handoff::Handoff;
 use crate::local::{AnyLocalSpawner, LocalSpawner};
 use crate::spawner::Spawner;
 
@@ -69,8 +70,7 @@ impl<S> CarryContext<S> {
 
 impl<S: Spawn> Spawn for CarryContext<S> {
     fn spawn_obj(&self, future: FutureObj<'static, ()>) -> Result<(), SpawnError> {
-        let (context, carried) = crate::flow::for_spawn();
-        let future = WithContext::new(future, context, carried);
+        let future = WithContext::new(future, Handoff::for_spawn());
         self.inner.spawn_obj(FutureObj::new(Box::new(future)))
     }
 
@@ -81,8 +81,7 @@ impl<S: Spawn> Spawn for CarryContext<S> {
 
 impl<S: LocalSpawn> LocalSpawn for CarryContext<S> {
     fn spawn_local_obj(&self, future: LocalFutureObj<'static, ()>) -> Result<(), SpawnError> {
-        let (context, carried) = crate::flow::for_spawn();
-        let future = WithContext::new(future, context, carried);
+        let future = WithContext::new(future, Handoff::for_spawn());
         self.inner
             .spawn_local_obj(LocalFutureObj::new(Box::new(future)))
     }

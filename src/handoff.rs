@@ -2,7 +2,6 @@
 
 use crate::carried::Carried;
 use crate::context::Context;
-use crate::flow;
 
 /// The context, and the outside libraries' state, that a closure handed to a thread or a pool
 /// runs in. Each run installs both and puts the thread's own back afterwards, panics included.
@@ -11,16 +10,29 @@ use crate::flow;
 /// the caller's.
 #[derive(Clone, Debug, Default)]
 pub(crate) struct Handoff {
-    context: Context,
-    carried: Carried,
+    pub(crate) context: Context,
+    pub(crate) carried: Carried,
 }
 
 impl Handoff {
     /// What any spawn takes along from here: the flowing variables, or nothing at all inside
     /// [`suppress_flow`](crate::suppress_flow).
     pub(crate) fn for_spawn() -> Self {
-        let (context, carried) = flow::for_spawn();
-        Handoff { context, carried }
+        if crate::is_flow_suppressed() {
+            return Handoff::default();
+        }
+        Handoff {
+            context: Context::inheritable(),
+            carried: Carried::capture(),
+        }
+    }
+
+    /// Everything current here: the whole context, for work that stays with this task.
+    pub(crate) fn current() -> Self {
+        Handoff {
+            context: Context::current(),
+            carried: Carried::capture(),
+        }
     }
 
     pub(crate) fn run<R>(&self, f: impl FnOnce() -> R) -> R {

@@ -5,9 +5,8 @@ use std::future::Future;
 use std::pin::Pin;
 use std::rc::Rc;
 
-use crate::carried::Carried;
 use crate::context::Context;
-use crate::flow;
+use crate::handoff::Handoff;
 use crate::join::JoinHandle;
 use crate::task::{self, Task};
 
@@ -47,8 +46,7 @@ pub trait LocalSpawner: Clone + 'static {
         F: Future + 'static,
         F::Output: 'static,
     {
-        let (context, carried) = flow::for_spawn();
-        let (task, handle) = task::task(context, carried, None, future);
+        let (task, handle) = task::task(Handoff::for_spawn(), None, future);
         self.spawn_local_task(task);
         handle
     }
@@ -59,7 +57,7 @@ pub trait LocalSpawner: Clone + 'static {
         F: Future + 'static,
         F::Output: 'static,
     {
-        let (task, handle) = task::task(context, Carried::default(), None, future);
+        let (task, handle) = task::task(Handoff::from(context), None, future);
         self.spawn_local_task(task);
         handle
     }

@@ -23,7 +23,6 @@
 
 use std::fmt;
 
-use crate::flow;
 use crate::handoff::Handoff;
 use crate::join::JoinHandle;
 use crate::task;
@@ -152,8 +151,7 @@ impl<S: Fn(Job)> ContextPool<S> {
         F: FnOnce() -> R + Send + 'static,
         R: Send + 'static,
     {
-        let (context, carried) = flow::for_spawn();
-        let (task, handle) = task::blocking(context, carried, f);
+        let (task, handle) = task::blocking(Handoff::for_spawn(), f);
         (self.submit)(Box::new(move || task.run()));
         handle
     }

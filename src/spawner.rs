@@ -5,9 +5,8 @@ use std::fmt;
 use std::future::Future;
 use std::sync::Arc;
 
-use crate::carried::Carried;
 use crate::context::Context;
-use crate::flow;
+use crate::handoff::Handoff;
 use crate::join::JoinHandle;
 use crate::task::{self, BlockingTask, Task};
 
@@ -65,8 +64,7 @@ pub trait Spawner: Clone + Send + Sync + 'static {
         F: Future + Send + 'static,
         F::Output: Send + 'static,
     {
-        let (context, carried) = flow::for_spawn();
-        let (task, handle) = task::task(context, carried, None, future);
+        let (task, handle) = task::task(Handoff::for_spawn(), None, future);
         self.spawn_task(task);
         handle
     }
@@ -78,8 +76,7 @@ pub trait Spawner: Clone + Send + Sync + 'static {
         F: Future + Send + 'static,
         F::Output: Send + 'static,
     {
-        let (context, carried) = flow::for_spawn();
-        let (task, handle) = task::task(context, carried, Some(Arc::from(name)), future);
+        let (task, handle) = task::task(Handoff::for_spawn(), Some(Arc::from(name)), future);
         self.spawn_task(task);
         handle
     }
@@ -91,7 +88,7 @@ pub trait Spawner: Clone + Send + Sync + 'static {
         F: Future + Send + 'static,
         F::Output: Send + 'static,
     {
-        let (task, handle) = task::task(context, Carried::default(), None, future);
+        let (task, handle) = task::task(Handoff::from(context), None, future);
         self.spawn_task(task);
         handle
     }
@@ -103,8 +100,7 @@ pub trait Spawner: Clone + Send + Sync + 'static {
         F: FnOnce() -> R + Send + 'static,
         R: Send + 'static,
     {
-        let (context, carried) = flow::for_spawn();
-        let (task, handle) = task::blocking(context, carried, f);
+        let (task, handle) = task::blocking(Handoff::for_spawn(), f);
         self.spawn_blocking_task(task);
         handle
     }
@@ -116,7 +112,7 @@ pub trait Spawner: Clone + Send + Sync + 'static {
         F: FnOnce() -> R + Send + 'static,
         R: Send + 'static,
     {
-        let (task, handle) = task::blocking(context, Carried::default(), f);
+        let (task, handle) = task::blocking(Handoff::from(context), f);
         self.spawn_blocking_task(task);
         handle
     }

@@ -14,9 +14,8 @@ use std::task::{Context as TaskContext, Poll};
 
 use pin_project_lite::pin_project;
 
-use crate::carried::Carried;
-use crate::context::Context;
 use crate::future::WithContext;
+use crate::handoff::Handoff;
 use crate::join::{self, JoinError, JoinHandle, Reporter};
 
 pin_project! {
@@ -80,14 +79,13 @@ impl<F> fmt::Debug for Task<F> {
 /// Builds the task that runs `future` inside `context` and reports to the returned handle. The
 /// task is `Send` when `future` and its output are.
 pub(crate) fn task<F: Future>(
-    context: Context,
-    carried: Carried,
+    handoff: Handoff,
     name: Option<Arc<str>>,
     future: F,
 ) -> (Task<Running<F>>, JoinHandle<F::Output>) {
     let (reporter, handle) = join::channel();
     let future = Running {
-        future: WithContext::new(future, context, carried),
+        future: WithContext::new(future, handoff),
         name: name.clone(),
         reporter: Some(reporter),
     };
@@ -172,8 +170,7 @@ impl<F> fmt::Debug for BlockingTask<F> {
 
 /// Builds the blocking task that runs `f` inside `context` and reports to the returned handle.
 pub(crate) fn blocking<F, R>(
-    context: Context,
-    carried: Carried,
+    handoff: Handoff,
     f: F,
 ) -> (BlockingTask<impl FnOnce() + Send + 'static>, JoinHandle<R>)
 where
@@ -185,8 +182,7 @@ where
         let result = if reporter.is_aborted() {
             Err(JoinError::cancelled())
         } else {
-            let _entered = carried.enter();
-            panic::catch_unwind(AssertUnwindSafe(|| context.run(f))).map_err(JoinError::panic)
+            panic::catch_unwind(AssertUnwindSafe(|| handoff.run(f))).map_err(JoinError::panic)
         };
         reporter.report(result);
     };
@@ -237,15 +233,13 @@ impl Drop for NameGuard {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::ContextVar;
+    use crate::{Context, ContextVar};
 
     static REQUEST_ID: ContextVar<&'static str> = ContextVar::new("request_id");
 
     #[test]
     fn a_blocking_task_aborted_before_it_starts_never_runs() {
-        let (task, handle) = blocking(Context::empty(), Carried::default(), || {
-            panic!("must not run")
-        });
+        let (task, handle) = blocking(Handoff::default(), || panic!("must not run"));
         handle.abort();
         task.run();
         assert!(handle.is_finished());
@@ -256,14 +250,14 @@ mod tests {
     #[test]
     fn a_blocking_task_runs_in_its_context_and_reports_its_value() {
         let cx = Context::empty().with_value(&REQUEST_ID, "req-1");
-        let (task, handle) = blocking(cx, Carried::default(), || REQUEST_ID.get());
+        let (task, handle) = blocking(Handoff::from(cx), || REQUEST_ID.get());
         std::thread::spawn(move || task.run()).join().unwrap();
         assert_eq!(futures::executor::block_on(handle).unwrap(), Some("req-1"));
     }
 
     #[test]
     fn a_blocking_task_dropped_unrun_reports_cancellation() {
-        let (task, handle) = blocking(Context::empty(), Carried::default(), || 1);
+        let (task, handle) = blocking(Handoff::default(), || 1);
         drop(task);
         assert!(futures::executor::block_on(handle)
             .unwrap_err()
@@ -272,12 +266,7 @@ mod tests {
 
     #[test]
     fn a_task_dropped_by_its_runtime_reports_cancellation() {
-        let (task, handle) = task(
-            Context::empty(),
-            Carried::default(),
-            None,
-            std::future::pending::<()>(),
-        );
+        let (task, handle) = task(Handoff::default(), None, std::future::pending::<()>());
         drop(task);
         assert!(futures::executor::block_on(handle)
             .unwrap_err()
@@ -298,12 +287,7 @@ mod tests {
                 panic!("drop failed");
             }
         }
-        let (task, handle) = task(
-            Context::empty(),
-            Carried::default(),
-            None,
-            ReadyButPanicsOnDrop,
-        );
+        let (task, handle) = task(Handoff::default(), None, ReadyButPanicsOnDrop);
         futures::executor::block_on(task);
         let error = futures::executor::block_on(handle).unwrap_err();
         assert_eq!(error.to_string(), "task panicked: drop failed");
