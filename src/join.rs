@@ -11,7 +11,8 @@ use std::future::Future;
 use std::pin::Pin;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
-use std::task::{Context as TaskContext, Poll, Waker};
+use std::task::{Context as TaskContext, Poll, Wake, Waker};
+use std::thread::{self, Thread};
 
 /// Why a task produced no value: it panicked or it was cancelled.
 ///
@@ -250,6 +251,36 @@ impl<T> JoinHandle<T> {
 
     /// Lets the task run on without anyone awaiting it; the same as dropping the handle.
     pub fn detach(self) {}
+
+    /// Blocks this thread until the task finishes: for synchronous callers, such as code that
+    /// hands a closure to a thread pool and waits for it. Never call it from asynchronous code,
+    /// where it would block a runtime's thread; `.await` the handle there.
+    ///
+    /// ```
+    /// use ctxflow::pool::ContextPool;
+    ///
+    /// let pool = ContextPool::new(|job| drop(std::thread::spawn(job)));
+    /// assert_eq!(pool.spawn(|| 6 * 7).join().unwrap(), 42);
+    /// ```
+    pub fn join(mut self) -> Result<T, JoinError> {
+        let waker = Waker::from(Arc::new(Unpark(thread::current())));
+        let mut cx = TaskContext::from_waker(&waker);
+        loop {
+            if let Poll::Ready(result) = Pin::new(&mut self).poll(&mut cx) {
+                return result;
+            }
+            thread::park();
+        }
+    }
+}
+
+/// Wakes a thread blocked in [`JoinHandle::join`].
+struct Unpark(Thread);
+
+impl Wake for Unpark {
+    fn wake(self: Arc<Self>) {
+        self.0.unpark();
+    }
 }
 
 impl<T> Future for JoinHandle<T> {
