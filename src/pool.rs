@@ -17,7 +17,7 @@
 //! let pool = ContextPool::new(|job| drop(std::thread::spawn(job)));
 //!
 //! let _token = REQUEST_ID.set("req-123".into());
-//! let seen = futures::executor::block_on(pool.spawn(|| REQUEST_ID.get())).unwrap();
+//! let seen = pool.spawn(|| REQUEST_ID.get()).join().unwrap();
 //! assert_eq!(seen.as_deref(), Some("req-123"));
 //! ```
 
@@ -68,7 +68,7 @@ pub type Job = Box<dyn FnOnce() + Send + 'static>;
 ///
 /// let _token = REQUEST_ID.set("req-456".into());
 /// let status = pool.spawn(|| format!("done for {}", REQUEST_ID.get().unwrap_or_default()));
-/// assert_eq!(futures::executor::block_on(status).unwrap(), "done for req-456");
+/// assert_eq!(status.join().unwrap(), "done for req-456");
 ///
 /// drop(pool);
 /// worker.join().unwrap();
@@ -142,7 +142,7 @@ impl<S: Fn(Job)> ContextPool<S> {
     ///
     /// let status = pool.spawn(|| process_item("item-123", 1));
     /// assert_eq!(
-    ///     futures::executor::block_on(status).unwrap(),
+    ///     status.join().unwrap(),
     ///     "item-123 (priority 1) done for req-456",
     /// );
     /// ```
