@@ -93,3 +93,14 @@ pub mod tokio;
 
 #[cfg(any(feature = "tokio", feature = "smol", feature = "async-std"))]
 pub use default_spawner::{block_on, spawn, spawn_blocking, spawn_named, DefaultSpawner};
+
+/// The guides under `docs/`, compiled and run as tests so that every snippet in them works.
+#[cfg(doctest)]
+mod guides {
+    #[doc = include_str!("../docs/guide.md")]
+    struct Guide;
+    #[doc = include_str!("../docs/context.md")]
+    struct ContextModel;
+    #[doc = include_str!("../docs/pools.md")]
+    struct Pools;
+}
