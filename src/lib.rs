@@ -59,6 +59,9 @@ pub mod async_std;
 #[cfg(any(feature = "tokio", feature = "smol", feature = "async-std"))]
 #[path = "../adapters/default.rs"]
 mod default_spawner;
+#[cfg(feature = "opentelemetry")]
+#[path = "../adapters/opentelemetry.rs"]
+pub mod opentelemetry;
 #[cfg(feature = "smol")]
 #[path = "../adapters/smol.rs"]
 pub mod smol;
@@ -68,6 +71,9 @@ pub mod testing;
 #[cfg(feature = "tokio")]
 #[path = "../adapters/tokio.rs"]
 pub mod tokio;
+#[cfg(feature = "tracing")]
+#[path = "../adapters/tracing.rs"]
+pub mod tracing;
 
 #[cfg(any(feature = "tokio", feature = "smol", feature = "async-std"))]
 pub use default_spawner::{block_on, spawn, spawn_blocking, spawn_named, DefaultSpawner};

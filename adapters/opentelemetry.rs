@@ -1,0 +1,62 @@
+//! OpenTelemetry's own context follows every spawn (feature `opentelemetry`).
+//!
+//! The [`opentelemetry::Context`] current where a task, blocking closure or
+//! [`in_current_context`](crate::InContext::in_current_context) future is created travels with
+//! it and is attached around each poll and around the closure, so inside it
+//! `opentelemetry::Context::current()` is the creator's: the same trace, the same active span,
+//! the same baggage. Spans started there are children of the creator's span, with no
+//! `FutureExt::with_context` and no context passed by hand.
+//!
+//! [`spawn_in`](crate::Spawner::spawn_in) and [`in_context`](crate::InContext::in_context) carry
+//! an empty OpenTelemetry context, as they carry nothing else of the caller's.
+//!
+//! ```
+//! # #[cfg(any(feature = "tokio", feature = "smol", feature = "async-std"))] {
+//! use opentelemetry::trace::{Span as _, TraceContextExt, Tracer, TracerProvider as _};
+//! use opentelemetry::Context;
+//! use opentelemetry_sdk::trace::{InMemorySpanExporter, SdkTracerProvider};
+//!
+//! let exporter = InMemorySpanExporter::default();
+//! let provider = SdkTracerProvider::builder()
+//!     .with_simple_exporter(exporter.clone())
+//!     .build();
+//! let tracer = provider.tracer("checkout");
+//!
+//! let request = Context::current_with_span(tracer.start("handle_request"));
+//! let request_span = request.span().span_context().clone();
+//! let _attached = request.attach();
+//!
+//! ctxflow::block_on(async move {
+//!     let background = ctxflow::spawn(async move { tracer.start("charge_card").end() });
+//!     background.await.unwrap();
+//! });
+//!
+//! let charge = &exporter.get_finished_spans().unwrap()[0];
+//! assert_eq!(charge.name, "charge_card");
+//! assert_eq!(charge.span_context.trace_id(), request_span.trace_id());
+//! assert_eq!(charge.parent_span_id, request_span.span_id());
+//! # }
+//! ```
+
+use ::opentelemetry::{Context, ContextGuard};
+
+/// The OpenTelemetry context current where work was created.
+#[derive(Clone, Debug, Default)]
+pub(crate) struct CarriedContext(Context);
+
+/// Keeps a carried OpenTelemetry context attached to this thread until dropped.
+pub(crate) type AttachedContext = ContextGuard;
+
+impl CarriedContext {
+    #[inline]
+    pub(crate) fn capture() -> Self {
+        CarriedContext(Context::current())
+    }
+
+    /// Attaches the context to this thread, also when it is empty: an empty capture means the
+    /// work must not see whatever context the polling thread has.
+    #[inline]
+    pub(crate) fn attach(&self) -> AttachedContext {
+        self.0.clone().attach()
+    }
+}
