@@ -30,6 +30,11 @@
 //! [`smol::SmolSpawner`] or [`async_std::AsyncStdSpawner`], each behind the Cargo feature of
 //! the same name, or the free functions [`spawn`], [`spawn_blocking`] and [`block_on`], which
 //! use the runtime the features select.
+//!
+//! Logging and trace context come along too: with feature `tracing` the current `tracing` span
+//! follows every spawn, and [`tracing::LogFields`] puts context variables such as a request id
+//! on every log line, text or JSON (feature `tracing-json`); with feature `opentelemetry`,
+//! OpenTelemetry's own context follows every spawn (see [`opentelemetry`]).
 #![deny(missing_docs)]
 #![forbid(unsafe_code)]
 #![cfg_attr(docsrs, feature(doc_auto_cfg))]
