@@ -5,6 +5,7 @@
 //! the format: the wrapped format writes the line, and the variables go in before its end, text
 //! fields through the subscriber's own field formatter, JSON members through `serde_json`.
 
+use std::cell::RefCell;
 use std::fmt;
 
 use ::tracing::{Event, Subscriber};
@@ -155,17 +156,18 @@ impl<E> WithLogFields<E> {
             true => &self.coloured,
             false => &self.format,
         };
-        let mut line = String::new();
-        format.format_event(ctx, Writer::new(&mut line), event)?;
-        let (line, end) = split_line_end(&line);
-        writer.write_str(line)?;
-        for (field, value) in set {
-            writer.write_char(' ')?;
-            with_record(field.name, value, |record| {
-                ctx.format_fields(writer.by_ref(), record)
-            })?;
-        }
-        writer.write_str(end)
+        with_line_buffer(|line| {
+            format.format_event(ctx, Writer::new(line), event)?;
+            let (line, end) = split_line_end(line);
+            writer.write_str(line)?;
+            for (field, value) in set {
+                writer.write_char(' ')?;
+                with_record(field.name, value, |record| {
+                    ctx.format_fields(writer.by_ref(), record)
+                })?;
+            }
+            writer.write_str(end)
+        })
     }
 
     /// Writes the wrapped format's JSON object with a `"name":"value"` member for each set
@@ -187,26 +189,47 @@ impl<E> WithLogFields<E> {
         if set.peek().is_none() {
             return self.format.format_event(ctx, writer, event);
         }
-        let mut object = String::new();
-        self.format
-            .format_event(ctx, Writer::new(&mut object), event)?;
-        let (line, end) = split_line_end(&object);
-        let Some(members) = line.strip_suffix('}') else {
-            return writer.write_str(&object);
-        };
-        writer.write_str(members)?;
-        let mut separator = match members.trim_end().ends_with('{') {
-            true => "",
-            false => ",",
-        };
-        for (field, value) in set {
-            let name = serde_json::to_string(field.name[0]).map_err(|_| fmt::Error)?;
-            let value = serde_json::to_string(&value.to_string()).map_err(|_| fmt::Error)?;
-            write!(writer, "{separator}{name}:{value}")?;
-            separator = ",";
-        }
-        writer.write_char('}')?;
-        writer.write_str(end)
+        with_line_buffer(|object| {
+            self.format.format_event(ctx, Writer::new(object), event)?;
+            let (line, end) = split_line_end(object);
+            let Some(members) = line.strip_suffix('}') else {
+                return writer.write_str(object);
+            };
+            writer.write_str(members)?;
+            let mut separator = match members.trim_end().ends_with('{') {
+                true => "",
+                false => ",",
+            };
+            for (field, value) in set {
+                let name = serde_json::to_string(field.name[0]).map_err(|_| fmt::Error)?;
+                let value = serde_json::to_string(&value.to_string()).map_err(|_| fmt::Error)?;
+                write!(writer, "{separator}{name}:{value}")?;
+                separator = ",";
+            }
+            writer.write_char('}')?;
+            writer.write_str(end)
+        })
+    }
+}
+
+thread_local! {
+    static LINE: RefCell<String> = const { RefCell::new(String::new()) };
+}
+
+/// Calls `f` with an empty buffer for the wrapped format's line: the thread's own, kept
+/// between lines so that a line costs no allocation, or a new one when a value's `Display`
+/// logs while the thread's is in use.
+fn with_line_buffer<R>(f: impl FnOnce(&mut String) -> R) -> R {
+    let mut f = Some(f);
+    let reused = LINE.try_with(|line| {
+        let mut line = line.try_borrow_mut().ok()?;
+        line.clear();
+        let f = f.take().expect("called once");
+        Some(f(&mut line))
+    });
+    match reused.ok().flatten() {
+        Some(result) => result,
+        None => (f.take().expect("called once"))(&mut String::new()),
     }
 }
 
