@@ -16,7 +16,8 @@ use ctxflow::tracing::LogFields;
 use ctxflow::{preserve_context, Context, ContextVar, Spawner};
 use futures::channel::oneshot;
 use serde_json::Value;
-use tracing::{info, info_span, Instrument};
+use tracing::{info, info_span, Instrument, Level};
+use tracing_subscriber::filter::Targets;
 use tracing_subscriber::layer::SubscriberExt;
 
 static REQUEST_ID: ContextVar<String> = ContextVar::new("request_id");
@@ -84,7 +85,10 @@ fn install_global_subscriber() -> (Output, Output) {
     let (text, json) = (Output::default(), Output::default());
     let text_writer = text.clone();
     let json_writer = json.clone();
+    // Only this binary's lines: with the `log` bridge, the runtimes' own logs are events too.
+    let only_these_tests = Targets::new().with_target("logging", Level::TRACE);
     let subscriber = tracing_subscriber::registry()
+        .with(only_these_tests)
         .with(
             tracing_subscriber::fmt::layer()
                 .without_time()
@@ -100,6 +104,7 @@ fn install_global_subscriber() -> (Output, Output) {
                 .map_event_format(|format| log_fields().wrap(format)),
         );
     tracing::subscriber::set_global_default(subscriber).expect("the only global subscriber");
+    tracing_log::LogTracer::init().expect("the only `log` logger");
     (text, json)
 }
 
@@ -285,6 +290,19 @@ mod seed_scenarios {
 
 mod fields {
     use super::*;
+
+    #[test]
+    fn lines_from_the_log_crate_carry_the_request_id_through_its_bridge() {
+        let lines = capture(|| {
+            each_runtime(|spawner| {
+                handle_request(async move {
+                    let task = spawner.spawn(async { log::info!("through the log bridge") });
+                    task.await.unwrap();
+                })
+            })
+        });
+        lines.assert_each_runtime_logged("through the log bridge", IN_REQUEST);
+    }
 
     #[test]
     fn lines_written_where_no_variable_is_set_show_nothing_extra() {
