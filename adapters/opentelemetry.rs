@@ -8,7 +8,8 @@
 //! `FutureExt::with_context` and no context passed by hand.
 //!
 //! [`spawn_in`](crate::Spawner::spawn_in) and [`in_context`](crate::InContext::in_context) carry
-//! an empty OpenTelemetry context, as they carry nothing else of the caller's.
+//! no OpenTelemetry context, as they carry nothing else of the caller's: their work sees the
+//! polling thread's own, which on a runtime's worker is empty.
 //!
 //! ```
 //! # #[cfg(any(feature = "tokio", feature = "smol", feature = "async-std"))] {
@@ -40,23 +41,24 @@
 
 use ::opentelemetry::{Context, ContextGuard};
 
-/// The OpenTelemetry context current where work was created.
+/// The OpenTelemetry context current where work was created; `None` for work given a context
+/// of its own, which carries none.
 #[derive(Clone, Debug, Default)]
-pub(crate) struct CarriedContext(Context);
+pub(crate) struct CarriedContext(Option<Context>);
 
 /// Keeps a carried OpenTelemetry context attached to this thread until dropped.
-pub(crate) type AttachedContext = ContextGuard;
+pub(crate) type AttachedContext = Option<ContextGuard>;
 
 impl CarriedContext {
     #[inline]
     pub(crate) fn capture() -> Self {
-        CarriedContext(Context::current())
+        CarriedContext(Some(Context::current()))
     }
 
-    /// Attaches the context to this thread, also when it is empty: an empty capture means the
-    /// work must not see whatever context the polling thread has.
+    /// Attaches a captured context to this thread, also an empty one: work created where no
+    /// trace was active must not join whatever trace the polling thread has.
     #[inline]
     pub(crate) fn attach(&self) -> AttachedContext {
-        self.0.clone().attach()
+        self.0.clone().map(Context::attach)
     }
 }

@@ -1,7 +1,7 @@
 //! `tracing` spans follow every spawn, and context variables show on log lines (feature
 //! `tracing`; JSON lines with feature `tracing-json`).
 //!
-//! **Spans.** The [`tracing::Span`](::tracing::Span) current where a task, blocking closure or
+//! **Spans.** The [`tracing::Span`] current where a task, blocking closure or
 //! [`in_current_context`](crate::InContext::in_current_context) future is created travels with
 //! it and is entered around each of its polls, around the closure and around the drop of the
 //! task's future, just as `.instrument(Span::current())` would do. Events written there nest
