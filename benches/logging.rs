@@ -1,11 +1,17 @@
 //! What carrying a `tracing` span costs per poll, against `tracing::Instrument` doing the same
-//! job, with no subscriber and with a `tracing_subscriber::registry()`; and what showing
-//! context variables costs per log line.
+//! job, with no subscriber and with a `tracing_subscriber::registry()`; what showing context
+//! variables costs per log line; and what carrying OpenTelemetry's context costs per poll,
+//! against its own `FutureExt::with_context`.
 //!
 //! ```text
 //! cargo bench --bench logging --features tracing   # ctxflow carries the span
 //! cargo bench --bench logging                      # feature off: ctxflow carries no span
+//! cargo bench --bench logging --features opentelemetry -- OpenTelemetry
 //! ```
+//!
+//! What carrying the span adds to a poll is the difference between "WithContext,
+//! in_current_context in the span" and "WithContext, no span"; what `Instrumented` adds is the
+//! difference between it and the bare future.
 //!
 //! Every future here stays pending, so one iteration is one whole poll: entering, polling,
 //! leaving.
@@ -37,6 +43,11 @@ fn polls(c: &mut Criterion, subscriber: &str) {
     let mut instrumented = pin!(pending::<()>().instrument(span.clone()));
     group.bench_function("Instrumented", |b| {
         b.iter(|| black_box(instrumented.as_mut().poll(&mut cx)))
+    });
+
+    let mut context_only = pin!(pending::<()>().in_context(Context::current()));
+    group.bench_function("WithContext, no span", |b| {
+        b.iter(|| black_box(context_only.as_mut().poll(&mut cx)))
     });
 
     // The context and the span both travel, the span by hand: what the same job takes
@@ -88,10 +99,38 @@ fn log_lines(c: &mut Criterion) {
 #[cfg(not(feature = "tracing"))]
 fn log_lines(_: &mut Criterion) {}
 
+#[cfg(feature = "opentelemetry")]
+fn trace_context_polls(c: &mut Criterion) {
+    use opentelemetry::context::FutureExt;
+    use opentelemetry::trace::{TraceContextExt as _, Tracer as _, TracerProvider as _};
+
+    let mut group = c.benchmark_group("poll, OpenTelemetry context");
+    let provider = opentelemetry_sdk::trace::SdkTracerProvider::builder().build();
+    let request =
+        opentelemetry::Context::current_with_span(provider.tracer("bench").start("request"));
+    let mut cx = TaskContext::from_waker(noop_waker_ref());
+
+    let mut with_context = pin!(pending::<()>().with_context(request.clone()));
+    group.bench_function("FutureExt::with_context", |b| {
+        b.iter(|| black_box(with_context.as_mut().poll(&mut cx)))
+    });
+
+    let _attached = request.attach();
+    let mut carried = pin!(pending::<()>().in_current_context());
+    group.bench_function("WithContext, in_current_context", |b| {
+        b.iter(|| black_box(carried.as_mut().poll(&mut cx)))
+    });
+    group.finish();
+}
+
+#[cfg(not(feature = "opentelemetry"))]
+fn trace_context_polls(_: &mut Criterion) {}
+
 fn logging(c: &mut Criterion) {
     polls(c, "no subscriber");
     tracing::subscriber::with_default(tracing_subscriber::registry(), || polls(c, "registry"));
     log_lines(c);
+    trace_context_polls(c);
 }
 
 criterion_group! {
