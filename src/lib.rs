@@ -30,6 +30,11 @@
 //! [`smol::SmolSpawner`] or [`async_std::AsyncStdSpawner`], each behind the Cargo feature of
 //! the same name, or the free functions [`spawn`], [`spawn_blocking`] and [`block_on`], which
 //! use the runtime the features select.
+//!
+//! Logging and trace context come along too: with feature `tracing` the current `tracing` span
+//! follows every spawn, and [`tracing::LogFields`] puts context variables such as a request id
+//! on every log line, text or JSON (feature `tracing-json`); with feature `opentelemetry`,
+//! OpenTelemetry's own context follows every spawn (see [`opentelemetry`]).
 #![deny(missing_docs)]
 #![forbid(unsafe_code)]
 #![cfg_attr(docsrs, feature(doc_auto_cfg))]
@@ -78,6 +83,9 @@ mod default_spawner;
 #[cfg(feature = "hyper")]
 #[path = "../adapters/hyper.rs"]
 mod hyper;
+#[cfg(feature = "opentelemetry")]
+#[path = "../adapters/opentelemetry.rs"]
+pub mod opentelemetry;
 #[cfg(feature = "rayon")]
 #[path = "../adapters/rayon.rs"]
 pub mod rayon;
@@ -90,6 +98,9 @@ pub mod testing;
 #[cfg(feature = "tokio")]
 #[path = "../adapters/tokio.rs"]
 pub mod tokio;
+#[cfg(feature = "tracing")]
+#[path = "../adapters/tracing.rs"]
+pub mod tracing;
 
 #[cfg(any(feature = "tokio", feature = "smol", feature = "async-std"))]
 pub use default_spawner::{block_on, spawn, spawn_blocking, spawn_named, DefaultSpawner};

@@ -1,0 +1,64 @@
+//! OpenTelemetry's own context follows every spawn (feature `opentelemetry`).
+//!
+//! The [`opentelemetry::Context`] current where a task, blocking closure or
+//! [`in_current_context`](crate::InContext::in_current_context) future is created travels with
+//! it and is attached around each poll and around the closure, so inside it
+//! `opentelemetry::Context::current()` is the creator's: the same trace, the same active span,
+//! the same baggage. Spans started there are children of the creator's span, with no
+//! `FutureExt::with_context` and no context passed by hand.
+//!
+//! [`spawn_in`](crate::Spawner::spawn_in) and [`in_context`](crate::InContext::in_context) carry
+//! no OpenTelemetry context, as they carry nothing else of the caller's: their work sees the
+//! polling thread's own, which on a runtime's worker is empty.
+//!
+//! ```
+//! # #[cfg(any(feature = "tokio", feature = "smol", feature = "async-std"))] {
+//! use opentelemetry::trace::{Span as _, TraceContextExt, Tracer, TracerProvider as _};
+//! use opentelemetry::Context;
+//! use opentelemetry_sdk::trace::{InMemorySpanExporter, SdkTracerProvider};
+//!
+//! let exporter = InMemorySpanExporter::default();
+//! let provider = SdkTracerProvider::builder()
+//!     .with_simple_exporter(exporter.clone())
+//!     .build();
+//! let tracer = provider.tracer("checkout");
+//!
+//! let request = Context::current_with_span(tracer.start("handle_request"));
+//! let request_span = request.span().span_context().clone();
+//! let _attached = request.attach();
+//!
+//! ctxflow::block_on(async move {
+//!     let background = ctxflow::spawn(async move { tracer.start("charge_card").end() });
+//!     background.await.unwrap();
+//! });
+//!
+//! let charge = &exporter.get_finished_spans().unwrap()[0];
+//! assert_eq!(charge.name, "charge_card");
+//! assert_eq!(charge.span_context.trace_id(), request_span.trace_id());
+//! assert_eq!(charge.parent_span_id, request_span.span_id());
+//! # }
+//! ```
+
+use ::opentelemetry::{Context, ContextGuard};
+
+/// The OpenTelemetry context current where work was created; `None` for work given a context
+/// of its own, which carries none.
+#[derive(Clone, Debug, Default)]
+pub(crate) struct CarriedContext(Option<Context>);
+
+/// Keeps a carried OpenTelemetry context attached to this thread until dropped.
+pub(crate) type AttachedContext = Option<ContextGuard>;
+
+impl CarriedContext {
+    #[inline]
+    pub(crate) fn capture() -> Self {
+        CarriedContext(Some(Context::current()))
+    }
+
+    /// Attaches a captured context to this thread, also an empty one: work created where no
+    /// trace was active must not join whatever trace the polling thread has.
+    #[inline]
+    pub(crate) fn attach(&self) -> AttachedContext {
+        self.0.clone().map(Context::attach)
+    }
+}

@@ -1,0 +1,68 @@
+//! `tracing` spans follow every spawn, and context variables show on log lines (feature
+//! `tracing`; JSON lines with feature `tracing-json`).
+//!
+//! **Spans.** The [`tracing::Span`] current where a task, blocking closure or
+//! [`in_current_context`](crate::InContext::in_current_context) future is created travels with
+//! it and is entered around each of its polls, around the closure and around the drop of the
+//! task's future, just as `.instrument(Span::current())` would do. Events written there nest
+//! under the creator's span on any subscriber. [`spawn_in`](crate::Spawner::spawn_in) and
+//! [`in_context`](crate::InContext::in_context) carry no span.
+//!
+//! **Fields.** [`LogFields`] names the context variables that log lines show; wrapped around a
+//! `tracing_subscriber::fmt` format, it adds the ones set where each line is written:
+//! `request_id=req-123` on a text line, `"request_id":"req-123"` in a JSON line.
+//!
+//! ```
+//! use ctxflow::tracing::LogFields;
+//! use ctxflow::ContextVar;
+//! use tracing::Instrument;
+//!
+//! static REQUEST_ID: ContextVar<String> = ContextVar::new("request_id");
+//!
+//! # use std::io::{self, Write};
+//! # use std::sync::{Arc, Mutex};
+//! # #[derive(Clone, Default)]
+//! # struct Captured(Arc<Mutex<Vec<u8>>>);
+//! # impl Write for Captured {
+//! #     fn write(&mut self, bytes: &[u8]) -> io::Result<usize> {
+//! #         self.0.lock().unwrap().write(bytes)
+//! #     }
+//! #     fn flush(&mut self) -> io::Result<()> {
+//! #         Ok(())
+//! #     }
+//! # }
+//! # let output = Captured::default();
+//! # let writer = output.clone();
+//! tracing_subscriber::fmt()
+//!     .without_time()
+//!     .with_target(false)
+//!     .with_ansi(false)
+//!     .map_event_format(|format| LogFields::new().field(&REQUEST_ID).wrap(format))
+//! #   .with_writer(move || writer.clone())
+//!     .init();
+//!
+//! async fn handle_request() {
+//!     let _token = REQUEST_ID.set("req-123".into());
+//!     let background = ctxflow::spawn(async { tracing::info!("sending receipt") });
+//!     background.await.unwrap();
+//! }
+//!
+//! # #[cfg(any(feature = "tokio", feature = "smol", feature = "async-std"))] {
+//! ctxflow::block_on(handle_request().instrument(tracing::info_span!("checkout")));
+//! # let output = String::from_utf8(output.0.lock().unwrap().clone()).unwrap();
+//! assert_eq!(output, " INFO checkout: sending receipt request_id=req-123\n");
+//! # }
+//! ```
+
+#[path = "tracing/format.rs"]
+mod format;
+#[path = "tracing/log_fields.rs"]
+mod log_fields;
+#[path = "tracing/record.rs"]
+mod record;
+#[path = "tracing/span.rs"]
+mod span;
+
+pub use format::WithLogFields;
+pub use log_fields::LogFields;
+pub(crate) use span::{CarriedSpan, EnteredSpan};

@@ -1,0 +1,240 @@
+//! [`WithLogFields`]: `tracing_subscriber::fmt`'s line formats, showing the registered context
+//! variables on every line.
+//!
+//! A `Layer` cannot add fields to what another layer formats, so the variables join the line at
+//! the format: the wrapped format writes the line, and the variables go in before its end, text
+//! fields through the subscriber's own field formatter, JSON members through `serde_json`.
+
+use std::cell::RefCell;
+use std::fmt;
+
+use ::tracing::{Event, Subscriber};
+use tracing_subscriber::fmt::format::{Compact, Format, Full, Writer};
+use tracing_subscriber::fmt::time::FormatTime;
+use tracing_subscriber::fmt::{FmtContext, FormatEvent, FormatFields};
+use tracing_subscriber::registry::LookupSpan;
+
+use super::log_fields::LogFields;
+use super::record::with_record;
+use crate::Context;
+
+/// A `tracing_subscriber::fmt` format that also writes the [`LogFields`] set where each line
+/// is written: `request_id=req-123` at the end of a text line, `"request_id":"req-123"` in a
+/// JSON object. Lines written where none is set are exactly the wrapped format's.
+///
+/// Made by [`LogFields::wrap`], for the full (default), compact and JSON (feature
+/// `tracing-json`) formats; most easily through the builders' `map_event_format`.
+///
+/// ```
+/// use ctxflow::tracing::LogFields;
+/// use ctxflow::ContextVar;
+///
+/// static REQUEST_ID: ContextVar<String> = ContextVar::new("request_id");
+///
+/// # use std::io::{self, Write};
+/// # use std::sync::{Arc, Mutex};
+/// # #[derive(Clone, Default)]
+/// # struct Captured(Arc<Mutex<Vec<u8>>>);
+/// # impl Write for Captured {
+/// #     fn write(&mut self, bytes: &[u8]) -> io::Result<usize> {
+/// #         self.0.lock().unwrap().write(bytes)
+/// #     }
+/// #     fn flush(&mut self) -> io::Result<()> {
+/// #         Ok(())
+/// #     }
+/// # }
+/// # let output = Captured::default();
+/// # let writer = output.clone();
+/// let fields = LogFields::new().field(&REQUEST_ID);
+/// let subscriber = tracing_subscriber::fmt()
+///     .compact()
+///     .without_time()
+///     .with_ansi(false)
+///     .map_event_format(|format| fields.wrap(format))
+/// #   .with_writer(move || writer.clone())
+///     .finish();
+///
+/// tracing::subscriber::with_default(subscriber, || {
+///     let _token = REQUEST_ID.set("req-123".into());
+///     tracing::info!(items = 3, "order placed");
+/// });
+/// # let output = String::from_utf8(output.0.lock().unwrap().clone()).unwrap();
+/// assert!(output.ends_with("order placed items=3 request_id=req-123\n"));
+/// ```
+#[derive(Clone, Debug)]
+pub struct WithLogFields<E> {
+    fields: LogFields,
+    format: E,
+    /// `format`, told to colour its output. The wrapped format writes into a buffer, whose
+    /// writer cannot say whether the layer colours its lines, so the colour is chosen here.
+    coloured: E,
+}
+
+impl LogFields {
+    /// `format`, showing these variables on every line; see [`WithLogFields`].
+    ///
+    /// ```
+    /// use ctxflow::tracing::LogFields;
+    /// use ctxflow::ContextVar;
+    ///
+    /// static REQUEST_ID: ContextVar<String> = ContextVar::new("request_id");
+    ///
+    /// let fields = LogFields::new().field(&REQUEST_ID);
+    /// let subscriber = tracing_subscriber::fmt()
+    ///     .map_event_format(|format| fields.wrap(format))
+    ///     .finish();
+    /// # drop(subscriber);
+    /// ```
+    pub fn wrap<F: Clone, T: Clone>(self, format: Format<F, T>) -> WithLogFields<Format<F, T>> {
+        WithLogFields {
+            fields: self,
+            coloured: format.clone().with_ansi(true),
+            format,
+        }
+    }
+}
+
+macro_rules! text_line_format {
+    ($kind:ty) => {
+        impl<S, N, T> FormatEvent<S, N> for WithLogFields<Format<$kind, T>>
+        where
+            S: Subscriber + for<'a> LookupSpan<'a>,
+            N: for<'a> FormatFields<'a> + 'static,
+            T: FormatTime,
+        {
+            fn format_event(
+                &self,
+                ctx: &FmtContext<'_, S, N>,
+                writer: Writer<'_>,
+                event: &Event<'_>,
+            ) -> fmt::Result {
+                self.format_text(ctx, writer, event)
+            }
+        }
+    };
+}
+
+text_line_format!(Full);
+text_line_format!(Compact);
+
+#[cfg(feature = "tracing-json")]
+impl<S, N, T> FormatEvent<S, N> for WithLogFields<Format<tracing_subscriber::fmt::format::Json, T>>
+where
+    S: Subscriber + for<'a> LookupSpan<'a>,
+    N: for<'a> FormatFields<'a> + 'static,
+    T: FormatTime,
+{
+    fn format_event(
+        &self,
+        ctx: &FmtContext<'_, S, N>,
+        writer: Writer<'_>,
+        event: &Event<'_>,
+    ) -> fmt::Result {
+        self.format_json(ctx, writer, event)
+    }
+}
+
+impl<E> WithLogFields<E> {
+    /// Writes the wrapped format's line with ` name=value` for each set variable before its end.
+    fn format_text<S, N>(
+        &self,
+        ctx: &FmtContext<'_, S, N>,
+        mut writer: Writer<'_>,
+        event: &Event<'_>,
+    ) -> fmt::Result
+    where
+        E: FormatEvent<S, N>,
+        S: Subscriber + for<'a> LookupSpan<'a>,
+        N: for<'a> FormatFields<'a> + 'static,
+    {
+        let context = Context::current();
+        let mut set = self.fields.set_in(&context).peekable();
+        if set.peek().is_none() {
+            return self.format.format_event(ctx, writer, event);
+        }
+        let format = match writer.has_ansi_escapes() {
+            true => &self.coloured,
+            false => &self.format,
+        };
+        with_line_buffer(|line| {
+            format.format_event(ctx, Writer::new(line), event)?;
+            let (line, end) = split_line_end(line);
+            writer.write_str(line)?;
+            for (field, value) in set {
+                writer.write_char(' ')?;
+                with_record(field.name, value, |record| {
+                    ctx.format_fields(writer.by_ref(), record)
+                })?;
+            }
+            writer.write_str(end)
+        })
+    }
+
+    /// Writes the wrapped format's JSON object with a `"name":"value"` member for each set
+    /// variable before its closing brace.
+    #[cfg(feature = "tracing-json")]
+    fn format_json<S, N>(
+        &self,
+        ctx: &FmtContext<'_, S, N>,
+        mut writer: Writer<'_>,
+        event: &Event<'_>,
+    ) -> fmt::Result
+    where
+        E: FormatEvent<S, N>,
+        S: Subscriber + for<'a> LookupSpan<'a>,
+        N: for<'a> FormatFields<'a> + 'static,
+    {
+        let context = Context::current();
+        let mut set = self.fields.set_in(&context).peekable();
+        if set.peek().is_none() {
+            return self.format.format_event(ctx, writer, event);
+        }
+        with_line_buffer(|object| {
+            self.format.format_event(ctx, Writer::new(object), event)?;
+            let (line, end) = split_line_end(object);
+            let Some(members) = line.strip_suffix('}') else {
+                return writer.write_str(object);
+            };
+            writer.write_str(members)?;
+            let mut separator = match members.trim_end().ends_with('{') {
+                true => "",
+                false => ",",
+            };
+            for (field, value) in set {
+                let name = serde_json::to_string(field.name[0]).map_err(|_| fmt::Error)?;
+                let value = serde_json::to_string(&value.to_string()).map_err(|_| fmt::Error)?;
+                write!(writer, "{separator}{name}:{value}")?;
+                separator = ",";
+            }
+            writer.write_char('}')?;
+            writer.write_str(end)
+        })
+    }
+}
+
+thread_local! {
+    static LINE: RefCell<String> = const { RefCell::new(String::new()) };
+}
+
+/// Calls `f` with an empty buffer for the wrapped format's line: the thread's own, kept
+/// between lines so that a line costs no allocation, or a new one when a value's `Display`
+/// logs while the thread's is in use.
+fn with_line_buffer<R>(f: impl FnOnce(&mut String) -> R) -> R {
+    let mut f = Some(f);
+    let reused = LINE.try_with(|line| {
+        let mut line = line.try_borrow_mut().ok()?;
+        line.clear();
+        let f = f.take().expect("called once");
+        Some(f(&mut line))
+    });
+    match reused.ok().flatten() {
+        Some(result) => result,
+        None => (f.take().expect("called once"))(&mut String::new()),
+    }
+}
+
+/// `line` without its line ending, and the line ending.
+fn split_line_end(line: &str) -> (&str, &str) {
+    let body = line.trim_end_matches(['\r', '\n']);
+    (body, &line[body.len()..])
+}

@@ -1,0 +1,143 @@
+//! [`LogFields`]: the context variables that log lines show.
+
+use std::fmt::{self, Display};
+
+use crate::{Context, ContextVar};
+
+/// The context variables every log line shows, by name, when they are set where the line is
+/// written.
+///
+/// Register variables once, at start-up, and hand the set to a `tracing_subscriber::fmt`
+/// format with [`wrap`](LogFields::wrap). A value shows with its `Display` form.
+///
+/// ```
+/// use ctxflow::tracing::LogFields;
+/// use ctxflow::ContextVar;
+///
+/// static REQUEST_ID: ContextVar<String> = ContextVar::new("request_id");
+/// static USER_ID: ContextVar<u64> = ContextVar::new("user_id");
+///
+/// let fields = LogFields::new().field(&REQUEST_ID).field(&USER_ID);
+/// assert_eq!(fields.names().collect::<Vec<_>>(), ["request_id", "user_id"]);
+/// ```
+#[derive(Clone, Default)]
+pub struct LogFields {
+    fields: Vec<LogField>,
+}
+
+/// One registered variable.
+#[derive(Clone, Copy)]
+pub(crate) struct LogField {
+    var: &'static dyn LoggedVar,
+    /// The variable's name, as the one-name slice a `tracing` field set is made of.
+    pub(crate) name: &'static [&'static str],
+}
+
+/// A context variable whose value can be shown, whatever its type.
+trait LoggedVar: Send + Sync {
+    fn value_in<'cx>(&'static self, context: &'cx Context) -> Option<&'cx dyn Display>;
+}
+
+impl<T: Display + Send + Sync + 'static> LoggedVar for ContextVar<T> {
+    fn value_in<'cx>(&'static self, context: &'cx Context) -> Option<&'cx dyn Display> {
+        context.get(self).map(|value| value as &dyn Display)
+    }
+}
+
+impl LogFields {
+    /// No variables yet.
+    ///
+    /// ```
+    /// use ctxflow::tracing::LogFields;
+    /// assert_eq!(LogFields::new().names().count(), 0);
+    /// ```
+    pub fn new() -> Self {
+        LogFields::default()
+    }
+
+    /// Adds `var`: from now on, lines written where it is set show `name=value` (in JSON,
+    /// `"name":"value"`). Lines show variables in the order they were added; adding one twice
+    /// changes nothing.
+    ///
+    /// ```
+    /// use ctxflow::tracing::LogFields;
+    /// use ctxflow::ContextVar;
+    ///
+    /// static TENANT: ContextVar<&'static str> = ContextVar::new("tenant");
+    /// let fields = LogFields::new().field(&TENANT).field(&TENANT);
+    /// assert_eq!(fields.names().collect::<Vec<_>>(), ["tenant"]);
+    /// ```
+    #[must_use = "`field` returns the extended set"]
+    pub fn field<T: Display + Send + Sync + 'static>(
+        mut self,
+        var: &'static ContextVar<T>,
+    ) -> Self {
+        let name = std::slice::from_ref(&var.info().name);
+        let added = LogField { var, name };
+        if !self.fields.iter().any(|field| field.is(var)) {
+            self.fields.push(added);
+        }
+        self
+    }
+
+    /// The names of the registered variables, in the order they show on a line.
+    ///
+    /// ```
+    /// use ctxflow::tracing::LogFields;
+    /// use ctxflow::ContextVar;
+    ///
+    /// static REQUEST_ID: ContextVar<String> = ContextVar::new("request_id");
+    /// let fields = LogFields::new().field(&REQUEST_ID);
+    /// assert_eq!(fields.names().collect::<Vec<_>>(), ["request_id"]);
+    /// ```
+    pub fn names(&self) -> impl Iterator<Item = &'static str> + '_ {
+        self.fields.iter().map(|field| field.name[0])
+    }
+
+    /// Calls `f` with the name and value of each registered variable set in the current
+    /// context, in registration order: for formatters of one's own.
+    ///
+    /// ```
+    /// use ctxflow::tracing::LogFields;
+    /// use ctxflow::ContextVar;
+    ///
+    /// static REQUEST_ID: ContextVar<String> = ContextVar::new("request_id");
+    /// static USER_ID: ContextVar<u64> = ContextVar::new("user_id");
+    /// let fields = LogFields::new().field(&REQUEST_ID).field(&USER_ID);
+    ///
+    /// let _token = USER_ID.set(42);
+    /// let mut line = String::new();
+    /// fields.for_each_current(|name, value| line += &format!("{name}={value}"));
+    /// assert_eq!(line, "user_id=42");
+    /// ```
+    pub fn for_each_current(&self, mut f: impl FnMut(&'static str, &dyn Display)) {
+        let context = Context::current();
+        for (field, value) in self.set_in(&context) {
+            f(field.name[0], value);
+        }
+    }
+
+    /// The registered variables set in `context`, with their values.
+    pub(crate) fn set_in<'a>(
+        &'a self,
+        context: &'a Context,
+    ) -> impl Iterator<Item = (&'a LogField, &'a dyn Display)> + 'a {
+        self.fields
+            .iter()
+            .filter_map(move |field| Some((field, field.var.value_in(context)?)))
+    }
+}
+
+impl LogField {
+    fn is<T: Send + Sync + 'static>(&self, var: &'static ContextVar<T>) -> bool {
+        std::ptr::eq(self.name, std::slice::from_ref(&var.info().name))
+    }
+}
+
+impl fmt::Debug for LogFields {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_tuple("LogFields")
+            .field(&self.names().collect::<Vec<_>>())
+            .finish()
+    }
+}
