@@ -114,4 +114,6 @@ mod guides {
     struct ContextModel;
     #[doc = include_str!("../docs/pools.md")]
     struct Pools;
+    #[doc = include_str!("../docs/migrating.md")]
+    struct Migrating;
 }
