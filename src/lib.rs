@@ -116,4 +116,10 @@ mod guides {
     struct Pools;
     #[doc = include_str!("../docs/migrating.md")]
     struct Migrating;
+    #[doc = include_str!("../docs/spawner.md")]
+    struct Spawners;
+    #[doc = include_str!("../docs/flow.md")]
+    struct Flow;
+    #[doc = include_str!("../docs/logging.md")]
+    struct Logging;
 }
