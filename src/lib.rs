@@ -90,6 +90,9 @@ pub mod testing;
 #[cfg(feature = "tokio")]
 #[path = "../adapters/tokio.rs"]
 pub mod tokio;
+#[cfg(feature = "tower")]
+#[path = "../adapters/tower.rs"]
+pub mod tower;
 
 #[cfg(any(feature = "tokio", feature = "smol", feature = "async-std"))]
 pub use default_spawner::{block_on, spawn, spawn_blocking, spawn_named, DefaultSpawner};
