@@ -22,7 +22,8 @@
 //!     ctxflow::spawn(async {
 //!         // runs after the response went out, under the same request id
 //!         println!("request_id={} notification sent", REQUEST_ID.get().unwrap());
-//!     });
+//!     })
+//!     .detach();
 //!     StatusCode::ACCEPTED
 //! }
 //!
