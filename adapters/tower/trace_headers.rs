@@ -1,7 +1,7 @@
 //! W3C `traceparent`/`tracestate` and `baggage` headers, read and written through
 //! OpenTelemetry's propagators.
 
-use http::HeaderMap;
+use http::{HeaderMap, HeaderName};
 use opentelemetry::baggage::{Baggage, BaggageExt, BaggageMetadata};
 use opentelemetry::propagation::TextMapPropagator;
 use opentelemetry::trace::TraceContextExt;
@@ -11,8 +11,9 @@ use opentelemetry_sdk::propagation::{BaggagePropagator, TraceContextPropagator};
 
 use crate::{Context, Propagation};
 
-const TRACEPARENT: &str = "traceparent";
-const BAGGAGE: &str = "baggage";
+// Built once: looking a header up by `&str` parses the name at every request.
+const TRACEPARENT: HeaderName = HeaderName::from_static("traceparent");
+const BAGGAGE: HeaderName = HeaderName::from_static("baggage");
 
 /// What a request's headers say about the context it was sent from.
 pub(crate) struct Incoming {
@@ -27,7 +28,7 @@ pub(crate) struct Incoming {
 pub(crate) fn extract(headers: &HeaderMap, propagation: &Propagation) -> Incoming {
     let extractor = HeaderExtractor(headers);
     let mut trace_context = opentelemetry::Context::new();
-    if headers.contains_key(TRACEPARENT) {
+    if headers.contains_key(&TRACEPARENT) {
         trace_context =
             TraceContextPropagator::new().extract_with_context(&trace_context, &extractor);
         if !trace_context.has_active_span() {
@@ -37,7 +38,7 @@ pub(crate) fn extract(headers: &HeaderMap, propagation: &Propagation) -> Incomin
         }
     }
     let mut variables = Context::empty();
-    if headers.contains_key(BAGGAGE) {
+    if headers.contains_key(&BAGGAGE) {
         trace_context = BaggagePropagator::new().extract_with_context(&trace_context, &extractor);
         let baggage = trace_context.baggage();
         if baggage.is_empty() {
