@@ -30,6 +30,9 @@
 //! [`smol::SmolSpawner`] or [`async_std::AsyncStdSpawner`], each behind the Cargo feature of
 //! the same name, or the free functions [`spawn`], [`spawn_blocking`] and [`block_on`], which
 //! use the runtime the features select.
+//!
+//! HTTP services built on tower (axum, hyper) give every request a context of its own, with its
+//! request id, W3C trace context and baggage, through `ctxflow::tower` (feature `tower`).
 #![deny(missing_docs)]
 #![forbid(unsafe_code)]
 #![cfg_attr(docsrs, feature(doc_auto_cfg))]
