@@ -134,10 +134,13 @@ fn assert_uuid_v7(id: &str) {
     assert_eq!(uuid.get_version(), Some(uuid::Version::SortRand), "{id}");
 }
 
+/// Opens the gates of one request's task and blocking closure.
+type GateOpeners = (oneshot::Sender<()>, std_mpsc::Sender<()>);
+
 /// Held by the handler's background work until the client has the response.
 #[derive(Default)]
 struct Gates {
-    closed: Mutex<HashMap<String, (oneshot::Sender<()>, std_mpsc::Sender<()>)>>,
+    closed: Mutex<HashMap<String, GateOpeners>>,
 }
 
 impl Gates {
