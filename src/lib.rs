@@ -35,6 +35,8 @@
 //! follows every spawn, and [`tracing::LogFields`] puts context variables such as a request id
 //! on every log line, text or JSON (feature `tracing-json`); with feature `opentelemetry`,
 //! OpenTelemetry's own context follows every spawn (see [`opentelemetry`]).
+//! HTTP services built on tower (axum, hyper) give every request a context of its own, with its
+//! request id, W3C trace context and baggage, through `ctxflow::tower` (feature `tower`).
 #![deny(missing_docs)]
 #![forbid(unsafe_code)]
 #![cfg_attr(docsrs, feature(doc_auto_cfg))]
@@ -98,6 +100,9 @@ pub mod testing;
 #[cfg(feature = "tokio")]
 #[path = "../adapters/tokio.rs"]
 pub mod tokio;
+#[cfg(feature = "tower")]
+#[path = "../adapters/tower.rs"]
+pub mod tower;
 #[cfg(feature = "tracing")]
 #[path = "../adapters/tracing.rs"]
 pub mod tracing;

@@ -102,6 +102,47 @@ impl Propagation {
         self
     }
 
+    /// The names of the listed variables, sorted: the entries this propagation owns in a
+    /// carrier that other systems write to as well, such as W3C `baggage`.
+    ///
+    /// ```
+    /// use ctxflow::{ContextVar, Propagation};
+    /// static TENANT: ContextVar<String> = ContextVar::new("tenant");
+    /// static PRIORITY: ContextVar<u8> = ContextVar::new("priority");
+    /// let propagation = Propagation::new().var(&TENANT).var(&PRIORITY);
+    /// assert_eq!(propagation.names().collect::<Vec<_>>(), ["priority", "tenant"]);
+    /// assert!(propagation.lists("tenant"));
+    /// assert!(!propagation.lists("user_id"));
+    /// ```
+    pub fn names(&self) -> impl Iterator<Item = &'static str> + '_ {
+        self.codecs.iter().map(|codec| codec.name())
+    }
+
+    /// Whether a variable named `name` is listed.
+    ///
+    /// ```
+    /// use ctxflow::{ContextVar, Propagation};
+    /// static TENANT: ContextVar<String> = ContextVar::new("tenant");
+    /// assert!(Propagation::new().var(&TENANT).lists("tenant"));
+    /// ```
+    pub fn lists(&self, name: &str) -> bool {
+        self.codecs
+            .binary_search_by(|codec| codec.name().cmp(name))
+            .is_ok()
+    }
+
+    /// Whether no variable is listed: nothing crosses.
+    ///
+    /// ```
+    /// use ctxflow::{ContextVar, Propagation};
+    /// static TENANT: ContextVar<String> = ContextVar::new("tenant");
+    /// assert!(Propagation::new().is_empty());
+    /// assert!(!Propagation::new().var(&TENANT).is_empty());
+    /// ```
+    pub fn is_empty(&self) -> bool {
+        self.codecs.is_empty()
+    }
+
     /// The listed variables set in `context`, as (name, value) pairs sorted by name.
     pub fn export(&self, context: &Context) -> Vec<(String, String)> {
         self.codecs

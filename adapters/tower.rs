@@ -1,0 +1,58 @@
+//! HTTP requests with a context of their own, across services (feature `tower`): for axum, hyper
+//! and anything built on tower.
+//!
+//! - [`RequestContextLayer`] (servers): every request runs in a fresh context holding its request
+//!   id (from `x-request-id`, tower-http's `SetRequestIdLayer`, or a new UUID v7, echoed on the
+//!   response), the variables of a [`Propagation`](crate::Propagation) found in its W3C
+//!   `baggage`, and with the OpenTelemetry context of its W3C `traceparent` attached.
+//! - [`InjectContextLayer`] (clients) and [`inject_context`] (any client, such as reqwest): an
+//!   outgoing request carries the caller's trace context and listed variables.
+//!
+//! Tasks spawned through ctxflow from a handler keep the request id after the response is sent:
+//!
+//! ```
+//! use axum::{http::StatusCode, routing::post, Router};
+//! use ctxflow::tower::RequestContextLayer;
+//! use ctxflow::ContextVar;
+//! use tower::ServiceExt;
+//!
+//! static REQUEST_ID: ContextVar<String> = ContextVar::new("request_id");
+//!
+//! async fn create_order() -> StatusCode {
+//!     ctxflow::spawn(async {
+//!         // runs after the response went out, under the same request id
+//!         println!("request_id={} notification sent", REQUEST_ID.get().unwrap());
+//!     })
+//!     .detach();
+//!     StatusCode::ACCEPTED
+//! }
+//!
+//! let app = Router::new()
+//!     .route("/orders", post(create_order))
+//!     .layer(RequestContextLayer::new(&REQUEST_ID));
+//! # let runtime = tokio::runtime::Runtime::new().unwrap();
+//! # runtime.block_on(async {
+//! let request = http::Request::post("/orders").body(axum::body::Body::empty()).unwrap();
+//! let response = app.oneshot(request).await.unwrap();
+//! assert_eq!(response.status(), StatusCode::ACCEPTED);
+//! assert!(response.headers().contains_key("x-request-id"));
+//! # });
+//! ```
+//!
+//! The layer itself needs no runtime: it only wraps the inner service's futures. The request id
+//! types of tower-http 0.7 are the ones recognised. See `docs/http.md` for setups with
+//! tower-http, a custom `MakeRequestId`, and calls between services.
+
+#[path = "tower/client.rs"]
+mod client;
+#[path = "tower/request_id.rs"]
+mod request_id;
+#[path = "tower/server.rs"]
+mod server;
+#[path = "tower/trace_headers.rs"]
+mod trace_headers;
+
+pub use client::{InjectContextLayer, InjectContextService};
+pub use request_id::MakeRequestUuidV7;
+pub use server::{RequestContextLayer, RequestContextService, ResponseFuture};
+pub use trace_headers::inject_context;

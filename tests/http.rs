@@ -1,0 +1,684 @@
+//! `ctxflow::tower` against real servers on 127.0.0.1 (axum, and plain hyper for the second
+//! service) with hyper-util's client: request ids, spawned work after the response, trace
+//! context and baggage between two services, bad headers, and tower-http's request ids.
+
+use std::collections::HashMap;
+use std::convert::Infallible;
+use std::io;
+use std::net::{Ipv4Addr, SocketAddr};
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{mpsc as std_mpsc, Arc, Mutex};
+
+use axum::extract::State;
+use axum::routing::get;
+use axum::Router;
+use ctxflow::tower::{InjectContextLayer, RequestContextLayer};
+use ctxflow::{ContextVar, Propagation};
+use futures::stream::{self, StreamExt};
+use http::{HeaderMap, HeaderValue, Request, Response, StatusCode};
+use http_body_util::{BodyExt, Empty, Full};
+use hyper::body::{Bytes, Incoming};
+use hyper_util::client::legacy::connect::HttpConnector;
+use hyper_util::client::legacy::Client;
+use hyper_util::rt::{TokioExecutor, TokioIo};
+use hyper_util::service::TowerToHyperService;
+use opentelemetry::baggage::BaggageExt;
+use opentelemetry::context::FutureExt as _;
+use opentelemetry::trace::{TraceContextExt, Tracer, TracerProvider as _};
+use opentelemetry_sdk::trace::SdkTracerProvider;
+use tokio::net::TcpListener;
+use tokio::sync::{mpsc, oneshot};
+use tower::{service_fn, Layer, ServiceBuilder, ServiceExt};
+use tower_http::request_id::{MakeRequestId, RequestId, SetRequestIdLayer};
+use uuid::Uuid;
+
+static REQUEST_ID: ContextVar<String> = ContextVar::new("request_id");
+static TENANT: ContextVar<String> = ContextVar::new("tenant");
+static PRIORITY: ContextVar<u8> = ContextVar::new("priority");
+static SESSION: ContextVar<String> = ContextVar::new("session");
+
+const TRACEPARENT: &str = "00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01";
+const TRACE_ID: &str = "4bf92f3577b34da6a3ce929d0e0e4736";
+const PARENT_SPAN_ID: &str = "00f067aa0ba902b7";
+
+type HttpClient = Client<HttpConnector, Empty<Bytes>>;
+
+fn client() -> HttpClient {
+    Client::builder(TokioExecutor::new()).build_http()
+}
+
+/// A server on 127.0.0.1 that stops, connections drained, when told to.
+struct Server {
+    address: SocketAddr,
+    shutdown: oneshot::Sender<()>,
+    serving: ctxflow::JoinHandle<()>,
+}
+
+impl Server {
+    async fn axum(app: Router) -> Server {
+        let listener = TcpListener::bind((Ipv4Addr::LOCALHOST, 0)).await.unwrap();
+        let address = listener.local_addr().unwrap();
+        let (shutdown, stop) = oneshot::channel::<()>();
+        let serving = ctxflow::spawn(async move {
+            axum::serve(listener, app)
+                .with_graceful_shutdown(async {
+                    let _ = stop.await;
+                })
+                .await
+                .unwrap();
+        });
+        Server {
+            address,
+            shutdown,
+            serving,
+        }
+    }
+
+    /// Plain hyper, HTTP/1, one task per connection spawned through ctxflow, so that each
+    /// carries the context the server was started in.
+    async fn hyper<S>(service: S) -> Server
+    where
+        S: tower::Service<Request<Incoming>, Response = Response<Full<Bytes>>, Error = Infallible>
+            + Clone
+            + Send
+            + 'static,
+        S::Future: Send + 'static,
+    {
+        let listener = TcpListener::bind((Ipv4Addr::LOCALHOST, 0)).await.unwrap();
+        let address = listener.local_addr().unwrap();
+        let (shutdown, mut stop) = oneshot::channel::<()>();
+        let serving = ctxflow::spawn(async move {
+            loop {
+                let (stream, _) = tokio::select! {
+                    accepted = listener.accept() => accepted.unwrap(),
+                    _ = &mut stop => return,
+                };
+                let connection = hyper::server::conn::http1::Builder::new().serve_connection(
+                    TokioIo::new(stream),
+                    TowerToHyperService::new(service.clone()),
+                );
+                ctxflow::spawn(connection).detach();
+            }
+        });
+        Server {
+            address,
+            shutdown,
+            serving,
+        }
+    }
+
+    fn uri(&self, path: &str) -> String {
+        format!("http://{}{path}", self.address)
+    }
+
+    async fn stop(self) {
+        let _ = self.shutdown.send(());
+        self.serving.await.unwrap();
+    }
+}
+
+async fn get_text(client: &HttpClient, request: Request<Empty<Bytes>>) -> (HeaderMap, String) {
+    let response = client.request(request).await.unwrap();
+    assert_eq!(response.status(), StatusCode::OK);
+    let headers = response.headers().clone();
+    let body = response.into_body().collect().await.unwrap().to_bytes();
+    (headers, String::from_utf8(body.to_vec()).unwrap())
+}
+
+fn echoed_id(headers: &HeaderMap) -> &str {
+    headers["x-request-id"].to_str().unwrap()
+}
+
+fn assert_uuid_v7(id: &str) {
+    let uuid = Uuid::parse_str(id).unwrap_or_else(|error| panic!("{id:?}: {error}"));
+    assert_eq!(uuid.get_version(), Some(uuid::Version::SortRand), "{id}");
+}
+
+/// Opens the gates of one request's task and blocking closure.
+type GateOpeners = (oneshot::Sender<()>, std_mpsc::Sender<()>);
+
+/// Held by the handler's background work until the client has the response.
+#[derive(Default)]
+struct Gates {
+    closed: Mutex<HashMap<String, GateOpeners>>,
+}
+
+impl Gates {
+    fn close(&self, id: &str) -> (oneshot::Receiver<()>, std_mpsc::Receiver<()>) {
+        let (task_gate, task_wait) = oneshot::channel();
+        let (blocking_gate, blocking_wait) = std_mpsc::channel();
+        let previous = self
+            .closed
+            .lock()
+            .unwrap()
+            .insert(id.to_owned(), (task_gate, blocking_gate));
+        assert!(previous.is_none(), "two requests with the id {id}");
+        (task_wait, blocking_wait)
+    }
+
+    fn open(&self, id: &str) {
+        let (task_gate, blocking_gate) = self.closed.lock().unwrap().remove(id).unwrap();
+        task_gate.send(()).unwrap();
+        blocking_gate.send(()).unwrap();
+    }
+}
+
+#[derive(Debug)]
+struct Record {
+    spawned_as: &'static str,
+    sent_id: String,
+    seen_id: Option<String>,
+}
+
+struct Background {
+    gates: Arc<Gates>,
+    records: mpsc::UnboundedSender<Record>,
+}
+
+/// Binds nothing itself: the layer did. Sends work off and returns at once; the work records
+/// the request id it sees once the client has the response.
+async fn send_work_off(State(state): State<Arc<Background>>, headers: HeaderMap) -> &'static str {
+    let sent_id = headers["x-request-id"].to_str().unwrap().to_owned();
+    let (task_wait, blocking_wait) = state.gates.close(&sent_id);
+
+    let records = state.records.clone();
+    let task_sent_id = sent_id.clone();
+    ctxflow::spawn(async move {
+        task_wait.await.unwrap();
+        let seen_id = REQUEST_ID.get();
+        let spawned_as = "task";
+        let sent_id = task_sent_id;
+        records
+            .send(Record {
+                spawned_as,
+                sent_id,
+                seen_id,
+            })
+            .unwrap();
+    })
+    .detach();
+
+    let records = state.records.clone();
+    ctxflow::spawn_blocking(move || {
+        blocking_wait.recv().unwrap();
+        let seen_id = REQUEST_ID.get();
+        let spawned_as = "blocking";
+        records
+            .send(Record {
+                spawned_as,
+                sent_id,
+                seen_id,
+            })
+            .unwrap();
+    })
+    .detach();
+    "accepted"
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn work_a_handler_sends_off_keeps_its_own_request_id_after_the_response_for_a_thousand_concurrent_requests(
+) {
+    const REQUESTS: usize = 1_000;
+    const IN_FLIGHT: usize = 200;
+
+    let gates = Arc::new(Gates::default());
+    let (records, mut recorded) = mpsc::unbounded_channel();
+    let background = Arc::new(Background {
+        gates: gates.clone(),
+        records,
+    });
+    let app = Router::new()
+        .route("/orders", get(send_work_off))
+        .with_state(background)
+        .layer(RequestContextLayer::new(&REQUEST_ID));
+    let server = Server::axum(app).await;
+
+    let client = client();
+    let uri = server.uri("/orders");
+    stream::iter(0..REQUESTS)
+        .map(|n| {
+            let (client, uri, gates) = (&client, &uri, &gates);
+            async move {
+                let id = format!("req-{n:04}");
+                let request = Request::get(uri)
+                    .header("x-request-id", &id)
+                    .body(Empty::new())
+                    .unwrap();
+                let (headers, body) = get_text(client, request).await;
+                assert_eq!(
+                    (echoed_id(&headers), body.as_str()),
+                    (id.as_str(), "accepted")
+                );
+                gates.open(&id);
+            }
+        })
+        .buffer_unordered(IN_FLIGHT)
+        .collect::<()>()
+        .await;
+
+    // Once the server is gone, the records channel closes when the last piece of work is done.
+    drop(client);
+    server.stop().await;
+    let mut seen: HashMap<(String, &str), usize> = HashMap::new();
+    while let Some(record) = recorded.recv().await {
+        assert_eq!(
+            record.seen_id.as_deref(),
+            Some(record.sent_id.as_str()),
+            "{record:?}"
+        );
+        *seen.entry((record.sent_id, record.spawned_as)).or_default() += 1;
+    }
+    assert_eq!(seen.len(), 2 * REQUESTS);
+    assert!(seen.values().all(|&count| count == 1));
+}
+
+async fn ids_seen_by_handler_and_task() -> String {
+    let in_task = ctxflow::spawn(async { REQUEST_ID.get() }).await.unwrap();
+    format!("{} {}", REQUEST_ID.get().unwrap(), in_task.unwrap())
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_request_without_an_id_gets_a_uuid_v7_that_the_handler_sees_and_the_response_echoes() {
+    let app = Router::new()
+        .route("/", get(ids_seen_by_handler_and_task))
+        .layer(RequestContextLayer::new(&REQUEST_ID));
+    let server = Server::axum(app).await;
+    let client = client();
+
+    let mut ids = Vec::new();
+    for _ in 0..3 {
+        let request = Request::get(server.uri("/")).body(Empty::new()).unwrap();
+        let (headers, body) = get_text(&client, request).await;
+        let id = echoed_id(&headers).to_owned();
+        assert_uuid_v7(&id);
+        assert_eq!(body, format!("{id} {id}"));
+        ids.push(id);
+    }
+    ids.sort();
+    ids.dedup();
+    assert_eq!(ids.len(), 3, "every request gets its own id: {ids:?}");
+
+    drop(client);
+    server.stop().await;
+}
+
+async fn session_before_setting_it(
+    _: Request<Incoming>,
+) -> Result<Response<Full<Bytes>>, Infallible> {
+    let before = SESSION.get().unwrap_or_else(|| "-".into());
+    let _token = SESSION.set(REQUEST_ID.get().unwrap());
+    Ok(Response::new(Full::new(Bytes::from(before))))
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn every_request_starts_from_an_empty_context_whatever_the_server_or_the_previous_request_set(
+) {
+    // Its connection tasks carry the context the server started in; requests must not.
+    let service = ServiceBuilder::new()
+        .layer(RequestContextLayer::new(&REQUEST_ID))
+        .service_fn(session_before_setting_it);
+    let server = SESSION
+        .scope("server-wide".into(), Server::hyper(service))
+        .await;
+    let client = client();
+
+    // One client, one kept-alive connection: the second request follows the first on it.
+    for _ in 0..2 {
+        let request = Request::get(server.uri("/")).body(Empty::new()).unwrap();
+        let (_, session_seen) = get_text(&client, request).await;
+        assert_eq!(session_seen, "-");
+    }
+
+    drop(client);
+    server.stop().await;
+}
+
+/// Service B: reports what reached it from service A.
+async fn report_what_arrived(_: Request<Incoming>) -> Result<Response<Full<Bytes>>, Infallible> {
+    let trace_context = opentelemetry::Context::current();
+    let span = trace_context.span();
+    let remote = span.span_context();
+    let vendor = trace_context
+        .baggage()
+        .get("vendor")
+        .map_or_else(|| "-".into(), |value| value.to_string());
+    let report = format!(
+        "trace_id={} parent={} tenant={} priority={} session={} vendor={vendor}",
+        remote.trace_id(),
+        remote.span_id(),
+        TENANT.get().unwrap_or_else(|| "-".into()),
+        PRIORITY.get().map_or_else(|| "-".into(), |p| p.to_string()),
+        SESSION.get().unwrap_or_else(|| "-".into()),
+    );
+    Ok(Response::new(Full::new(Bytes::from(report))))
+}
+
+type Downstream = ctxflow::tower::InjectContextService<HttpClient>;
+
+/// Service A: adds variables of its own, then calls B from inside the request.
+async fn call_b(State((b, uri)): State<(Downstream, String)>) -> String {
+    let _priority = PRIORITY.set(7);
+    let _session = SESSION.set("a-private-session".into());
+    let request = Request::get(uri).body(Empty::new()).unwrap();
+    let response = b.oneshot(request).await.unwrap();
+    let body = response.into_body().collect().await.unwrap().to_bytes();
+    String::from_utf8(body.to_vec()).unwrap()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_service_called_from_inside_a_request_sees_the_callers_trace_and_listed_baggage() {
+    // B reads every variable it knows of; A decides which ones leave it.
+    let everything = Propagation::new().var(&TENANT).var(&PRIORITY).var(&SESSION);
+    let b = Server::hyper(
+        ServiceBuilder::new()
+            .layer(RequestContextLayer::new(&REQUEST_ID).propagation(everything))
+            .service_fn(report_what_arrived),
+    )
+    .await;
+
+    let leaves_a = Propagation::new().var(&TENANT).var(&PRIORITY);
+    let downstream = ServiceBuilder::new()
+        .layer(InjectContextLayer::new(leaves_a.clone()))
+        .service(client());
+    let a = Server::axum(
+        Router::new()
+            .route("/checkout", get(call_b))
+            .with_state((downstream, b.uri("/report")))
+            .layer(RequestContextLayer::new(&REQUEST_ID).propagation(leaves_a)),
+    )
+    .await;
+
+    let client = client();
+    let request = Request::get(a.uri("/checkout"))
+        .header("traceparent", TRACEPARENT)
+        .header("baggage", "tenant=acme,vendor=kept%20as%20is")
+        .body(Empty::new())
+        .unwrap();
+    let (_, report) = get_text(&client, request).await;
+    assert_eq!(
+        report,
+        format!(
+            "trace_id={TRACE_ID} parent={PARENT_SPAN_ID} tenant=acme priority=7 session=- vendor=kept as is"
+        )
+    );
+
+    drop(client);
+    a.stop().await;
+    b.stop().await;
+}
+
+/// Service A with a span of its own: it calls B inside it.
+async fn call_b_in_a_span(State((b, uri)): State<(Downstream, String)>) -> String {
+    let tracer = SdkTracerProvider::builder().build().tracer("service-a");
+    let in_span = opentelemetry::Context::current_with_span(tracer.start("call-b"));
+    let ids = {
+        let span = in_span.span();
+        let span_context = span.span_context();
+        format!("{} {}", span_context.trace_id(), span_context.span_id())
+    };
+    let request = Request::get(uri).body(Empty::new()).unwrap();
+    let response = b.oneshot(request).with_context(in_span).await.unwrap();
+    let body = response.into_body().collect().await.unwrap().to_bytes();
+    format!("{ids} | {}", String::from_utf8(body.to_vec()).unwrap())
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_service_called_inside_a_span_of_the_caller_sees_that_span_as_its_parent() {
+    let b = Server::hyper(
+        ServiceBuilder::new()
+            .layer(RequestContextLayer::new(&REQUEST_ID))
+            .service_fn(report_what_arrived),
+    )
+    .await;
+    let downstream = ServiceBuilder::new()
+        .layer(InjectContextLayer::new(Propagation::new()))
+        .service(client());
+    let a = Server::axum(
+        Router::new()
+            .route("/checkout", get(call_b_in_a_span))
+            .with_state((downstream, b.uri("/report")))
+            .layer(RequestContextLayer::new(&REQUEST_ID)),
+    )
+    .await;
+
+    let client = client();
+    let request = Request::get(a.uri("/checkout")).body(Empty::new()).unwrap();
+    let (_, answer) = get_text(&client, request).await;
+    let (a_ids, report) = answer.split_once(" | ").unwrap();
+    let (trace_id, span_id) = a_ids.split_once(' ').unwrap();
+    assert_ne!(trace_id, "00000000000000000000000000000000");
+    assert_eq!(
+        report,
+        format!("trace_id={trace_id} parent={span_id} tenant=- priority=- session=- vendor=-")
+    );
+
+    drop(client);
+    a.stop().await;
+    b.stop().await;
+}
+
+async fn what_the_handler_sees() -> String {
+    let trace_context = opentelemetry::Context::current();
+    format!(
+        "{} trace={} tenant={} priority={}",
+        REQUEST_ID.get().unwrap(),
+        trace_context.has_active_span(),
+        TENANT.get().unwrap_or_else(|| "-".into()),
+        PRIORITY.get().map_or_else(|| "-".into(), |p| p.to_string()),
+    )
+}
+
+fn bad_headers() -> Vec<(&'static str, &'static str, HeaderValue)> {
+    let long_id = HeaderValue::from_str(&"x".repeat(129)).unwrap();
+    let not_utf8 = HeaderValue::from_bytes(b"req-\xff\xfe").unwrap();
+    let long_baggage = HeaderValue::from_str(&format!("tenant={}", "a".repeat(9000))).unwrap();
+    vec![
+        ("an oversized request id", "x-request-id", long_id),
+        ("a non-UTF-8 request id", "x-request-id", not_utf8),
+        (
+            "an empty request id",
+            "x-request-id",
+            HeaderValue::from_static(""),
+        ),
+        (
+            "a malformed traceparent",
+            "traceparent",
+            HeaderValue::from_static("00-0af7651916cd43dd8448eb211c80319c-b7ad6b7169203331"),
+        ),
+        ("an oversized baggage", "baggage", long_baggage),
+        (
+            "a baggage value that does not parse",
+            "baggage",
+            HeaderValue::from_static("tenant=acme,priority=high"),
+        ),
+    ]
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_request_with_a_bad_header_still_succeeds_with_a_fresh_id_and_the_bad_header_ignored() {
+    let propagation = Propagation::new().var(&TENANT).var(&PRIORITY);
+    let app = Router::new()
+        .route("/", get(what_the_handler_sees))
+        .layer(RequestContextLayer::new(&REQUEST_ID).propagation(propagation));
+    let server = Server::axum(app).await;
+    let client = client();
+
+    for (case, name, value) in bad_headers() {
+        let request = Request::get(server.uri("/"))
+            .header(name, value)
+            .body(Empty::new())
+            .unwrap();
+        let (headers, seen) = get_text(&client, request).await;
+        let id = echoed_id(&headers);
+        assert_uuid_v7(id);
+        assert_eq!(
+            seen,
+            format!("{id} trace=false tenant=- priority=-"),
+            "with {case}"
+        );
+    }
+
+    drop(client);
+    server.stop().await;
+}
+
+/// Collects what a `tracing` subscriber writes.
+#[derive(Clone, Default)]
+struct Captured(Arc<Mutex<Vec<u8>>>);
+
+impl io::Write for Captured {
+    fn write(&mut self, bytes: &[u8]) -> io::Result<usize> {
+        self.0.lock().unwrap().extend_from_slice(bytes);
+        Ok(bytes.len())
+    }
+
+    fn flush(&mut self) -> io::Result<()> {
+        Ok(())
+    }
+}
+
+#[test]
+fn each_ignored_header_is_reported_at_debug_level() {
+    let captured = Captured::default();
+    let writer = captured.clone();
+    let subscriber = tracing_subscriber::fmt()
+        .with_max_level(tracing::Level::DEBUG)
+        .with_writer(move || writer.clone())
+        .finish();
+    let service = RequestContextLayer::new(&REQUEST_ID)
+        .propagation(Propagation::new().var(&PRIORITY))
+        .layer(service_fn(|_: Request<()>| async {
+            Ok::<_, Infallible>(Response::new(()))
+        }));
+
+    tracing::subscriber::with_default(subscriber, || {
+        for (_, name, value) in bad_headers() {
+            let request = Request::builder().header(name, value).body(()).unwrap();
+            let response = futures::executor::block_on(service.clone().oneshot(request)).unwrap();
+            assert_uuid_v7(echoed_id(response.headers()));
+        }
+    });
+
+    let log = String::from_utf8(captured.0.lock().unwrap().clone()).unwrap();
+    let lines: Vec<&str> = log.lines().collect();
+    assert_eq!(lines.len(), bad_headers().len(), "{log}");
+    assert!(lines.iter().all(|line| line.contains("DEBUG")), "{log}");
+    for expected in [
+        "longer than the maximum length",
+        "not visible ASCII",
+        "empty",
+        "malformed traceparent",
+        "no valid entry",
+        "`priority`: invalid digit found in string",
+    ] {
+        assert!(log.contains(expected), "no {expected:?} in:\n{log}");
+    }
+}
+
+/// A `MakeRequestId` that counts, with a prefix naming who made the id.
+#[derive(Clone)]
+struct Counter {
+    prefix: &'static str,
+    next: Arc<AtomicU64>,
+}
+
+impl Counter {
+    fn new(prefix: &'static str) -> Self {
+        Counter {
+            prefix,
+            next: Arc::default(),
+        }
+    }
+}
+
+impl MakeRequestId for Counter {
+    fn make_request_id<B>(&mut self, _: &Request<B>) -> Option<RequestId> {
+        let n = self.next.fetch_add(1, Ordering::Relaxed);
+        let id = format!("{}-{n}", self.prefix);
+        Some(RequestId::new(HeaderValue::from_str(&id).unwrap()))
+    }
+}
+
+async fn request_id_seen() -> String {
+    REQUEST_ID.get().unwrap()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn when_tower_https_set_request_id_layer_runs_first_its_request_id_is_the_one_used() {
+    // Under another header name, so only its `RequestId` extension can carry the id across.
+    let app = Router::new()
+        .route("/", get(request_id_seen))
+        .layer(RequestContextLayer::new(&REQUEST_ID))
+        .layer(SetRequestIdLayer::new(
+            http::HeaderName::from_static("x-tower-http-id"),
+            Counter::new("tower-http"),
+        ));
+    let server = Server::axum(app).await;
+    let client = client();
+
+    for n in 0..2 {
+        let request = Request::get(server.uri("/")).body(Empty::new()).unwrap();
+        let (headers, seen) = get_text(&client, request).await;
+        let expected = format!("tower-http-{n}");
+        assert_eq!(
+            (seen.as_str(), echoed_id(&headers)),
+            (expected.as_str(), expected.as_str())
+        );
+    }
+
+    drop(client);
+    server.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_make_request_id_plugged_into_the_layer_makes_the_ids_of_requests_that_bring_none() {
+    let app = Router::new()
+        .route("/", get(request_id_seen))
+        .layer(RequestContextLayer::new(&REQUEST_ID).make_request_id(Counter::new("custom")));
+    let server = Server::axum(app).await;
+    let client = client();
+
+    let request = Request::get(server.uri("/")).body(Empty::new()).unwrap();
+    let (headers, seen) = get_text(&client, request).await;
+    assert_eq!(
+        (seen.as_str(), echoed_id(&headers)),
+        ("custom-0", "custom-0")
+    );
+
+    let request = Request::get(server.uri("/"))
+        .header("x-request-id", "from-the-caller")
+        .body(Empty::new())
+        .unwrap();
+    let (headers, seen) = get_text(&client, request).await;
+    assert_eq!(
+        (seen.as_str(), echoed_id(&headers)),
+        ("from-the-caller", "from-the-caller")
+    );
+
+    drop(client);
+    server.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_custom_header_name_is_read_and_echoed() {
+    let app = Router::new().route("/", get(request_id_seen)).layer(
+        RequestContextLayer::new(&REQUEST_ID)
+            .header(http::HeaderName::from_static("x-correlation-id")),
+    );
+    let server = Server::axum(app).await;
+    let client = client();
+
+    let request = Request::get(server.uri("/"))
+        .header("x-correlation-id", "corr-1")
+        .header("x-request-id", "not-this-one")
+        .body(Empty::new())
+        .unwrap();
+    let (headers, seen) = get_text(&client, request).await;
+    assert_eq!(
+        (seen.as_str(), headers["x-correlation-id"].to_str().unwrap()),
+        ("corr-1", "corr-1")
+    );
+
+    drop(client);
+    server.stop().await;
+}
