@@ -3,9 +3,10 @@
 use std::any::Any;
 use std::cmp::Ordering;
 use std::fmt;
-use std::iter;
 use std::marker::PhantomData;
 use std::sync::Arc;
+
+use smallvec::{smallvec, SmallVec};
 
 use crate::current::{self, Installed, Scope};
 use crate::var::{ContextVar, VarInfo};
@@ -42,9 +43,13 @@ struct Entry {
 /// ```
 #[derive(Clone, Default)]
 pub struct Context {
-    /// Sorted by the variable's address, so lookups can stop early or bisect.
-    entries: Option<Arc<[Entry]>>,
+    /// One thin pointer, so that installing a context moves one word.
+    entries: Option<Arc<Table>>,
 }
+
+/// Sorted by the variable's address, so lookups can stop early or bisect. Small tables live
+/// inside the `Arc`'s allocation: one allocation per copy.
+type Table = SmallVec<[Entry; 4]>;
 
 /// Up to this many entries a linear scan beats a binary search.
 const LINEAR_SCAN_MAX: usize = 8;
@@ -102,13 +107,13 @@ impl Context {
             if entries.iter().all(|entry| entry.var.flows) {
                 return cx.clone();
             }
-            let flowing: Arc<[Entry]> = entries
+            let flowing: Table = entries
                 .iter()
                 .filter(|entry| entry.var.flows)
                 .cloned()
                 .collect();
             Context {
-                entries: (!flowing.is_empty()).then_some(flowing),
+                entries: (!flowing.is_empty()).then(|| Arc::new(flowing)),
             }
         })
     }
@@ -176,7 +181,7 @@ impl Context {
     /// assert_eq!(cx.len(), 2);
     /// ```
     pub fn len(&self) -> usize {
-        self.entries.as_deref().map_or(0, <[Entry]>::len)
+        self.entries_slice().len()
     }
 
     /// Whether no variable is set in this snapshot.
@@ -298,6 +303,7 @@ impl Context {
         }
     }
 
+    #[inline]
     pub(crate) fn value(&self, var: &'static VarInfo) -> Option<&Value> {
         let entries = self.entries_slice();
         let index = if entries.len() <= LINEAR_SCAN_MAX {
@@ -315,36 +321,16 @@ impl Context {
     /// Sets `var`, copy-on-write; returns the value it replaces. Runs no user code: every value
     /// that leaves the table is handed back or still held by another snapshot.
     pub(crate) fn insert(&mut self, var: &'static VarInfo, value: Value) -> Option<Value> {
-        let Some(entries) = &mut self.entries else {
-            self.entries = Some(Arc::new([Entry { var, value }]));
+        let Some(table) = &mut self.entries else {
+            self.entries = Some(Arc::new(smallvec![Entry { var, value }]));
             return None;
         };
-        match entries.binary_search_by(|entry| order(entry.var, var)) {
-            Ok(index) => {
-                if let Some(unshared) = Arc::get_mut(entries) {
-                    return Some(std::mem::replace(&mut unshared[index].value, value));
-                }
-                let previous = entries[index].value.clone();
-                *entries = entries
-                    .iter()
-                    .enumerate()
-                    .map(|(i, entry)| match i == index {
-                        true => Entry {
-                            var,
-                            value: value.clone(),
-                        },
-                        false => entry.clone(),
-                    })
-                    .collect();
-                Some(previous)
-            }
+        let position = table.binary_search_by(|entry| order(entry.var, var));
+        let table = Arc::make_mut(table);
+        match position {
+            Ok(index) => Some(std::mem::replace(&mut table[index].value, value)),
             Err(index) => {
-                *entries = entries[..index]
-                    .iter()
-                    .cloned()
-                    .chain(iter::once(Entry { var, value }))
-                    .chain(entries[index..].iter().cloned())
-                    .collect();
+                table.insert(index, Entry { var, value });
                 None
             }
         }
@@ -352,25 +338,20 @@ impl Context {
 
     /// Unsets `var`, copy-on-write; returns the value it had.
     pub(crate) fn remove(&mut self, var: &'static VarInfo) -> Option<Value> {
-        let entries = self.entries.as_mut()?;
-        let index = entries
-            .binary_search_by(|entry| order(entry.var, var))
-            .ok()?;
-        let previous = entries[index].value.clone();
-        if entries.len() == 1 {
+        let table = self.entries.as_mut()?;
+        let index = table.binary_search_by(|entry| order(entry.var, var)).ok()?;
+        let previous = table[index].value.clone();
+        if table.len() == 1 {
             self.entries = None;
         } else {
-            *entries = entries[..index]
-                .iter()
-                .chain(&entries[index + 1..])
-                .cloned()
-                .collect();
+            Arc::make_mut(table).remove(index);
         }
         Some(previous)
     }
 
+    #[inline]
     fn entries_slice(&self) -> &[Entry] {
-        self.entries.as_deref().unwrap_or_default()
+        self.entries.as_deref().map_or(&[], |table| table.as_slice())
     }
 }
 
@@ -380,6 +361,7 @@ fn order(a: &'static VarInfo, b: &'static VarInfo) -> Ordering {
 
 /// The value of a variable keyed by a `ContextVar<T>` is always a `T`: only `ContextVar<T>`
 /// inserts under its own key.
+#[inline]
 pub(crate) fn downcast<T: 'static>(value: &Value) -> &T {
     value
         .downcast_ref()

@@ -43,18 +43,23 @@ thread_local! {
 
 /// Reads the current context. `read` must not change the current context: it runs under a
 /// shared borrow.
+#[inline]
 pub(crate) fn read<R>(read: impl FnOnce(&Context) -> R) -> R {
     CURRENT.with(|current| read(&current.borrow().context))
 }
 
 /// Changes the current scope. `change` must not run user code that could touch the context,
 /// so it must hand every replaced value back to the caller instead of dropping it.
+#[inline]
 pub(crate) fn update<R>(change: impl FnOnce(&mut Scope) -> R) -> R {
     CURRENT.with(|current| change(&mut current.borrow_mut()))
 }
 
 /// Swaps `scope` with the thread's current one; `false` when the thread's storage is already
 /// destroyed (the thread is exiting).
+// Inlined into each wrapper's poll: out of line, the install and the restore were compiled
+// with different store widths, and each poll stalled on a load that could not be forwarded.
+#[inline]
 fn swap(scope: &mut Scope) -> bool {
     CURRENT
         .try_with(|current| std::mem::swap(&mut *current.borrow_mut(), scope))
@@ -76,6 +81,7 @@ impl<'a> Installed<'a> {
     /// # Panics
     /// When the thread is exiting and its storage is gone: running the caller's code without
     /// its context would silently lose it.
+    #[inline]
     pub(crate) fn new(slot: &'a mut Scope) -> Self {
         let guard = Self::or_skip(slot);
         assert!(
@@ -86,6 +92,7 @@ impl<'a> Installed<'a> {
     }
 
     /// Installs `slot` if the thread's storage still exists; for drops during thread exit.
+    #[inline]
     pub(crate) fn or_skip(slot: &'a mut Scope) -> Self {
         #[cfg(feature = "strict")]
         crate::strict::report();
@@ -100,6 +107,7 @@ impl<'a> Installed<'a> {
 }
 
 impl Drop for Installed<'_> {
+    #[inline]
     fn drop(&mut self) {
         #[cfg(feature = "strict")]
         crate::strict::leave(self.guards);
