@@ -1,0 +1,113 @@
+//! What the benchmarks share: the variables, the future whose polls are counted, the floor it
+//! is compared against, and settings that keep every group short on a small shared machine.
+
+// Each benchmark uses its own part of this module.
+#![allow(dead_code)]
+
+use std::cell::Cell;
+use std::future::Future;
+use std::hint::black_box;
+use std::pin::{pin, Pin};
+use std::task::{Context as TaskContext, Poll};
+use std::time::Duration;
+
+use criterion::Criterion;
+use ctxflow::{Context, ContextVar};
+use futures::task::noop_waker;
+
+pub static VARS: [ContextVar<u64>; 64] = [const { ContextVar::new("v") }; 64];
+
+pub const SIZES: [usize; 3] = [1, 8, 64];
+
+/// `Pending` results before the final `Ready`; every poll benchmark polls `PENDING + 1` times.
+pub const PENDING: u32 = 1000;
+
+/// A snapshot with the first `n` of `VARS` set.
+pub fn context_with(n: usize) -> Context {
+    VARS[..n]
+        .iter()
+        .zip(0..)
+        .fold(Context::empty(), |cx, (var, value)| {
+            cx.with_value(var, value)
+        })
+}
+
+/// Returns `Pending` `PENDING` times, waking nobody, then `Ready`.
+pub struct Countdown(u32);
+
+impl Countdown {
+    pub fn new() -> Self {
+        Countdown(PENDING)
+    }
+}
+
+impl Future for Countdown {
+    type Output = ();
+
+    // A real task's state machine is an opaque call to the wrapper around it. Inlined, it lets
+    // the optimiser see that nothing reads the thread-local in between and hoist the floor's
+    // swap out of the polling loop, which would then measure nothing.
+    #[inline(never)]
+    fn poll(mut self: Pin<&mut Self>, _: &mut TaskContext<'_>) -> Poll<()> {
+        // Opaque to the optimiser, or the polling loop folds into one subtraction.
+        let left = black_box(self.0);
+        if left == 0 {
+            return Poll::Ready(());
+        }
+        self.0 = left - 1;
+        Poll::Pending
+    }
+}
+
+/// Polls `future` to completion on the calling thread with a waker that does nothing.
+pub fn drive(future: impl Future<Output = ()>) {
+    let waker = noop_waker();
+    let mut cx = TaskContext::from_waker(&waker);
+    let mut future = pin!(future);
+    while future.as_mut().poll(&mut cx).is_pending() {}
+}
+
+thread_local! {
+    static SLOT: Cell<*const u64> = const { Cell::new(std::ptr::null()) };
+}
+
+/// The least any per-poll context can cost: one pointer moved into a thread-local before the
+/// poll and the previous one moved back after it.
+pub struct PointerSwap<F> {
+    value: *const u64,
+    inner: F,
+}
+
+impl<F> PointerSwap<F> {
+    pub fn new(value: &'static u64, inner: F) -> Self {
+        PointerSwap { value, inner }
+    }
+}
+
+impl<F: Future + Unpin> Future for PointerSwap<F> {
+    type Output = F::Output;
+
+    fn poll(mut self: Pin<&mut Self>, cx: &mut TaskContext<'_>) -> Poll<F::Output> {
+        let previous = SLOT.replace(self.value);
+        let poll = Pin::new(&mut self.inner).poll(cx);
+        self.value = SLOT.replace(previous);
+        poll
+    }
+}
+
+/// Nanosecond-scale groups: long enough for a stable median, short enough that every bench
+/// binary finishes in about a minute on two shared cores.
+pub fn fast() -> Criterion {
+    Criterion::default()
+        .warm_up_time(Duration::from_secs(1))
+        .measurement_time(Duration::from_secs(2))
+        .sample_size(50)
+}
+
+/// Millisecond-scale groups (whole runtimes spawning thousands of tasks).
+pub fn slow() -> Criterion {
+    Criterion::default()
+        .warm_up_time(Duration::from_secs(1))
+        .measurement_time(Duration::from_secs(3))
+        .sample_size(10)
+}
