@@ -7,10 +7,10 @@ mod common;
 use std::collections::HashMap;
 use std::hint::black_box;
 use std::sync::Arc;
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
-use common::{context_with, drive, Countdown, PointerSwap, PENDING, SIZES, VARS};
-use criterion::{criterion_group, criterion_main, BenchmarkId, Criterion, Throughput};
+use common::{context_with, drive, Bench, Countdown, CpuTime, PointerSwap, PENDING, SIZES, VARS};
+use criterion::{criterion_group, criterion_main, BenchmarkId, Throughput};
 use ctxflow::{Context, ContextGuard, ContextVar, InContext};
 
 /// Snapshots held at once by the shared `set` benchmark.
@@ -28,7 +28,7 @@ fn slowest(n: usize) -> &'static ContextVar<u64> {
     &VARS[n - 1]
 }
 
-fn snapshot(c: &mut Criterion) {
+fn snapshot(c: &mut Bench) {
     let mut group = c.benchmark_group("context/current");
     let arc = Arc::new(0_u64);
     group.bench_function("arc_clone_drop", |b| b.iter(|| black_box(&arc).clone()));
@@ -41,7 +41,7 @@ fn snapshot(c: &mut Criterion) {
     group.finish();
 }
 
-fn get(c: &mut Criterion) {
+fn get(c: &mut Bench) {
     let mut group = c.benchmark_group("context/get");
     for n in SIZES {
         let var = slowest(n);
@@ -70,7 +70,7 @@ fn get(c: &mut Criterion) {
     group.finish();
 }
 
-fn set(c: &mut Criterion) {
+fn set(c: &mut Bench) {
     let mut group = c.benchmark_group("context/set");
     for n in SIZES {
         let var = slowest(n);
@@ -83,17 +83,18 @@ fn set(c: &mut Criterion) {
         // tables it keeps alive is not, and happens in chunks to bound the memory held.
         group.bench_with_input(BenchmarkId::new("shared", n), &n, |b, _| {
             b.iter_custom(|iters| {
+                let clock = CpuTime::thread();
                 let mut held = Vec::with_capacity(CHUNK);
                 let mut total = Duration::ZERO;
                 let mut left = iters;
                 while left > 0 {
                     let chunk = left.min(CHUNK as u64);
-                    let start = Instant::now();
+                    let start = clock.now();
                     for _ in 0..chunk {
                         held.push(Context::current());
                         drop(black_box(var).set(7));
                     }
-                    total += start.elapsed();
+                    total += clock.now() - start;
                     held.clear();
                     left -= chunk;
                 }
@@ -105,7 +106,7 @@ fn set(c: &mut Criterion) {
     group.finish();
 }
 
-fn poll(c: &mut Criterion) {
+fn poll(c: &mut Bench) {
     static VALUE: u64 = 1;
     let mut group = c.benchmark_group("context/poll");
     group.throughput(Throughput::Elements(u64::from(PENDING) + 1));

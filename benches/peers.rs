@@ -7,8 +7,8 @@ mod common;
 use std::hint::black_box;
 use std::sync::{Arc, OnceLock};
 
-use common::{context_with, drive, Countdown, PointerSwap, PENDING, SIZES, VARS};
-use criterion::{criterion_group, criterion_main, BenchmarkId, Criterion, Throughput};
+use common::{context_with, drive, Bench, Countdown, PointerSwap, PENDING, SIZES, VARS};
+use criterion::{criterion_group, criterion_main, BenchmarkId, Throughput};
 use ctxflow::{Context, InContext, Spawner};
 use opentelemetry::context::FutureExt as _;
 use tracing::Instrument as _;
@@ -76,7 +76,7 @@ tokio::task_local! {
     static TASK_LOCAL: u64;
 }
 
-fn poll(c: &mut Criterion) {
+fn poll(c: &mut Bench) {
     static VALUE: u64 = 1;
     let mut group = c.benchmark_group("peers/poll");
     group.throughput(Throughput::Elements(u64::from(PENDING) + 1));
@@ -114,7 +114,7 @@ fn poll(c: &mut Criterion) {
     group.finish();
 }
 
-fn snapshot(c: &mut Criterion) {
+fn snapshot(c: &mut Bench) {
     let mut group = c.benchmark_group("peers/snapshot");
     for n in SIZES {
         let guard = context_with(n).attach();
@@ -141,7 +141,7 @@ fn snapshot(c: &mut Criterion) {
     group.finish();
 }
 
-fn get(c: &mut Criterion) {
+fn get(c: &mut Bench) {
     let mut group = c.benchmark_group("peers/get");
     for n in SIZES {
         // The last variable of a sorted table: ctxflow's slowest lookup.
@@ -176,7 +176,7 @@ fn get(c: &mut Criterion) {
     group.finish();
 }
 
-fn set(c: &mut Criterion) {
+fn set(c: &mut Bench) {
     let mut group = c.benchmark_group("peers/set");
     for n in SIZES {
         let var = &VARS[n - 1];
@@ -209,7 +209,7 @@ fn set(c: &mut Criterion) {
     group.finish();
 }
 
-fn spawn(c: &mut Criterion) {
+fn spawn(c: &mut Bench) {
     use ctxflow::tokio::TokioSpawner;
     use std::future::Future;
     use std::pin::Pin;
