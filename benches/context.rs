@@ -9,7 +9,7 @@ use std::hint::black_box;
 use std::sync::Arc;
 use std::time::Duration;
 
-use common::{context_with, drive, Bench, Countdown, CpuTime, PointerSwap, PENDING, SIZES, VARS};
+use common::{context_with, drive, Bench, Clock, Countdown, PointerSwap, PENDING, SIZES, VARS};
 use criterion::{criterion_group, criterion_main, BenchmarkId, Throughput};
 use ctxflow::{Context, ContextGuard, ContextVar, InContext};
 
@@ -83,7 +83,7 @@ fn set(c: &mut Bench) {
         // tables it keeps alive is not, and happens in chunks to bound the memory held.
         group.bench_with_input(BenchmarkId::new("shared", n), &n, |b, _| {
             b.iter_custom(|iters| {
-                let clock = CpuTime::thread();
+                let clock = Clock::thread();
                 let mut held = Vec::with_capacity(CHUNK);
                 let mut total = Duration::ZERO;
                 let mut left = iters;

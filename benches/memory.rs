@@ -4,6 +4,10 @@
 //!
 //! The resident-memory figures come from child processes of this binary, one per variant, so
 //! that no variant inherits another's heap.
+//!
+//! `--workload VARIANT` runs the spawn benchmark's work once on a current-thread runtime and
+//! exits: a fixed amount of work to count instructions on, which no other load on the machine
+//! can disturb (`valgrind --tool=callgrind <this binary> --workload ctxflow`).
 
 mod common;
 
@@ -350,10 +354,59 @@ fn resident() {
     println!();
 }
 
+/// Tasks in one `--workload` run, and the yields each makes, as in `benches/spawn.rs`.
+const WORKLOAD_TASKS: usize = 10_000;
+const WORKLOAD_YIELDS: usize = 10;
+
+/// Spawns and awaits `WORKLOAD_TASKS` tasks that yield `WORKLOAD_YIELDS` times, on a tokio
+/// current-thread runtime; `none` only starts and stops the runtime, to subtract.
+fn workload(variant: &str) {
+    async fn work() {
+        for _ in 0..WORKLOAD_YIELDS {
+            tokio::task::yield_now().await;
+        }
+    }
+
+    let runtime = tokio::runtime::Builder::new_current_thread()
+        .build()
+        .expect("a tokio runtime");
+    let spawner = ctxflow::tokio::TokioSpawner::from(runtime.handle().clone());
+    let any = AnySpawner::from(spawner.clone());
+    let driver = async {
+        match variant {
+            "none" => {}
+            "raw" => {
+                let handles: Vec<_> = (0..WORKLOAD_TASKS).map(|_| tokio::spawn(work())).collect();
+                for handle in handles {
+                    handle.await.unwrap();
+                }
+            }
+            "ctxflow" => {
+                let handles: Vec<_> = (0..WORKLOAD_TASKS).map(|_| spawner.spawn(work())).collect();
+                for handle in handles {
+                    handle.await.unwrap();
+                }
+            }
+            "any-spawner" => {
+                let handles: Vec<_> = (0..WORKLOAD_TASKS).map(|_| any.spawn(work())).collect();
+                for handle in handles {
+                    handle.await.unwrap();
+                }
+            }
+            _ => panic!("unknown workload {variant}"),
+        }
+    };
+    runtime.block_on(driver.in_context(context_with(1)));
+}
+
 fn main() {
     let args: Vec<String> = std::env::args().collect();
     if let Some(at) = args.iter().position(|arg| arg == "--child") {
         resident_child(&args[at + 1]);
+        return;
+    }
+    if let Some(at) = args.iter().position(|arg| arg == "--workload") {
+        workload(&args[at + 1]);
         return;
     }
     // `cargo bench` runs every bench binary; `cargo bench -- <filter>` passes a filter, which

@@ -239,7 +239,6 @@ fn spawn(c: &mut Bench) {
 
     let mut group = c.benchmark_group("peers/spawn");
     group.throughput(Throughput::Elements(TASKS as u64));
-    group.sample_size(10);
     group.bench_function("tokio_raw", |b| {
         b.iter(|| {
             run(Box::pin(async {
