@@ -9,7 +9,10 @@ use std::hint::black_box;
 use std::sync::Arc;
 use std::time::Duration;
 
-use common::{context_with, drive, Bench, Clock, Countdown, PointerSwap, PENDING, SIZES, VARS};
+use common::{
+    context_with, drive, Bench, Clock, Countdown, OneWordSwap, PointerSwap, TwoWordSwap, PENDING,
+    SIZES, VARS,
+};
 use criterion::{criterion_group, criterion_main, BenchmarkId, Throughput};
 use ctxflow::{Context, ContextGuard, ContextVar, InContext};
 
@@ -114,6 +117,14 @@ fn poll(c: &mut Bench) {
     group.bench_function("bare", |b| b.iter(|| drive(Countdown::new())));
     group.bench_function("pointer_swap", |b| {
         b.iter(|| drive(PointerSwap::new(&VALUE, Countdown::new())))
+    });
+    let thin = Arc::new(vec![1_u64]);
+    group.bench_function("one_word_refcell", |b| {
+        b.iter(|| drive(OneWordSwap::new(thin.clone(), Countdown::new())))
+    });
+    let fat: Arc<[u64]> = Arc::from([1_u64]);
+    group.bench_function("two_words_refcell", |b| {
+        b.iter(|| drive(TwoWordSwap::new(fat.clone(), Countdown::new())))
     });
     group.bench_function("ctxflow", |b| {
         b.iter(|| drive(Countdown::new().in_context(cx.clone())))

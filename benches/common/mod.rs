@@ -4,10 +4,11 @@
 // Each benchmark uses its own part of this module.
 #![allow(dead_code)]
 
-use std::cell::Cell;
+use std::cell::{Cell, RefCell};
 use std::future::Future;
 use std::hint::black_box;
 use std::pin::{pin, Pin};
+use std::sync::Arc;
 use std::task::{Context as TaskContext, Poll};
 use std::time::Duration;
 
@@ -92,6 +93,67 @@ impl<F: Future + Unpin> Future for PointerSwap<F> {
         let previous = SLOT.replace(self.value);
         let poll = Pin::new(&mut self.inner).poll(cx);
         self.value = SLOT.replace(previous);
+        poll
+    }
+}
+
+thread_local! {
+    static ONE_WORD: RefCell<Option<Arc<Vec<u64>>>> = const { RefCell::new(None) };
+    static TWO_WORDS: RefCell<Option<Arc<[u64]>>> = const { RefCell::new(None) };
+}
+
+/// An owned snapshot moved in and out of a `RefCell` thread-local around each poll, as ctxflow
+/// does, but of one word (a thin `Arc`). Next to [`TwoWordSwap`] it shows what the width of the
+/// installed state costs, all else equal.
+pub struct OneWordSwap<F> {
+    value: Option<Arc<Vec<u64>>>,
+    inner: F,
+}
+
+impl<F> OneWordSwap<F> {
+    pub fn new(value: Arc<Vec<u64>>, inner: F) -> Self {
+        OneWordSwap {
+            value: Some(value),
+            inner,
+        }
+    }
+}
+
+impl<F: Future + Unpin> Future for OneWordSwap<F> {
+    type Output = F::Output;
+
+    fn poll(mut self: Pin<&mut Self>, cx: &mut TaskContext<'_>) -> Poll<F::Output> {
+        let this = &mut *self;
+        ONE_WORD.with(|slot| std::mem::swap(&mut *slot.borrow_mut(), &mut this.value));
+        let poll = Pin::new(&mut this.inner).poll(cx);
+        ONE_WORD.with(|slot| std::mem::swap(&mut *slot.borrow_mut(), &mut this.value));
+        poll
+    }
+}
+
+/// [`OneWordSwap`] with a fat `Arc<[u64]>`, two words, as ctxflow's `Context` is.
+pub struct TwoWordSwap<F> {
+    value: Option<Arc<[u64]>>,
+    inner: F,
+}
+
+impl<F> TwoWordSwap<F> {
+    pub fn new(value: Arc<[u64]>, inner: F) -> Self {
+        TwoWordSwap {
+            value: Some(value),
+            inner,
+        }
+    }
+}
+
+impl<F: Future + Unpin> Future for TwoWordSwap<F> {
+    type Output = F::Output;
+
+    fn poll(mut self: Pin<&mut Self>, cx: &mut TaskContext<'_>) -> Poll<F::Output> {
+        let this = &mut *self;
+        TWO_WORDS.with(|slot| std::mem::swap(&mut *slot.borrow_mut(), &mut this.value));
+        let poll = Pin::new(&mut this.inner).poll(cx);
+        TWO_WORDS.with(|slot| std::mem::swap(&mut *slot.borrow_mut(), &mut this.value));
         poll
     }
 }
