@@ -351,7 +351,9 @@ impl Context {
 
     #[inline]
     fn entries_slice(&self) -> &[Entry] {
-        self.entries.as_deref().map_or(&[], |table| table.as_slice())
+        self.entries
+            .as_deref()
+            .map_or(&[], |table| table.as_slice())
     }
 }
 
