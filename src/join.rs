@@ -167,14 +167,22 @@ impl<T> Reporter<T> {
     }
 
     /// Remembers the waker that `abort` must wake; the lock is taken only when it changes.
+    #[inline]
     pub(crate) fn watch(&mut self, waker: &Waker) {
-        if self
+        if !self
             .known_waker
             .as_ref()
             .is_some_and(|known| known.will_wake(waker))
         {
-            return;
+            self.rewatch(waker);
         }
+    }
+
+    // Out of line: every poll runs `watch`, and only a task's first poll (or a move to another
+    // waker) gets here.
+    #[cold]
+    #[inline(never)]
+    fn rewatch(&mut self, waker: &Waker) {
         self.known_waker = Some(waker.clone());
         let replaced = self.shared.state().task.replace(waker.clone());
         drop(replaced);
