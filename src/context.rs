@@ -294,7 +294,7 @@ impl Context {
         #[cfg(feature = "strict")]
         let position = crate::strict::attached(std::panic::Location::caller());
         let mut previous = Scope::new(self.clone());
-        current::update(|current| std::mem::swap(current, &mut previous));
+        current::exchange(&mut previous);
         ContextGuard {
             previous,
             #[cfg(feature = "strict")]
@@ -407,7 +407,7 @@ impl Drop for ContextGuard {
     fn drop(&mut self) {
         #[cfg(feature = "strict")]
         crate::strict::detached(self.position);
-        current::update(|current| std::mem::swap(current, &mut self.previous));
+        current::exchange(&mut self.previous);
     }
 }
 

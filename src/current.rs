@@ -1,9 +1,9 @@
 //! The thread's current context, and the guard that installs another one for a while.
 //!
-//! Every install is a swap of two words: the snapshot is moved in, the previous one moved out,
-//! and moved back when the guard drops, also while unwinding. No reference count is touched.
+//! Every install moves one pointer: the snapshot is moved in, the previous one moved out, and
+//! moved back when the guard drops, also while unwinding. No reference count is touched.
 
-use std::cell::RefCell;
+use std::cell::{Cell, RefCell};
 use std::sync::atomic::{AtomicU64, Ordering};
 
 use crate::context::Context;
@@ -20,39 +20,41 @@ pub(crate) struct Scope {
 static NEXT_SCOPE_ID: AtomicU64 = AtomicU64::new(1);
 
 impl Scope {
-    const EMPTY: Scope = Scope {
-        context: Context::empty(),
-        id: 0,
-    };
-
     pub(crate) const fn new(context: Context) -> Self {
         Scope { context, id: 0 }
-    }
-
-    pub(crate) fn id(&mut self) -> u64 {
-        if self.id == 0 {
-            self.id = NEXT_SCOPE_ID.fetch_add(1, Ordering::Relaxed);
-        }
-        self.id
     }
 }
 
 thread_local! {
-    static CURRENT: RefCell<Scope> = const { RefCell::new(Scope::EMPTY) };
+    static CURRENT: RefCell<Context> = const { RefCell::new(Context::empty()) };
+    /// The current scope's id, apart from the context: an integer cell needs no destructor,
+    /// so it costs no more than a plain load and store, and the context moves alone.
+    static SCOPE_ID: Cell<u64> = const { Cell::new(0) };
 }
 
 /// Reads the current context. `read` must not change the current context: it runs under a
 /// shared borrow.
 #[inline]
 pub(crate) fn read<R>(read: impl FnOnce(&Context) -> R) -> R {
-    CURRENT.with(|current| read(&current.borrow().context))
+    CURRENT.with(|current| read(&current.borrow()))
 }
 
-/// Changes the current scope. `change` must not run user code that could touch the context,
+/// Changes the current context. `change` must not run user code that could touch the context,
 /// so it must hand every replaced value back to the caller instead of dropping it.
 #[inline]
-pub(crate) fn update<R>(change: impl FnOnce(&mut Scope) -> R) -> R {
+pub(crate) fn update<R>(change: impl FnOnce(&mut Context) -> R) -> R {
     CURRENT.with(|current| change(&mut current.borrow_mut()))
+}
+
+/// The current scope's identity, given on first use so that installing a scope never touches
+/// the global counter.
+pub(crate) fn scope_id() -> u64 {
+    SCOPE_ID.with(|id| {
+        if id.get() == 0 {
+            id.set(NEXT_SCOPE_ID.fetch_add(1, Ordering::Relaxed));
+        }
+        id.get()
+    })
 }
 
 /// Swaps `scope` with the thread's current one; `false` when the thread's storage is already
@@ -60,10 +62,14 @@ pub(crate) fn update<R>(change: impl FnOnce(&mut Scope) -> R) -> R {
 // Inlined into each wrapper's poll: out of line, the install and the restore were compiled
 // with different store widths, and each poll stalled on a load that could not be forwarded.
 #[inline]
-fn swap(scope: &mut Scope) -> bool {
-    CURRENT
-        .try_with(|current| std::mem::swap(&mut *current.borrow_mut(), scope))
-        .is_ok()
+pub(crate) fn exchange(scope: &mut Scope) -> bool {
+    let swapped = CURRENT
+        .try_with(|current| std::mem::swap(&mut *current.borrow_mut(), &mut scope.context))
+        .is_ok();
+    if swapped {
+        scope.id = SCOPE_ID.with(|id| id.replace(scope.id));
+    }
+    swapped
 }
 
 /// Keeps a scope installed on this thread until dropped; then the previous scope is back and
@@ -96,7 +102,7 @@ impl<'a> Installed<'a> {
     pub(crate) fn or_skip(slot: &'a mut Scope) -> Self {
         #[cfg(feature = "strict")]
         crate::strict::report();
-        let installed = swap(slot);
+        let installed = exchange(slot);
         Installed {
             slot,
             installed,
@@ -112,7 +118,7 @@ impl Drop for Installed<'_> {
         #[cfg(feature = "strict")]
         crate::strict::leave(self.guards);
         if self.installed {
-            swap(self.slot);
+            exchange(self.slot);
         }
     }
 }

@@ -187,10 +187,8 @@ impl<T: Send + Sync + 'static> ContextVar<T> {
     /// ```
     pub fn set(&'static self, value: T) -> Token<T> {
         let value: Value = Arc::new(value);
-        let (scope, previous) = current::update(|scope| {
-            let previous = scope.context.insert(self.info(), value);
-            (scope.id(), previous)
-        });
+        let previous = current::update(|cx| cx.insert(self.info(), value));
+        let scope = current::scope_id();
         Token {
             var: self.info(),
             scope,
@@ -232,12 +230,12 @@ impl<T: Send + Sync + 'static> ContextVar<T> {
                 var: self.name(),
             });
         }
-        if !current::update(|scope| scope.id() == token.scope) {
+        if current::scope_id() != token.scope {
             return Err(ResetError::OtherContext { var: self.name() });
         }
-        let replaced = current::update(|scope| match token.previous {
-            Some(previous) => scope.context.insert(self.info(), previous),
-            None => scope.context.remove(self.info()),
+        let replaced = current::update(|cx| match token.previous {
+            Some(previous) => cx.insert(self.info(), previous),
+            None => cx.remove(self.info()),
         });
         drop(replaced);
         Ok(())
