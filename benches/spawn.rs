@@ -351,6 +351,21 @@ fn single_thread(c: &mut Bench) {
             }))
         })
     });
+    // A group awaits its members as they finish instead of in order.
+    group.bench_function("task_group", |b| {
+        b.iter(|| {
+            let spawner = spawner.clone();
+            run(Box::pin(async move {
+                let mut members = ctxflow::TaskGroup::new(spawner);
+                for _ in 0..TASKS {
+                    members.spawn(tokio_work());
+                }
+                while let Some(outcome) = members.join_next().await {
+                    outcome.unwrap();
+                }
+            }))
+        })
+    });
     group.finish();
 
     let executor = Arc::new(smol::Executor::new());
