@@ -43,14 +43,31 @@ thread_local! {
 
 /// Reads the current context. `read` must not change the current context: it runs under a
 /// shared borrow.
+///
+/// While the thread's storage is being destroyed, its context is empty: the values it held are
+/// being dropped, and a `Drop` that reads a variable must not abort the process (a panic in a
+/// thread-local destructor does).
 pub(crate) fn read<R>(read: impl FnOnce(&Context) -> R) -> R {
-    CURRENT.with(|current| read(&current.borrow().context))
+    let mut read = Some(read);
+    let mut call = |context: &Context| (read.take().expect("`read` is called once"))(context);
+    match CURRENT.try_with(|current| call(&current.borrow().context)) {
+        Ok(value) => value,
+        Err(_) => call(&Context::empty()),
+    }
 }
 
 /// Changes the current scope. `change` must not run user code that could touch the context,
 /// so it must hand every replaced value back to the caller instead of dropping it.
+///
+/// While the thread's storage is being destroyed, the change goes to a throwaway empty scope,
+/// for the same reason as in [`read`].
 pub(crate) fn update<R>(change: impl FnOnce(&mut Scope) -> R) -> R {
-    CURRENT.with(|current| change(&mut current.borrow_mut()))
+    let mut change = Some(change);
+    let mut call = |scope: &mut Scope| (change.take().expect("`change` is called once"))(scope);
+    match CURRENT.try_with(|current| call(&mut current.borrow_mut())) {
+        Ok(value) => value,
+        Err(_) => call(&mut Scope::default()),
+    }
 }
 
 /// Swaps `scope` with the thread's current one; `false` when the thread's storage is already
