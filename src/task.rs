@@ -115,10 +115,12 @@ impl<F: Future> Future for Running<F> {
         let Some(reporter) = this.reporter.as_mut() else {
             return Poll::Ready(());
         };
+        // Watch before checking: an abort that lands in between finds the waker and wakes the
+        // task, instead of finding none and leaving it pending for good.
+        reporter.watch(cx.waker());
         let result = if reporter.is_aborted() {
             Err(JoinError::cancelled())
         } else {
-            reporter.watch(cx.waker());
             let _named = this.name.clone().map(NameGuard::enter);
             let future = this.future.as_mut();
             match panic::catch_unwind(AssertUnwindSafe(|| future.poll(cx))) {
