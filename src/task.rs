@@ -178,16 +178,51 @@ where
     R: Send + 'static,
 {
     let (reporter, handle) = join::channel();
-    let job = move || {
+    let job = Job {
+        context,
+        carried,
+        f,
+        reporter,
+    };
+    (
+        BlockingTask {
+            job: move || job.run(),
+        },
+        handle,
+    )
+}
+
+/// A blocking closure with what it runs in and reports to. The reporter is the last field, so a
+/// job dropped unrun (by a pool at shutdown) releases its context and closure before its
+/// handle sees the cancellation.
+struct Job<F, R> {
+    context: Context,
+    carried: Carried,
+    f: F,
+    reporter: Reporter<R>,
+}
+
+impl<F: FnOnce() -> R, R> Job<F, R> {
+    fn run(self) {
+        let Job {
+            context,
+            carried,
+            f,
+            reporter,
+        } = self;
         let result = if reporter.is_aborted() {
+            // Dropped unrun inside its context, as an aborted task's future is.
+            context.run(|| drop(f));
             Err(JoinError::cancelled())
         } else {
             let _entered = carried.enter();
             panic::catch_unwind(AssertUnwindSafe(|| context.run(f))).map_err(JoinError::panic)
         };
+        // Released before reporting, as a task's future is: once the handle sees the closure
+        // end, nothing of the closure's context is left.
+        drop(context);
         reporter.report(result);
-    };
-    (BlockingTask { job }, handle)
+    }
 }
 
 thread_local! {

@@ -64,6 +64,26 @@ async fn assert_runtime_healthy(spawner: &AnySpawner) {
     assert_eq!(request_id(), Some(1_000));
 }
 
+/// Sends on its channel when dropped: tells a test that a context holding it was released.
+struct OnRelease(Mutex<Option<oneshot::Sender<()>>>);
+
+impl OnRelease {
+    fn new() -> (Self, oneshot::Receiver<()>) {
+        let (sender, receiver) = oneshot::channel();
+        (OnRelease(Mutex::new(Some(sender))), receiver)
+    }
+}
+
+impl Drop for OnRelease {
+    fn drop(&mut self) {
+        if let Some(sender) = self.0.get_mut().unwrap().take() {
+            let _ = sender.send(());
+        }
+    }
+}
+
+static ON_RELEASE: ContextVar<OnRelease> = ContextVar::new("on_release");
+
 type BoxedTask = Task<Pin<Box<dyn Future<Output = ()> + Send>>>;
 type BoxedBlockingTask = BlockingTask<Box<dyn FnOnce() + Send>>;
 
@@ -77,6 +97,14 @@ struct Manual {
 impl Manual {
     fn take_task(&self) -> BoxedTask {
         self.tasks.lock().unwrap().pop().expect("a spawned task")
+    }
+
+    fn take_blocking(&self) -> BoxedBlockingTask {
+        self.blocking
+            .lock()
+            .unwrap()
+            .pop()
+            .expect("a spawned closure")
     }
 }
 
@@ -186,6 +214,149 @@ mod cancellation {
         assert!(outcome.unwrap_err().is_cancelled());
         assert_eq!(*dropped_in.lock().unwrap(), [Some(4)]);
         assert_eq!(alive.load(Ordering::SeqCst), 0);
+    }
+
+    #[test]
+    fn a_blocking_closure_aborted_before_it_runs_never_runs_and_is_dropped_inside_its_context() {
+        let spawner = Manual::default();
+        let alive = Arc::new(AtomicUsize::new(0));
+        let (probe, dropped_in) = DropProbe::new(request_id);
+        let ran = Arc::new(AtomicUsize::new(0));
+        let handle = spawner.spawn_blocking_in(context_for(5, &alive), {
+            let ran = ran.clone();
+            move || {
+                let _probe = probe;
+                ran.fetch_add(1, Ordering::SeqCst);
+            }
+        });
+        handle.abort();
+        spawner.take_blocking().run();
+        assert!(futures::executor::block_on(handle)
+            .unwrap_err()
+            .is_cancelled());
+        assert_eq!(ran.load(Ordering::SeqCst), 0);
+        assert_eq!(*dropped_in.lock().unwrap(), [Some(5)]);
+        assert_eq!(alive.load(Ordering::SeqCst), 0);
+    }
+}
+
+mod release_before_report {
+    use super::*;
+
+    /// A context value that records, when dropped, whether its task's handle had finished.
+    struct SeesHandle {
+        handle: Arc<Mutex<Option<JoinHandle<()>>>>,
+        finished: Arc<Mutex<Vec<bool>>>,
+    }
+
+    impl Drop for SeesHandle {
+        fn drop(&mut self) {
+            let handle = self.handle.lock().unwrap();
+            let finished = handle
+                .as_ref()
+                .expect("the handle is in place")
+                .is_finished();
+            self.finished.lock().unwrap().push(finished);
+        }
+    }
+
+    static SEES_HANDLE: ContextVar<SeesHandle> = ContextVar::new("sees_handle");
+
+    /// What a watched task leaves to look at: its handle, the signal that its context was
+    /// released, and whether its handle had finished at that moment.
+    struct Watched {
+        slot: Arc<Mutex<Option<JoinHandle<()>>>>,
+        released: oneshot::Receiver<()>,
+        finished: Arc<Mutex<Vec<bool>>>,
+    }
+
+    /// Spawns through `spawn` in a context holding a `SeesHandle` on the handle `spawn`
+    /// returns, and a value that signals its release; `spawn` gets a gate to wait on, opened
+    /// once the handle is in place.
+    fn watched(
+        spawn: impl FnOnce(Context, std::sync::mpsc::Receiver<()>) -> JoinHandle<()>,
+    ) -> Watched {
+        let slot = Arc::new(Mutex::new(None));
+        let finished = Arc::new(Mutex::new(Vec::new()));
+        let (on_release, released) = OnRelease::new();
+        let cx = Context::empty()
+            .with_value(
+                &SEES_HANDLE,
+                SeesHandle {
+                    handle: slot.clone(),
+                    finished: finished.clone(),
+                },
+            )
+            .with_value(&ON_RELEASE, on_release);
+        let (open, gate) = std::sync::mpsc::channel();
+        let handle = spawn(cx, gate);
+        *slot.lock().unwrap() = Some(handle);
+        // A closure dropped unrun has dropped its gate too.
+        let _ = open.send(());
+        Watched {
+            slot,
+            released,
+            finished,
+        }
+    }
+
+    #[test]
+    fn a_task_or_blocking_closure_releases_its_context_before_its_handle_reports() {
+        each_runtime(|spawner| async move {
+            let task = watched(|cx, gate| {
+                spawner.spawn_in(cx, async move {
+                    yield_now().await;
+                    gate.recv().unwrap();
+                })
+            });
+            let blocking =
+                watched(|cx, gate| spawner.spawn_blocking_in(cx, move || gate.recv().unwrap()));
+            for (
+                kind,
+                Watched {
+                    slot,
+                    released,
+                    finished,
+                },
+            ) in [("task", task), ("closure", blocking)]
+            {
+                released.await.unwrap();
+                assert_eq!(*finished.lock().unwrap(), [false], "{kind}");
+                let handle = slot.lock().unwrap().take().unwrap();
+                handle.await.unwrap();
+            }
+        });
+    }
+
+    #[test]
+    fn a_blocking_closure_dropped_unrun_releases_its_context_before_its_handle_reports() {
+        let spawner = Manual::default();
+        let Watched {
+            slot,
+            mut released,
+            finished,
+        } = watched(|cx, _gate| spawner.spawn_blocking_in(cx, || ()));
+        drop(spawner.take_blocking());
+        assert_eq!(released.try_recv(), Ok(Some(())));
+        assert_eq!(*finished.lock().unwrap(), [false]);
+        let handle = slot.lock().unwrap().take().unwrap();
+        assert!(futures::executor::block_on(handle)
+            .unwrap_err()
+            .is_cancelled());
+    }
+
+    #[test]
+    fn a_blocking_closure_aborted_before_it_runs_releases_its_context_before_its_handle_reports() {
+        let spawner = Manual::default();
+        let Watched {
+            slot,
+            mut released,
+            finished,
+        } = watched(|cx, _gate| spawner.spawn_blocking_in(cx, || ()));
+        slot.lock().unwrap().as_ref().unwrap().abort();
+        spawner.take_blocking().run();
+        assert_eq!(released.try_recv(), Ok(Some(())));
+        assert_eq!(*finished.lock().unwrap(), [false]);
     }
 }
 
