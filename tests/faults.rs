@@ -64,6 +64,16 @@ async fn assert_runtime_healthy(spawner: &AnySpawner) {
     assert_eq!(request_id(), Some(1_000));
 }
 
+/// Panics when dropped, after recording the request id it sees.
+struct PanicsOnDrop(Arc<Mutex<Vec<Option<u64>>>>);
+
+impl Drop for PanicsOnDrop {
+    fn drop(&mut self) {
+        self.0.lock().unwrap().push(request_id());
+        panic!("drop failed");
+    }
+}
+
 /// Sends on its channel when dropped: tells a test that a context holding it was released.
 struct OnRelease(Mutex<Option<oneshot::Sender<()>>>);
 
@@ -326,6 +336,52 @@ mod release_before_report {
                 handle.await.unwrap();
             }
         });
+    }
+
+    #[test]
+    fn a_task_whose_future_panics_when_dropped_releases_its_context_before_its_handle_reports() {
+        /// Ready at once; panics when dropped.
+        struct ReadyThenPanicsOnDrop {
+            _guard: PanicsOnDrop,
+        }
+        impl Future for ReadyThenPanicsOnDrop {
+            type Output = ();
+            fn poll(self: Pin<&mut Self>, _: &mut TaskContext<'_>) -> Poll<()> {
+                Poll::Ready(())
+            }
+        }
+        let spawner = Manual::default();
+        for aborted in [false, true] {
+            let seen = Arc::new(Mutex::new(Vec::new()));
+            let future = ReadyThenPanicsOnDrop {
+                _guard: PanicsOnDrop(seen.clone()),
+            };
+            let Watched {
+                slot,
+                mut released,
+                finished,
+            } = watched(|cx, _gate| spawner.spawn_in(cx.with_value(&REQUEST_ID, 3), future));
+            if aborted {
+                slot.lock().unwrap().as_ref().unwrap().abort();
+            }
+            let mut task = spawner.take_task();
+            let polled = Pin::new(&mut task).poll(&mut TaskContext::from_waker(Waker::noop()));
+            assert_eq!(polled, Poll::Ready(()));
+            assert_eq!(
+                released.try_recv(),
+                Ok(Some(())),
+                "released at its last poll"
+            );
+            assert_eq!(*finished.lock().unwrap(), [false]);
+            assert_eq!(
+                *seen.lock().unwrap(),
+                [Some(3)],
+                "dropped inside its context"
+            );
+            let handle = slot.lock().unwrap().take().unwrap();
+            let error = futures::executor::block_on(handle).unwrap_err();
+            assert_eq!(error.to_string(), "task panicked: drop failed");
+        }
     }
 
     #[test]
