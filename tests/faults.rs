@@ -14,7 +14,7 @@ use std::sync::{Arc, Mutex};
 use std::task::{Context as TaskContext, Poll, RawWaker, RawWakerVTable, Waker};
 
 use common::{yield_now, Counted, DropProbe};
-use ctxflow::testing::{each_runtime, spawn_unwrapped};
+use ctxflow::testing::{each_runtime, spawn_unwrapped, Runtime};
 use ctxflow::{
     AnySpawner, BlockingTask, Context, ContextVar, InContext, JoinHandle, Spawner, Task,
 };
@@ -135,6 +135,104 @@ impl Spawner for Manual {
 
     fn block_on<F: Future>(&self, future: F) -> F::Output {
         futures::executor::block_on(future.in_current_context())
+    }
+}
+
+mod panics {
+    use super::*;
+
+    #[test]
+    fn tasks_that_panic_in_poll_release_their_values_and_leave_the_workers_clean() {
+        each_runtime(|spawner| async move {
+            let alive = Arc::new(AtomicUsize::new(0));
+            let tasks: Vec<_> = (0..50)
+                .map(|id| {
+                    spawner.spawn_in(context_for(id, &alive), async move {
+                        let _token = REQUEST_ID.set(id + 100);
+                        yield_now().await;
+                        assert_eq!(request_id(), Some(id + 100));
+                        panic!("task {id} failed");
+                    })
+                })
+                .collect();
+            for (id, task) in tasks.into_iter().enumerate() {
+                let error = task.await.unwrap_err();
+                assert_eq!(
+                    error.to_string(),
+                    format!("task panicked: task {id} failed")
+                );
+            }
+            assert_eq!(alive.load(Ordering::SeqCst), 0);
+            assert_runtime_healthy(&spawner).await;
+        });
+    }
+
+    #[test]
+    fn a_task_whose_future_panics_when_dropped_does_so_inside_its_context_and_releases_its_values()
+    {
+        each_runtime(|spawner| async move {
+            let alive = Arc::new(AtomicUsize::new(0));
+            let seen = Arc::new(Mutex::new(Vec::new()));
+            // One completes and panics as it is dropped; one is aborted and panics the same way.
+            let completes = spawner.spawn_in(context_for(1, &alive), {
+                let guard = PanicsOnDrop(seen.clone());
+                async move {
+                    let _guard = guard;
+                    yield_now().await;
+                }
+            });
+            let (started, on_start) = oneshot::channel();
+            let aborted = spawner.spawn_in(context_for(2, &alive), {
+                let guard = PanicsOnDrop(seen.clone());
+                async move {
+                    let _guard = guard;
+                    started.send(()).unwrap();
+                    pending::<()>().await;
+                }
+            });
+            on_start.await.unwrap();
+            aborted.abort();
+            for task in [completes, aborted] {
+                let error = task.await.unwrap_err();
+                assert_eq!(error.to_string(), "task panicked: drop failed");
+            }
+            let mut seen = seen.lock().unwrap().clone();
+            seen.sort();
+            assert_eq!(seen, [Some(1), Some(2)]);
+            assert_eq!(alive.load(Ordering::SeqCst), 0);
+            assert_runtime_healthy(&spawner).await;
+        });
+    }
+
+    #[test]
+    fn blocking_closures_that_panic_release_their_values_and_leave_the_pool_clean() {
+        each_runtime(|spawner| async move {
+            let alive = Arc::new(AtomicUsize::new(0));
+            let closures: Vec<_> = (0..20)
+                .map(|id| {
+                    spawner.spawn_blocking_in(context_for(id, &alive), move || {
+                        let _token = REQUEST_ID.set(id + 100);
+                        panic!("closure {id} failed");
+                    })
+                })
+                .collect();
+            for (id, closure) in closures.into_iter().enumerate() {
+                let error = closure.await.unwrap_err();
+                assert_eq!(
+                    error.to_string(),
+                    format!("task panicked: closure {id} failed")
+                );
+            }
+            assert_eq!(alive.load(Ordering::SeqCst), 0);
+            // Pool threads that ran the panicking closures run the next ones in their context.
+            let seen: Vec<_> = (0..20)
+                .map(|id| spawner.spawn_blocking_in(Context::empty(), move || (id, request_id())))
+                .collect();
+            for (id, closure) in seen.into_iter().enumerate() {
+                assert_eq!(closure.await.unwrap(), (id, None));
+            }
+            assert_runtime_healthy(&spawner).await;
+        });
     }
 }
 
@@ -413,6 +511,145 @@ mod release_before_report {
         spawner.take_blocking().run();
         assert_eq!(released.try_recv(), Ok(Some(())));
         assert_eq!(*finished.lock().unwrap(), [false]);
+    }
+}
+
+mod shutdown {
+    use super::*;
+
+    #[test]
+    fn a_runtime_shut_down_with_pending_tasks_drops_each_inside_its_context_and_releases_every_value(
+    ) {
+        for &runtime in Runtime::all() {
+            let alive = Arc::new(AtomicUsize::new(0));
+            let handles = Arc::new(Mutex::new(Vec::new()));
+            let probes = Arc::new(Mutex::new(Vec::new()));
+            let body = {
+                let (alive, handles, probes) = (alive.clone(), handles.clone(), probes.clone());
+                move |spawner: AnySpawner| async move {
+                    let mut awaited = Vec::new();
+                    for id in 0..50 {
+                        let (probe, dropped_in) = DropProbe::new(request_id);
+                        let (start, on_start) = oneshot::channel();
+                        let task = spawner.spawn_in(context_for(id, &alive), async move {
+                            let _probe = probe;
+                            let _token = REQUEST_ID.set(id + 100);
+                            let _ = start.send(());
+                            pending::<()>().await;
+                        });
+                        // Every other task is left to start, or not, before the shutdown.
+                        if id % 2 == 0 {
+                            awaited.push(on_start);
+                            probes.lock().unwrap().push((None, dropped_in));
+                        } else {
+                            probes.lock().unwrap().push((Some(on_start), dropped_in));
+                        }
+                        handles.lock().unwrap().push(task);
+                    }
+                    for on_start in awaited {
+                        on_start.await.unwrap();
+                    }
+                }
+            };
+            runtime.run(body).unwrap();
+            let handles = std::mem::take(&mut *handles.lock().unwrap());
+            if !handles.iter().all(JoinHandle::is_finished) {
+                // async-std has one global runtime that never shuts down: its tasks are still
+                // pending, and aborting them is the way to end them.
+                assert_eq!(runtime.name(), "async-std");
+                handles.iter().for_each(JoinHandle::abort);
+            }
+            for handle in handles {
+                let outcome = futures::executor::block_on(handle);
+                assert!(outcome.unwrap_err().is_cancelled(), "{}", runtime.name());
+            }
+            for (id, (on_start, probe)) in probes.lock().unwrap().iter_mut().enumerate() {
+                let started = on_start
+                    .as_mut()
+                    .is_none_or(|on_start| on_start.try_recv() == Ok(Some(())));
+                // It is dropped in the context it had: with its own write if it started.
+                let expected = if started { id as u64 + 100 } else { id as u64 };
+                assert_eq!(
+                    *probe.lock().unwrap(),
+                    [Some(expected)],
+                    "{}",
+                    runtime.name()
+                );
+            }
+            assert_eq!(alive.load(Ordering::SeqCst), 0, "{}", runtime.name());
+            assert!(Context::current().is_empty());
+        }
+        each_runtime(|spawner| async move { assert_runtime_healthy(&spawner).await });
+    }
+}
+
+mod dropped_handles {
+    use super::*;
+
+    #[test]
+    fn a_task_whose_handle_is_dropped_before_during_or_after_its_run_finishes_in_its_context_and_releases_its_values(
+    ) {
+        each_runtime(|spawner| async move {
+            for when in [
+                "before it starts",
+                "while it is pending",
+                "after it finished",
+            ] {
+                let alive = Arc::new(AtomicUsize::new(0));
+                let results = Arc::new(AtomicUsize::new(0));
+                let (on_release, released) = OnRelease::new();
+                let (go, wait) = oneshot::channel::<()>();
+                let (started, on_start) = oneshot::channel();
+                let (done, on_done) = oneshot::channel();
+                let cx = context_for(7, &alive).with_value(&ON_RELEASE, on_release);
+                let result = results.clone();
+                let task = spawner.spawn_in(cx, async move {
+                    started.send(()).unwrap();
+                    wait.await.unwrap();
+                    let _token = REQUEST_ID.set(8);
+                    yield_now().await;
+                    done.send(request_id()).unwrap();
+                    // The result holds a value of its own: it goes with the handle.
+                    Counted::new(&result)
+                });
+                let mut task = Some(task);
+                match when {
+                    "before it starts" => drop(task.take()),
+                    "while it is pending" => {
+                        on_start.await.unwrap();
+                        drop(task.take());
+                    }
+                    _ => {}
+                }
+                go.send(()).unwrap();
+                assert_eq!(on_done.await.unwrap(), Some(8), "{when}");
+                released.await.unwrap();
+                assert_eq!(alive.load(Ordering::SeqCst), 0, "{when}");
+                if let Some(task) = task {
+                    while !task.is_finished() {
+                        yield_now().await;
+                    }
+                    drop(task);
+                    assert_eq!(results.load(Ordering::SeqCst), 0, "{when}");
+                }
+            }
+            assert_runtime_healthy(&spawner).await;
+        });
+    }
+
+    #[test]
+    fn a_finished_tasks_unread_result_is_released_with_its_handle() {
+        each_runtime(|spawner| async move {
+            let results = Arc::new(AtomicUsize::new(0));
+            let result = results.clone();
+            let task = spawner.spawn(async move { Counted::new(&result) });
+            while !task.is_finished() {
+                yield_now().await;
+            }
+            assert_eq!(results.load(Ordering::SeqCst), 1, "kept for the handle");
+            drop(task);
+            assert_eq!(results.load(Ordering::SeqCst), 0);
+        });
     }
 }
 
