@@ -34,16 +34,34 @@ thread_local! {
 
 /// Reads the current context. `read` must not change the current context: it runs under a
 /// shared borrow.
+///
+/// While the thread's storage is being destroyed, its context is empty: the values it held are
+/// being dropped, and a `Drop` that reads a variable must not abort the process (a panic in a
+/// thread-local destructor does).
 #[inline]
 pub(crate) fn read<R>(read: impl FnOnce(&Context) -> R) -> R {
-    CURRENT.with(|current| read(&current.borrow()))
+    let mut read = Some(read);
+    let mut call = |context: &Context| (read.take().expect("`read` is called once"))(context);
+    match CURRENT.try_with(|current| call(&current.borrow())) {
+        Ok(value) => value,
+        Err(_) => call(&Context::empty()),
+    }
 }
 
 /// Changes the current context. `change` must not run user code that could touch the context,
 /// so it must hand every replaced value back to the caller instead of dropping it.
+///
+/// While the thread's storage is being destroyed, the change goes to a throwaway empty context,
+/// for the same reason as in [`read`].
 #[inline]
 pub(crate) fn update<R>(change: impl FnOnce(&mut Context) -> R) -> R {
-    CURRENT.with(|current| change(&mut current.borrow_mut()))
+    let mut change = Some(change);
+    let mut call =
+        |context: &mut Context| (change.take().expect("`change` is called once"))(context);
+    match CURRENT.try_with(|current| call(&mut current.borrow_mut())) {
+        Ok(value) => value,
+        Err(_) => call(&mut Context::empty()),
+    }
 }
 
 /// The current scope's identity, given on first use so that installing a scope never touches

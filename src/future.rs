@@ -39,6 +39,15 @@ pin_project! {
 
 const DROPPED: &str = "`WithContext` used after its inner value was dropped";
 
+/// Releases a scope's context when dropped, unwinding included.
+struct Release<'a>(&'a mut Scope);
+
+impl Drop for Release<'_> {
+    fn drop(&mut self) {
+        drop(std::mem::take(self.0));
+    }
+}
+
 impl<T> WithContext<T> {
     pub(crate) fn new(inner: T, handoff: Handoff) -> Self {
         WithContext {
@@ -90,15 +99,16 @@ impl<T> WithContext<T> {
     }
 
     /// Drops the inner value now, inside its context, so its `Drop` sees the context; then
-    /// releases the context, so its values go as soon as the work is done.
+    /// releases the context, so its values go as soon as the work is done, also when that
+    /// `Drop` panics.
     pub(crate) fn close(self: Pin<&mut Self>) {
         let mut this = self.project();
+        let release = Release(this.scope);
         if this.inner.is_some() {
             let _entered = this.carried.enter();
-            let _installed = Installed::or_skip(this.scope);
+            let _installed = Installed::or_skip(&mut *release.0);
             this.inner.set(None);
         }
-        drop(std::mem::take(this.scope));
     }
 
     fn installed<R>(self: Pin<&mut Self>, f: impl FnOnce(Pin<&mut T>) -> R) -> R {

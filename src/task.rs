@@ -118,10 +118,12 @@ impl<F: Future> Future for Running<F> {
         let Some(reporter) = this.reporter.as_mut() else {
             return Poll::Ready(());
         };
+        // Watch before checking: an abort that lands in between finds the waker and wakes the
+        // task, instead of finding none and leaving it pending for good.
+        reporter.watch(cx.waker());
         let result = if reporter.is_aborted() {
             Err(JoinError::cancelled())
         } else {
-            reporter.watch(cx.waker());
             let _named = this.name.clone().map(NameGuard::enter);
             let future = this.future.as_mut();
             match panic::catch_unwind(AssertUnwindSafe(|| future.poll(cx))) {
@@ -178,15 +180,47 @@ where
     R: Send + 'static,
 {
     let (reporter, handle) = join::channel();
-    let job = move || {
+    let job = Job {
+        handoff,
+        f,
+        reporter,
+    };
+    (
+        BlockingTask {
+            job: move || job.run(),
+        },
+        handle,
+    )
+}
+
+/// A blocking closure with what it runs in and reports to. The reporter is the last field, so a
+/// job dropped unrun (by a pool at shutdown) releases its context and closure before its
+/// handle sees the cancellation.
+struct Job<F, R> {
+    handoff: Handoff,
+    f: F,
+    reporter: Reporter<R>,
+}
+
+impl<F: FnOnce() -> R, R> Job<F, R> {
+    fn run(self) {
+        let Job {
+            handoff,
+            f,
+            reporter,
+        } = self;
         let result = if reporter.is_aborted() {
+            // Dropped unrun inside its context, as an aborted task's future is.
+            handoff.run(|| drop(f));
             Err(JoinError::cancelled())
         } else {
             panic::catch_unwind(AssertUnwindSafe(|| handoff.run(f))).map_err(JoinError::panic)
         };
+        // Released before reporting, as a task's future is: once the handle sees the closure
+        // end, nothing of the closure's context is left.
+        drop(handoff);
         reporter.report(result);
-    };
-    (BlockingTask { job }, handle)
+    }
 }
 
 thread_local! {

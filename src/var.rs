@@ -214,9 +214,9 @@ impl<T: Send + Sync + 'static> ContextVar<T> {
     /// assert_eq!(A.get(), Some(1));
     /// ```
     ///
-    /// Resetting twice does not compile:
+    /// Resetting twice does not compile: the first `reset` took the token.
     ///
-    /// ```compile_fail
+    /// ```compile_fail,E0382
     /// use ctxflow::ContextVar;
     /// static A: ContextVar<u32> = ContextVar::new("a");
     /// let token = A.set(1);

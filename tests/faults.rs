@@ -1,0 +1,703 @@
+//! Faults: panics, aborts, shutdowns, dropped handles and exiting threads never leave a value
+//! behind, never leave a context on a worker thread, and never stop the runtime.
+//!
+//! After each fault: every value the faulty work held is dropped (a drop counter is back to
+//! zero), raw tasks on the runtime's workers see an empty context, and new tasks and blocking
+//! closures still run in their own context.
+
+mod common;
+
+use std::future::{pending, Future};
+use std::pin::Pin;
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::{Arc, Mutex};
+use std::task::{Context as TaskContext, Poll, RawWaker, RawWakerVTable, Waker};
+
+use common::{yield_now, Counted, DropProbe};
+use ctxflow::testing::{each_runtime, spawn_unwrapped, Runtime};
+use ctxflow::{
+    AnySpawner, BlockingTask, Context, ContextVar, InContext, JoinHandle, Spawner, Task,
+};
+use futures::channel::oneshot;
+
+static REQUEST_ID: ContextVar<u64> = ContextVar::new("request_id");
+static HELD: ContextVar<Counted> = ContextVar::new("held");
+
+fn request_id() -> Option<u64> {
+    REQUEST_ID.get()
+}
+
+/// A context for task `id`: its request id, and a counted value.
+fn context_for(id: u64, alive: &Arc<AtomicUsize>) -> Context {
+    Context::empty()
+        .with_value(&REQUEST_ID, id)
+        .with_value(&HELD, Counted::new(alive))
+}
+
+/// Raw runtime tasks see no context on any worker, the caller keeps its own, and new tasks and
+/// blocking closures still run in theirs.
+async fn assert_runtime_healthy(spawner: &AnySpawner) {
+    let receivers: Vec<_> = (0..8)
+        .map(|_| {
+            let (sender, receiver) = oneshot::channel();
+            spawn_unwrapped(spawner, async move {
+                let before = Context::current().is_empty();
+                yield_now().await;
+                let _ = sender.send(before && Context::current().is_empty());
+            });
+            receiver
+        })
+        .collect();
+    for receiver in receivers {
+        assert!(receiver.await.unwrap(), "a context was left on a worker");
+    }
+    let _token = REQUEST_ID.set(1_000);
+    let task = REQUEST_ID.sync_scope(1_001, || {
+        spawner.spawn(async {
+            yield_now().await;
+            request_id()
+        })
+    });
+    let blocking = REQUEST_ID.sync_scope(1_002, || spawner.spawn_blocking(request_id));
+    assert_eq!(task.await.unwrap(), Some(1_001));
+    assert_eq!(blocking.await.unwrap(), Some(1_002));
+    assert_eq!(request_id(), Some(1_000));
+}
+
+/// Panics when dropped, after recording the request id it sees.
+struct PanicsOnDrop(Arc<Mutex<Vec<Option<u64>>>>);
+
+impl Drop for PanicsOnDrop {
+    fn drop(&mut self) {
+        self.0.lock().unwrap().push(request_id());
+        panic!("drop failed");
+    }
+}
+
+/// Sends on its channel when dropped: tells a test that a context holding it was released.
+struct OnRelease(Mutex<Option<oneshot::Sender<()>>>);
+
+impl OnRelease {
+    fn new() -> (Self, oneshot::Receiver<()>) {
+        let (sender, receiver) = oneshot::channel();
+        (OnRelease(Mutex::new(Some(sender))), receiver)
+    }
+}
+
+impl Drop for OnRelease {
+    fn drop(&mut self) {
+        if let Some(sender) = self.0.get_mut().unwrap().take() {
+            let _ = sender.send(());
+        }
+    }
+}
+
+static ON_RELEASE: ContextVar<OnRelease> = ContextVar::new("on_release");
+
+type BoxedTask = Task<Pin<Box<dyn Future<Output = ()> + Send>>>;
+type BoxedBlockingTask = BlockingTask<Box<dyn FnOnce() + Send>>;
+
+/// A spawner that keeps what it is given, for tests that poll, run or drop it themselves.
+#[derive(Clone, Default)]
+struct Manual {
+    tasks: Arc<Mutex<Vec<BoxedTask>>>,
+    blocking: Arc<Mutex<Vec<BoxedBlockingTask>>>,
+}
+
+impl Manual {
+    fn take_task(&self) -> BoxedTask {
+        self.tasks.lock().unwrap().pop().expect("a spawned task")
+    }
+
+    fn take_blocking(&self) -> BoxedBlockingTask {
+        self.blocking
+            .lock()
+            .unwrap()
+            .pop()
+            .expect("a spawned closure")
+    }
+}
+
+impl Spawner for Manual {
+    fn spawn_task<F>(&self, task: Task<F>)
+    where
+        F: Future<Output = ()> + Send + 'static,
+    {
+        self.tasks.lock().unwrap().push(task.boxed());
+    }
+
+    fn spawn_blocking_task<F>(&self, task: BlockingTask<F>)
+    where
+        F: FnOnce() + Send + 'static,
+    {
+        self.blocking.lock().unwrap().push(task.boxed());
+    }
+
+    fn block_on<F: Future>(&self, future: F) -> F::Output {
+        futures::executor::block_on(future.in_current_context())
+    }
+}
+
+mod panics {
+    use super::*;
+
+    #[test]
+    fn tasks_that_panic_in_poll_release_their_values_and_leave_the_workers_clean() {
+        each_runtime(|spawner| async move {
+            let alive = Arc::new(AtomicUsize::new(0));
+            let tasks: Vec<_> = (0..50)
+                .map(|id| {
+                    spawner.spawn_in(context_for(id, &alive), async move {
+                        let _token = REQUEST_ID.set(id + 100);
+                        yield_now().await;
+                        assert_eq!(request_id(), Some(id + 100));
+                        panic!("task {id} failed");
+                    })
+                })
+                .collect();
+            for (id, task) in tasks.into_iter().enumerate() {
+                let error = task.await.unwrap_err();
+                assert_eq!(
+                    error.to_string(),
+                    format!("task panicked: task {id} failed")
+                );
+            }
+            assert_eq!(alive.load(Ordering::SeqCst), 0);
+            assert_runtime_healthy(&spawner).await;
+        });
+    }
+
+    #[test]
+    fn a_task_whose_future_panics_when_dropped_does_so_inside_its_context_and_releases_its_values()
+    {
+        each_runtime(|spawner| async move {
+            let alive = Arc::new(AtomicUsize::new(0));
+            let seen = Arc::new(Mutex::new(Vec::new()));
+            // One completes and panics as it is dropped; one is aborted and panics the same way.
+            let completes = spawner.spawn_in(context_for(1, &alive), {
+                let guard = PanicsOnDrop(seen.clone());
+                async move {
+                    let _guard = guard;
+                    yield_now().await;
+                }
+            });
+            let (started, on_start) = oneshot::channel();
+            let aborted = spawner.spawn_in(context_for(2, &alive), {
+                let guard = PanicsOnDrop(seen.clone());
+                async move {
+                    let _guard = guard;
+                    started.send(()).unwrap();
+                    pending::<()>().await;
+                }
+            });
+            on_start.await.unwrap();
+            aborted.abort();
+            for task in [completes, aborted] {
+                let error = task.await.unwrap_err();
+                assert_eq!(error.to_string(), "task panicked: drop failed");
+            }
+            let mut seen = seen.lock().unwrap().clone();
+            seen.sort();
+            assert_eq!(seen, [Some(1), Some(2)]);
+            assert_eq!(alive.load(Ordering::SeqCst), 0);
+            assert_runtime_healthy(&spawner).await;
+        });
+    }
+
+    #[test]
+    fn blocking_closures_that_panic_release_their_values_and_leave_the_pool_clean() {
+        each_runtime(|spawner| async move {
+            let alive = Arc::new(AtomicUsize::new(0));
+            let closures: Vec<_> = (0..20)
+                .map(|id| {
+                    spawner.spawn_blocking_in(context_for(id, &alive), move || {
+                        let _token = REQUEST_ID.set(id + 100);
+                        panic!("closure {id} failed");
+                    })
+                })
+                .collect();
+            for (id, closure) in closures.into_iter().enumerate() {
+                let error = closure.await.unwrap_err();
+                assert_eq!(
+                    error.to_string(),
+                    format!("task panicked: closure {id} failed")
+                );
+            }
+            assert_eq!(alive.load(Ordering::SeqCst), 0);
+            // Pool threads that ran the panicking closures run the next ones in their context.
+            let seen: Vec<_> = (0..20)
+                .map(|id| spawner.spawn_blocking_in(Context::empty(), move || (id, request_id())))
+                .collect();
+            for (id, closure) in seen.into_iter().enumerate() {
+                assert_eq!(closure.await.unwrap(), (id, None));
+            }
+            assert_runtime_healthy(&spawner).await;
+        });
+    }
+}
+
+mod cancellation {
+    use super::*;
+
+    #[test]
+    fn tasks_aborted_while_pending_are_dropped_inside_their_context_and_release_their_values() {
+        each_runtime(|spawner| async move {
+            let alive = Arc::new(AtomicUsize::new(0));
+            let mut started = Vec::new();
+            let mut probes = Vec::new();
+            let tasks: Vec<_> = (0..50)
+                .map(|id| {
+                    let (probe, dropped_in) = DropProbe::new(request_id);
+                    let (start, on_start) = oneshot::channel();
+                    started.push(on_start);
+                    probes.push(dropped_in);
+                    spawner.spawn_in(context_for(id, &alive), async move {
+                        let _probe = probe;
+                        let _token = REQUEST_ID.set(id + 100);
+                        start.send(()).unwrap();
+                        pending::<()>().await;
+                    })
+                })
+                .collect();
+            for on_start in started {
+                on_start.await.unwrap();
+            }
+            for task in &tasks {
+                task.abort();
+            }
+            for task in tasks {
+                assert!(task.await.unwrap_err().is_cancelled());
+            }
+            for (id, probe) in probes.iter().enumerate() {
+                assert_eq!(*probe.lock().unwrap(), [Some(id as u64 + 100)]);
+            }
+            assert_eq!(alive.load(Ordering::SeqCst), 0);
+            assert_runtime_healthy(&spawner).await;
+        });
+    }
+
+    /// A waker that calls `on_clone` each time it is cloned, and does nothing else.
+    fn waker_that_calls_on_clone(on_clone: fn()) -> Waker {
+        static VTABLE: RawWakerVTable = RawWakerVTable::new(clone, noop, noop, noop);
+        fn clone(data: *const ()) -> RawWaker {
+            // SAFETY: `data` is always the `fn()` given to `waker_that_calls_on_clone`.
+            let on_clone = unsafe { std::mem::transmute::<*const (), fn()>(data) };
+            on_clone();
+            RawWaker::new(data, &VTABLE)
+        }
+        fn noop(_: *const ()) {}
+        // SAFETY: the vtable's functions only use `data` as the function pointer it is.
+        unsafe { Waker::from_raw(RawWaker::new(on_clone as *const (), &VTABLE)) }
+    }
+
+    #[test]
+    fn an_abort_that_lands_during_the_first_poll_still_cancels_the_task() {
+        static HANDLE: Mutex<Option<JoinHandle<()>>> = Mutex::new(None);
+        static ABORTED: Mutex<Option<JoinHandle<()>>> = Mutex::new(None);
+        let spawner = Manual::default();
+        let alive = Arc::new(AtomicUsize::new(0));
+        let (probe, dropped_in) = DropProbe::new(request_id);
+        let handle = spawner.spawn_in(context_for(4, &alive), async move {
+            let _probe = probe;
+            pending::<()>().await;
+        });
+        *HANDLE.lock().unwrap() = Some(handle);
+        // The runtime clones the waker while the task starts its first poll: abort right then.
+        let waker = waker_that_calls_on_clone(|| {
+            if let Some(handle) = HANDLE.lock().unwrap().take() {
+                handle.abort();
+                *ABORTED.lock().unwrap() = Some(handle);
+            }
+        });
+        let mut task = spawner.take_task();
+        let polled = Pin::new(&mut task).poll(&mut TaskContext::from_waker(&waker));
+        let handle = ABORTED
+            .lock()
+            .unwrap()
+            .take()
+            .expect("aborted during the poll");
+        assert_eq!(polled, Poll::Ready(()), "the task ended at that poll");
+        assert!(handle.is_finished());
+        let outcome = futures::executor::block_on(handle);
+        assert!(outcome.unwrap_err().is_cancelled());
+        assert_eq!(*dropped_in.lock().unwrap(), [Some(4)]);
+        assert_eq!(alive.load(Ordering::SeqCst), 0);
+    }
+
+    #[test]
+    fn a_blocking_closure_aborted_before_it_runs_never_runs_and_is_dropped_inside_its_context() {
+        let spawner = Manual::default();
+        let alive = Arc::new(AtomicUsize::new(0));
+        let (probe, dropped_in) = DropProbe::new(request_id);
+        let ran = Arc::new(AtomicUsize::new(0));
+        let handle = spawner.spawn_blocking_in(context_for(5, &alive), {
+            let ran = ran.clone();
+            move || {
+                let _probe = probe;
+                ran.fetch_add(1, Ordering::SeqCst);
+            }
+        });
+        handle.abort();
+        spawner.take_blocking().run();
+        assert!(futures::executor::block_on(handle)
+            .unwrap_err()
+            .is_cancelled());
+        assert_eq!(ran.load(Ordering::SeqCst), 0);
+        assert_eq!(*dropped_in.lock().unwrap(), [Some(5)]);
+        assert_eq!(alive.load(Ordering::SeqCst), 0);
+    }
+}
+
+mod release_before_report {
+    use super::*;
+
+    /// A context value that records, when dropped, whether its task's handle had finished.
+    struct SeesHandle {
+        handle: Arc<Mutex<Option<JoinHandle<()>>>>,
+        finished: Arc<Mutex<Vec<bool>>>,
+    }
+
+    impl Drop for SeesHandle {
+        fn drop(&mut self) {
+            let handle = self.handle.lock().unwrap();
+            let finished = handle
+                .as_ref()
+                .expect("the handle is in place")
+                .is_finished();
+            self.finished.lock().unwrap().push(finished);
+        }
+    }
+
+    static SEES_HANDLE: ContextVar<SeesHandle> = ContextVar::new("sees_handle");
+
+    /// What a watched task leaves to look at: its handle, the signal that its context was
+    /// released, and whether its handle had finished at that moment.
+    struct Watched {
+        slot: Arc<Mutex<Option<JoinHandle<()>>>>,
+        released: oneshot::Receiver<()>,
+        finished: Arc<Mutex<Vec<bool>>>,
+    }
+
+    /// Spawns through `spawn` in a context holding a `SeesHandle` on the handle `spawn`
+    /// returns, and a value that signals its release; `spawn` gets a gate to wait on, opened
+    /// once the handle is in place.
+    fn watched(
+        spawn: impl FnOnce(Context, std::sync::mpsc::Receiver<()>) -> JoinHandle<()>,
+    ) -> Watched {
+        let slot = Arc::new(Mutex::new(None));
+        let finished = Arc::new(Mutex::new(Vec::new()));
+        let (on_release, released) = OnRelease::new();
+        let cx = Context::empty()
+            .with_value(
+                &SEES_HANDLE,
+                SeesHandle {
+                    handle: slot.clone(),
+                    finished: finished.clone(),
+                },
+            )
+            .with_value(&ON_RELEASE, on_release);
+        let (open, gate) = std::sync::mpsc::channel();
+        let handle = spawn(cx, gate);
+        *slot.lock().unwrap() = Some(handle);
+        // A closure dropped unrun has dropped its gate too.
+        let _ = open.send(());
+        Watched {
+            slot,
+            released,
+            finished,
+        }
+    }
+
+    #[test]
+    fn a_task_or_blocking_closure_releases_its_context_before_its_handle_reports() {
+        each_runtime(|spawner| async move {
+            let task = watched(|cx, gate| {
+                spawner.spawn_in(cx, async move {
+                    yield_now().await;
+                    gate.recv().unwrap();
+                })
+            });
+            let blocking =
+                watched(|cx, gate| spawner.spawn_blocking_in(cx, move || gate.recv().unwrap()));
+            for (
+                kind,
+                Watched {
+                    slot,
+                    released,
+                    finished,
+                },
+            ) in [("task", task), ("closure", blocking)]
+            {
+                released.await.unwrap();
+                assert_eq!(*finished.lock().unwrap(), [false], "{kind}");
+                let handle = slot.lock().unwrap().take().unwrap();
+                handle.await.unwrap();
+            }
+        });
+    }
+
+    #[test]
+    fn a_task_whose_future_panics_when_dropped_releases_its_context_before_its_handle_reports() {
+        /// Ready at once; panics when dropped.
+        struct ReadyThenPanicsOnDrop {
+            _guard: PanicsOnDrop,
+        }
+        impl Future for ReadyThenPanicsOnDrop {
+            type Output = ();
+            fn poll(self: Pin<&mut Self>, _: &mut TaskContext<'_>) -> Poll<()> {
+                Poll::Ready(())
+            }
+        }
+        let spawner = Manual::default();
+        for aborted in [false, true] {
+            let seen = Arc::new(Mutex::new(Vec::new()));
+            let future = ReadyThenPanicsOnDrop {
+                _guard: PanicsOnDrop(seen.clone()),
+            };
+            let Watched {
+                slot,
+                mut released,
+                finished,
+            } = watched(|cx, _gate| spawner.spawn_in(cx.with_value(&REQUEST_ID, 3), future));
+            if aborted {
+                slot.lock().unwrap().as_ref().unwrap().abort();
+            }
+            let mut task = spawner.take_task();
+            let polled = Pin::new(&mut task).poll(&mut TaskContext::from_waker(Waker::noop()));
+            assert_eq!(polled, Poll::Ready(()));
+            assert_eq!(
+                released.try_recv(),
+                Ok(Some(())),
+                "released at its last poll"
+            );
+            assert_eq!(*finished.lock().unwrap(), [false]);
+            assert_eq!(
+                *seen.lock().unwrap(),
+                [Some(3)],
+                "dropped inside its context"
+            );
+            let handle = slot.lock().unwrap().take().unwrap();
+            let error = futures::executor::block_on(handle).unwrap_err();
+            assert_eq!(error.to_string(), "task panicked: drop failed");
+        }
+    }
+
+    #[test]
+    fn a_blocking_closure_dropped_unrun_releases_its_context_before_its_handle_reports() {
+        let spawner = Manual::default();
+        let Watched {
+            slot,
+            mut released,
+            finished,
+        } = watched(|cx, _gate| spawner.spawn_blocking_in(cx, || ()));
+        drop(spawner.take_blocking());
+        assert_eq!(released.try_recv(), Ok(Some(())));
+        assert_eq!(*finished.lock().unwrap(), [false]);
+        let handle = slot.lock().unwrap().take().unwrap();
+        assert!(futures::executor::block_on(handle)
+            .unwrap_err()
+            .is_cancelled());
+    }
+
+    #[test]
+    fn a_blocking_closure_aborted_before_it_runs_releases_its_context_before_its_handle_reports() {
+        let spawner = Manual::default();
+        let Watched {
+            slot,
+            mut released,
+            finished,
+        } = watched(|cx, _gate| spawner.spawn_blocking_in(cx, || ()));
+        slot.lock().unwrap().as_ref().unwrap().abort();
+        spawner.take_blocking().run();
+        assert_eq!(released.try_recv(), Ok(Some(())));
+        assert_eq!(*finished.lock().unwrap(), [false]);
+    }
+}
+
+mod shutdown {
+    use super::*;
+
+    #[test]
+    fn a_runtime_shut_down_with_pending_tasks_drops_each_inside_its_context_and_releases_every_value(
+    ) {
+        for &runtime in Runtime::all() {
+            let alive = Arc::new(AtomicUsize::new(0));
+            let handles = Arc::new(Mutex::new(Vec::new()));
+            let probes = Arc::new(Mutex::new(Vec::new()));
+            let body = {
+                let (alive, handles, probes) = (alive.clone(), handles.clone(), probes.clone());
+                move |spawner: AnySpawner| async move {
+                    let mut awaited = Vec::new();
+                    for id in 0..50 {
+                        let (probe, dropped_in) = DropProbe::new(request_id);
+                        let (start, on_start) = oneshot::channel();
+                        let task = spawner.spawn_in(context_for(id, &alive), async move {
+                            let _probe = probe;
+                            let _token = REQUEST_ID.set(id + 100);
+                            let _ = start.send(());
+                            pending::<()>().await;
+                        });
+                        // Every other task is left to start, or not, before the shutdown.
+                        if id % 2 == 0 {
+                            awaited.push(on_start);
+                            probes.lock().unwrap().push((None, dropped_in));
+                        } else {
+                            probes.lock().unwrap().push((Some(on_start), dropped_in));
+                        }
+                        handles.lock().unwrap().push(task);
+                    }
+                    for on_start in awaited {
+                        on_start.await.unwrap();
+                    }
+                }
+            };
+            runtime.run(body).unwrap();
+            let handles = std::mem::take(&mut *handles.lock().unwrap());
+            if !handles.iter().all(JoinHandle::is_finished) {
+                // async-std has one global runtime that never shuts down: its tasks are still
+                // pending, and aborting them is the way to end them.
+                assert_eq!(runtime.name(), "async-std");
+                handles.iter().for_each(JoinHandle::abort);
+            }
+            for handle in handles {
+                let outcome = futures::executor::block_on(handle);
+                assert!(outcome.unwrap_err().is_cancelled(), "{}", runtime.name());
+            }
+            for (id, (on_start, probe)) in probes.lock().unwrap().iter_mut().enumerate() {
+                let started = on_start
+                    .as_mut()
+                    .is_none_or(|on_start| on_start.try_recv() == Ok(Some(())));
+                // It is dropped in the context it had: with its own write if it started.
+                let expected = if started { id as u64 + 100 } else { id as u64 };
+                assert_eq!(
+                    *probe.lock().unwrap(),
+                    [Some(expected)],
+                    "{}",
+                    runtime.name()
+                );
+            }
+            assert_eq!(alive.load(Ordering::SeqCst), 0, "{}", runtime.name());
+            assert!(Context::current().is_empty());
+        }
+        each_runtime(|spawner| async move { assert_runtime_healthy(&spawner).await });
+    }
+}
+
+mod dropped_handles {
+    use super::*;
+
+    #[test]
+    fn a_task_whose_handle_is_dropped_before_during_or_after_its_run_finishes_in_its_context_and_releases_its_values(
+    ) {
+        each_runtime(|spawner| async move {
+            for when in [
+                "before it starts",
+                "while it is pending",
+                "after it finished",
+            ] {
+                let alive = Arc::new(AtomicUsize::new(0));
+                let results = Arc::new(AtomicUsize::new(0));
+                let (on_release, released) = OnRelease::new();
+                let (go, wait) = oneshot::channel::<()>();
+                let (started, on_start) = oneshot::channel();
+                let (done, on_done) = oneshot::channel();
+                let cx = context_for(7, &alive).with_value(&ON_RELEASE, on_release);
+                let result = results.clone();
+                let task = spawner.spawn_in(cx, async move {
+                    started.send(()).unwrap();
+                    wait.await.unwrap();
+                    let _token = REQUEST_ID.set(8);
+                    yield_now().await;
+                    done.send(request_id()).unwrap();
+                    // The result holds a value of its own: it goes with the handle.
+                    Counted::new(&result)
+                });
+                let mut task = Some(task);
+                match when {
+                    "before it starts" => drop(task.take()),
+                    "while it is pending" => {
+                        on_start.await.unwrap();
+                        drop(task.take());
+                    }
+                    _ => {}
+                }
+                go.send(()).unwrap();
+                assert_eq!(on_done.await.unwrap(), Some(8), "{when}");
+                released.await.unwrap();
+                assert_eq!(alive.load(Ordering::SeqCst), 0, "{when}");
+                if let Some(task) = task {
+                    while !task.is_finished() {
+                        yield_now().await;
+                    }
+                    drop(task);
+                    assert_eq!(results.load(Ordering::SeqCst), 0, "{when}");
+                }
+            }
+            assert_runtime_healthy(&spawner).await;
+        });
+    }
+
+    #[test]
+    fn a_finished_tasks_unread_result_is_released_with_its_handle() {
+        each_runtime(|spawner| async move {
+            let results = Arc::new(AtomicUsize::new(0));
+            let result = results.clone();
+            let task = spawner.spawn(async move { Counted::new(&result) });
+            while !task.is_finished() {
+                yield_now().await;
+            }
+            assert_eq!(results.load(Ordering::SeqCst), 1, "kept for the handle");
+            drop(task);
+            assert_eq!(results.load(Ordering::SeqCst), 0);
+        });
+    }
+}
+
+mod thread_exit {
+    use super::*;
+
+    /// When dropped, records the request id it sees.
+    struct ReadsOnDrop(Arc<Mutex<Vec<Option<u64>>>>);
+
+    impl Drop for ReadsOnDrop {
+        fn drop(&mut self) {
+            self.0.lock().unwrap().push(request_id());
+        }
+    }
+
+    static READS_ON_DROP: ContextVar<ReadsOnDrop> = ContextVar::new("reads_on_drop");
+
+    #[test]
+    fn a_value_dropped_when_its_thread_exits_can_read_the_context_and_sees_it_empty() {
+        let seen = Arc::new(Mutex::new(Vec::new()));
+        let probe = ReadsOnDrop(seen.clone());
+        std::thread::spawn(move || {
+            let _id = REQUEST_ID.set(7);
+            let _probe = READS_ON_DROP.set(probe);
+            // Both stay in the thread's context until its storage is destroyed.
+        })
+        .join()
+        .unwrap();
+        assert_eq!(*seen.lock().unwrap(), [None]);
+    }
+
+    #[test]
+    fn a_value_dropped_when_its_thread_exits_can_set_a_variable_that_goes_nowhere() {
+        struct SetsOnDrop(Arc<Mutex<Option<Option<u64>>>>);
+        impl Drop for SetsOnDrop {
+            fn drop(&mut self) {
+                let _token = REQUEST_ID.set(9);
+                *self.0.lock().unwrap() = Some(request_id());
+            }
+        }
+        static SETS_ON_DROP: ContextVar<SetsOnDrop> = ContextVar::new("sets_on_drop");
+        let seen = Arc::new(Mutex::new(None));
+        let probe = SetsOnDrop(seen.clone());
+        std::thread::spawn(move || {
+            let _probe = SETS_ON_DROP.set(probe);
+        })
+        .join()
+        .unwrap();
+        assert_eq!(*seen.lock().unwrap(), Some(None));
+    }
+}
