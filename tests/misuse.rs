@@ -1,0 +1,217 @@
+//! Bad input: foreign tokens, spawning with no runtime, reading what was never set. Each gives
+//! its documented answer, and the context is exactly what it was before.
+//!
+//! (Resetting twice with one token does not compile: see the `compile_fail` example on
+//! `ContextVar::reset`, which must fail with E0382, use of a moved value.)
+
+mod common;
+
+use std::panic;
+
+use common::yield_now;
+use ctxflow::testing::each_runtime;
+use ctxflow::tokio::TokioSpawner;
+use ctxflow::{Context, ContextVar, InContext, ResetError, Spawner};
+
+static REQUEST_ID: ContextVar<u64> = ContextVar::new("request_id");
+static STEP: ContextVar<u64> = ContextVar::new("step");
+
+fn request_id() -> Option<u64> {
+    REQUEST_ID.get()
+}
+
+/// Asserts that the current context is still `before`: the same snapshot, not only the same
+/// values.
+fn assert_unchanged(before: &Context) {
+    assert!(
+        Context::ptr_eq(&Context::current(), before),
+        "the context changed: {:?}",
+        Context::current()
+    );
+}
+
+mod foreign_tokens {
+    use super::*;
+
+    #[test]
+    fn a_token_of_another_variable_is_refused_and_changes_nothing() {
+        let _step = STEP.set(1);
+        let token = REQUEST_ID.set(2);
+        let before = Context::current();
+        let error = STEP.reset(token).unwrap_err();
+        assert_eq!(
+            error,
+            ResetError::OtherVariable {
+                token: "request_id",
+                var: "step"
+            }
+        );
+        assert_unchanged(&before);
+    }
+
+    #[test]
+    fn a_token_from_another_thread_is_refused_and_changes_nothing() {
+        let token = std::thread::spawn(|| REQUEST_ID.set(1)).join().unwrap();
+        let _token = REQUEST_ID.set(2);
+        let before = Context::current();
+        assert_eq!(
+            REQUEST_ID.reset(token),
+            Err(ResetError::OtherContext { var: "request_id" })
+        );
+        assert_unchanged(&before);
+        assert_eq!(request_id(), Some(2));
+    }
+
+    #[test]
+    fn a_token_from_a_finished_run_or_guard_is_refused_and_changes_nothing() {
+        let _token = REQUEST_ID.set(1);
+        let from_run = Context::current().run(|| REQUEST_ID.set(2));
+        let from_guard = {
+            let _guard = Context::current().attach();
+            REQUEST_ID.set(3)
+        };
+        let before = Context::current();
+        for token in [from_run, from_guard] {
+            assert!(matches!(
+                REQUEST_ID.reset(token),
+                Err(ResetError::OtherContext { .. })
+            ));
+            assert_unchanged(&before);
+        }
+        // Not even inside a new run of the same snapshot: a run is a context of its own.
+        let token = before.run(|| REQUEST_ID.set(4));
+        let refused = before.run(|| REQUEST_ID.reset(token));
+        assert!(matches!(refused, Err(ResetError::OtherContext { .. })));
+        assert_eq!(request_id(), Some(1));
+    }
+
+    #[test]
+    fn a_token_from_a_future_is_refused_by_its_poller_and_a_pollers_token_by_the_future() {
+        let poller_token = REQUEST_ID.set(1);
+        let before = Context::current();
+        let (future_token, refused_inside) = futures::executor::block_on(
+            async move {
+                let own = REQUEST_ID.set(2);
+                yield_now().await;
+                let inside = Context::current();
+                let refused = REQUEST_ID.reset(poller_token);
+                let unchanged = Context::ptr_eq(&Context::current(), &inside);
+                (own, refused.is_err() && unchanged)
+            }
+            .in_current_context(),
+        );
+        assert!(refused_inside);
+        assert!(matches!(
+            REQUEST_ID.reset(future_token),
+            Err(ResetError::OtherContext { .. })
+        ));
+        assert_unchanged(&before);
+        assert_eq!(request_id(), Some(1));
+    }
+
+    #[test]
+    fn a_token_from_one_task_is_refused_by_another_on_every_runtime() {
+        each_runtime(|spawner| async move {
+            let issued = spawner.spawn(async {
+                let token = REQUEST_ID.set(1);
+                yield_now().await;
+                token
+            });
+            let token = issued.await.unwrap();
+            let refused = spawner.spawn_in(Context::empty().with_value(&REQUEST_ID, 2), async {
+                yield_now().await;
+                let before = Context::current();
+                let refused = REQUEST_ID.reset(token);
+                (
+                    refused,
+                    Context::ptr_eq(&before, &Context::current()),
+                    request_id(),
+                )
+            });
+            let (refused, unchanged, seen) = refused.await.unwrap();
+            assert!(matches!(refused, Err(ResetError::OtherContext { .. })));
+            assert!(unchanged);
+            assert_eq!(seen, Some(2));
+        });
+    }
+}
+
+mod no_runtime {
+    use super::*;
+
+    #[test]
+    fn asking_for_the_current_tokio_runtime_outside_one_gives_no_runtime() {
+        let _token = REQUEST_ID.set(1);
+        let before = Context::current();
+        let error = TokioSpawner::try_current().unwrap_err();
+        assert_eq!(error.runtime(), "tokio");
+        assert!(
+            error
+                .to_string()
+                .starts_with("no tokio runtime is running on this thread"),
+            "{error}"
+        );
+        assert_unchanged(&before);
+    }
+
+    #[test]
+    fn the_panicking_form_names_the_cause_and_leaves_the_context_as_it_was() {
+        let _token = REQUEST_ID.set(1);
+        let before = Context::current();
+        let payload = panic::catch_unwind(TokioSpawner::current).unwrap_err();
+        let message = payload
+            .downcast_ref::<String>()
+            .expect("a formatted message");
+        assert!(
+            message.starts_with("no tokio runtime is running on this thread: spawn from inside"),
+            "{message}"
+        );
+        assert_unchanged(&before);
+        // Inside a runtime both work, and the context is carried as usual.
+        let runtime = tokio::runtime::Builder::new_current_thread()
+            .build()
+            .unwrap();
+        let seen = runtime.block_on(
+            async {
+                let spawner = TokioSpawner::try_current().unwrap();
+                spawner.spawn(async { request_id() }).await.unwrap()
+            }
+            .in_current_context(),
+        );
+        assert_eq!(seen, Some(1));
+    }
+}
+
+mod unset {
+    use super::*;
+
+    static NEVER_SET: ContextVar<String> = ContextVar::new("never_set");
+
+    #[test]
+    fn a_variable_never_set_reads_as_absent_everywhere() {
+        let _token = REQUEST_ID.set(1);
+        let before = Context::current();
+        assert_eq!(NEVER_SET.get(), None);
+        assert!(!NEVER_SET.is_set());
+        assert_eq!(NEVER_SET.with(|value| value.cloned()), None);
+        assert_eq!(before.get(&NEVER_SET), None);
+        assert_eq!(Context::empty().get(&NEVER_SET), None);
+        assert_eq!(before.without(&NEVER_SET).len(), before.len());
+        assert_unchanged(&before);
+        each_runtime(|spawner| async move {
+            let task = spawner.spawn(async { NEVER_SET.get() });
+            let closure = spawner.spawn_blocking(|| NEVER_SET.is_set());
+            assert_eq!(task.await.unwrap(), None);
+            assert!(!closure.await.unwrap());
+        });
+    }
+
+    #[test]
+    fn resetting_the_first_set_makes_the_variable_absent_again() {
+        let token = NEVER_SET.set("first".into());
+        assert_eq!(token.old_value(), None);
+        NEVER_SET.reset(token).unwrap();
+        assert_eq!(NEVER_SET.get(), None);
+        assert!(Context::current().is_empty(), "no empty entry left behind");
+    }
+}
