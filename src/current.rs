@@ -55,13 +55,16 @@ pub(crate) fn read<R>(read: impl FnOnce(&Context) -> R) -> R {
 /// for the same reason as in [`read`].
 #[inline]
 pub(crate) fn update<R>(change: impl FnOnce(&mut Context) -> R) -> R {
-    let mut change = Some(change);
-    let mut call =
-        |context: &mut Context| (change.take().expect("`change` is called once"))(context);
-    match CURRENT.try_with(|current| call(&mut current.borrow_mut())) {
-        Ok(value) => value,
-        Err(_) => call(&mut Context::empty()),
+    if storage_is_gone() {
+        return change(&mut Context::empty());
     }
+    CURRENT.with(|current| change(&mut current.borrow_mut()))
+}
+
+/// Whether this thread's storage is already destroyed: the thread is exiting.
+#[inline]
+fn storage_is_gone() -> bool {
+    CURRENT.try_with(|_| ()).is_err()
 }
 
 /// The current scope's identity, given on first use so that installing a scope never touches
