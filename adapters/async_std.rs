@@ -7,10 +7,7 @@ use std::future::Future;
 
 use ::async_std::task;
 
-use futures_task::{FutureObj, LocalFutureObj, LocalSpawn, Spawn, SpawnError};
-
-use crate::futures_spawn::{spawn_local_obj, spawn_obj};
-use crate::{AnyLocalSpawner, AnySpawner, BlockingTask, InContext, LocalSpawner, Spawner, Task};
+use crate::{BlockingTask, InContext, LocalSpawner, Spawner, Task};
 
 /// Spawns on async-std's global runtime; task names are handed to async-std.
 ///
@@ -42,11 +39,7 @@ impl AsyncStdSpawner {
     }
 }
 
-impl From<AsyncStdSpawner> for AnySpawner {
-    fn from(spawner: AsyncStdSpawner) -> Self {
-        AnySpawner::new(spawner)
-    }
-}
+crate::futures_spawn::spawner_impls!(AsyncStdSpawner);
 
 impl Spawner for AsyncStdSpawner {
     fn spawn_task<F>(&self, task: Task<F>)
@@ -75,13 +68,6 @@ impl Spawner for AsyncStdSpawner {
     }
 }
 
-impl Spawn for AsyncStdSpawner {
-    fn spawn_obj(&self, future: FutureObj<'static, ()>) -> Result<(), SpawnError> {
-        spawn_obj(self, future);
-        Ok(())
-    }
-}
-
 /// Spawns `!Send` tasks with async-std's `spawn_local`; they run on the thread that spawned
 /// them, while it runs `block_on`.
 ///
@@ -97,24 +83,13 @@ impl Spawn for AsyncStdSpawner {
 #[derive(Clone, Copy, Debug, Default)]
 pub struct AsyncStdLocalSpawner;
 
+crate::futures_spawn::local_spawner_impls!(AsyncStdLocalSpawner);
+
 impl LocalSpawner for AsyncStdLocalSpawner {
     fn spawn_local_task<F>(&self, task: Task<F>)
     where
         F: Future<Output = ()> + 'static,
     {
         drop(task::spawn_local(task));
-    }
-}
-
-impl LocalSpawn for AsyncStdLocalSpawner {
-    fn spawn_local_obj(&self, future: LocalFutureObj<'static, ()>) -> Result<(), SpawnError> {
-        spawn_local_obj(self, future);
-        Ok(())
-    }
-}
-
-impl From<AsyncStdLocalSpawner> for AnyLocalSpawner {
-    fn from(spawner: AsyncStdLocalSpawner) -> Self {
-        AnyLocalSpawner::new(spawner)
     }
 }

@@ -3,10 +3,7 @@
 
 use std::future::Future;
 
-use futures_task::{FutureObj, Spawn, SpawnError};
-
-use crate::futures_spawn::spawn_obj;
-use crate::{AnySpawner, BlockingTask, JoinHandle, Spawner, Task};
+use crate::{BlockingTask, JoinHandle, Spawner, Task};
 
 /// The runtime the enabled features select, decided at each call.
 ///
@@ -61,11 +58,7 @@ fn tokio_or_panic(spawner: Option<crate::tokio::TokioSpawner>) -> crate::tokio::
     spawner.unwrap_or_else(crate::tokio::TokioSpawner::current)
 }
 
-impl From<DefaultSpawner> for AnySpawner {
-    fn from(spawner: DefaultSpawner) -> Self {
-        AnySpawner::new(spawner)
-    }
-}
+crate::futures_spawn::spawner_impls!(DefaultSpawner);
 
 impl Spawner for DefaultSpawner {
     fn spawn_task<F>(&self, task: Task<F>)
@@ -113,13 +106,6 @@ impl Spawner for DefaultSpawner {
             #[cfg(feature = "async-std")]
             Chosen::AsyncStd(spawner) => spawner.block_on(future),
         }
-    }
-}
-
-impl Spawn for DefaultSpawner {
-    fn spawn_obj(&self, future: FutureObj<'static, ()>) -> Result<(), SpawnError> {
-        spawn_obj(self, future);
-        Ok(())
     }
 }
 

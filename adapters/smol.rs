@@ -6,11 +6,8 @@ use std::sync::Arc;
 
 use std::rc::Rc;
 
+use crate::{BlockingTask, InContext, LocalSpawner, Spawner, Task};
 use ::smol::{Executor, LocalExecutor};
-use futures_task::{FutureObj, LocalFutureObj, LocalSpawn, Spawn, SpawnError};
-
-use crate::futures_spawn::{spawn_local_obj, spawn_obj};
-use crate::{AnyLocalSpawner, AnySpawner, BlockingTask, InContext, LocalSpawner, Spawner, Task};
 
 /// Spawns on an [`Executor`] (smol's global one, or one of the application's); blocking
 /// closures go to the `blocking` crate's pool, as `smol::unblock` does.
@@ -53,11 +50,7 @@ impl SmolSpawner {
     }
 }
 
-impl From<SmolSpawner> for AnySpawner {
-    fn from(spawner: SmolSpawner) -> Self {
-        AnySpawner::new(spawner)
-    }
-}
+crate::futures_spawn::spawner_impls!(SmolSpawner);
 
 impl Spawner for SmolSpawner {
     fn spawn_task<F>(&self, task: Task<F>)
@@ -98,13 +91,6 @@ impl fmt::Debug for SmolSpawner {
     }
 }
 
-impl Spawn for SmolSpawner {
-    fn spawn_obj(&self, future: FutureObj<'static, ()>) -> Result<(), SpawnError> {
-        spawn_obj(self, future);
-        Ok(())
-    }
-}
-
 /// Spawns `!Send` tasks on a [`LocalExecutor`]; they run while the executor is run on its
 /// thread.
 ///
@@ -131,25 +117,14 @@ impl SmolLocalSpawner {
     }
 }
 
+crate::futures_spawn::local_spawner_impls!(SmolLocalSpawner);
+
 impl LocalSpawner for SmolLocalSpawner {
     fn spawn_local_task<F>(&self, task: Task<F>)
     where
         F: Future<Output = ()> + 'static,
     {
         self.executor.spawn(task).detach();
-    }
-}
-
-impl LocalSpawn for SmolLocalSpawner {
-    fn spawn_local_obj(&self, future: LocalFutureObj<'static, ()>) -> Result<(), SpawnError> {
-        spawn_local_obj(self, future);
-        Ok(())
-    }
-}
-
-impl From<SmolLocalSpawner> for AnyLocalSpawner {
-    fn from(spawner: SmolLocalSpawner) -> Self {
-        AnyLocalSpawner::new(spawner)
     }
 }
 

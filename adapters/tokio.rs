@@ -8,12 +8,7 @@ use std::sync::Arc;
 
 use ::tokio::runtime::{Handle, Runtime};
 
-use futures_task::{FutureObj, LocalFutureObj, LocalSpawn, Spawn, SpawnError};
-
-use crate::futures_spawn::{spawn_local_obj, spawn_obj};
-use crate::{
-    AnyLocalSpawner, AnySpawner, BlockingTask, InContext, LocalSpawner, NoRuntime, Spawner, Task,
-};
+use crate::{BlockingTask, InContext, LocalSpawner, NoRuntime, Spawner, Task};
 
 /// Spawns on a tokio runtime through its [`Handle`].
 ///
@@ -90,11 +85,7 @@ impl From<Runtime> for TokioSpawner {
     }
 }
 
-impl From<TokioSpawner> for AnySpawner {
-    fn from(spawner: TokioSpawner) -> Self {
-        AnySpawner::new(spawner)
-    }
-}
+crate::futures_spawn::spawner_impls!(TokioSpawner);
 
 impl Spawner for TokioSpawner {
     fn spawn_task<F>(&self, task: Task<F>)
@@ -120,13 +111,6 @@ impl Spawner for TokioSpawner {
     }
 }
 
-impl Spawn for TokioSpawner {
-    fn spawn_obj(&self, future: FutureObj<'static, ()>) -> Result<(), SpawnError> {
-        spawn_obj(self, future);
-        Ok(())
-    }
-}
-
 /// Spawns `!Send` tasks on the tokio [`LocalSet`](::tokio::task::LocalSet) the caller runs in.
 ///
 /// # Panics
@@ -147,24 +131,13 @@ impl Spawn for TokioSpawner {
 #[derive(Clone, Copy, Debug, Default)]
 pub struct TokioLocalSpawner;
 
+crate::futures_spawn::local_spawner_impls!(TokioLocalSpawner);
+
 impl LocalSpawner for TokioLocalSpawner {
     fn spawn_local_task<F>(&self, task: Task<F>)
     where
         F: Future<Output = ()> + 'static,
     {
         drop(::tokio::task::spawn_local(task));
-    }
-}
-
-impl LocalSpawn for TokioLocalSpawner {
-    fn spawn_local_obj(&self, future: LocalFutureObj<'static, ()>) -> Result<(), SpawnError> {
-        spawn_local_obj(self, future);
-        Ok(())
-    }
-}
-
-impl From<TokioLocalSpawner> for AnyLocalSpawner {
-    fn from(spawner: TokioLocalSpawner) -> Self {
-        AnyLocalSpawner::new(spawner)
     }
 }

@@ -8,32 +8,71 @@ use futures_task::{FutureObj, LocalFutureObj, LocalSpawn, Spawn, SpawnError};
 use crate::any_spawner::AnySpawner;
 use crate::future::WithContext;
 use crate::handoff::Handoff;
-use crate::local::{AnyLocalSpawner, LocalSpawner};
-use crate::spawner::Spawner;
+use crate::local::AnyLocalSpawner;
 
-/// `Spawn::spawn_obj` for a ctxflow spawner: a detached task in the caller's context.
-pub(crate) fn spawn_obj<S: Spawner>(spawner: &S, future: FutureObj<'static, ()>) {
-    spawner.spawn(future).detach();
+/// futures' `Spawn` for a spawner of this crate: a detached task in the caller's context.
+macro_rules! spawn_impl {
+    ($spawner:ty) => {
+        impl futures_task::Spawn for $spawner {
+            fn spawn_obj(
+                &self,
+                future: futures_task::FutureObj<'static, ()>,
+            ) -> Result<(), futures_task::SpawnError> {
+                $crate::Spawner::spawn(self, future).detach();
+                Ok(())
+            }
+        }
+    };
 }
 
-/// `LocalSpawn::spawn_local_obj` for a ctxflow local spawner.
-pub(crate) fn spawn_local_obj<S: LocalSpawner>(spawner: &S, future: LocalFutureObj<'static, ()>) {
-    spawner.spawn_local(future).detach();
+/// futures' `LocalSpawn` for a local spawner of this crate.
+macro_rules! local_spawn_impl {
+    ($spawner:ty) => {
+        impl futures_task::LocalSpawn for $spawner {
+            fn spawn_local_obj(
+                &self,
+                future: futures_task::LocalFutureObj<'static, ()>,
+            ) -> Result<(), futures_task::SpawnError> {
+                $crate::LocalSpawner::spawn_local(self, future).detach();
+                Ok(())
+            }
+        }
+    };
 }
 
-impl Spawn for AnySpawner {
-    fn spawn_obj(&self, future: FutureObj<'static, ()>) -> Result<(), SpawnError> {
-        spawn_obj(self, future);
-        Ok(())
-    }
+/// What every runtime adapter's spawner has: futures' `Spawn`, and a conversion into
+/// [`AnySpawner`].
+#[allow(unused_macros)] // Unused when no runtime feature is on.
+macro_rules! spawner_impls {
+    ($spawner:ty) => {
+        $crate::futures_spawn::spawn_impl!($spawner);
+        impl From<$spawner> for $crate::AnySpawner {
+            fn from(spawner: $spawner) -> Self {
+                $crate::AnySpawner::new(spawner)
+            }
+        }
+    };
 }
 
-impl LocalSpawn for AnyLocalSpawner {
-    fn spawn_local_obj(&self, future: LocalFutureObj<'static, ()>) -> Result<(), SpawnError> {
-        spawn_local_obj(self, future);
-        Ok(())
-    }
+/// What every runtime adapter's local spawner has: futures' `LocalSpawn`, and a conversion into
+/// [`AnyLocalSpawner`].
+#[allow(unused_macros)] // Unused when no runtime feature is on.
+macro_rules! local_spawner_impls {
+    ($spawner:ty) => {
+        $crate::futures_spawn::local_spawn_impl!($spawner);
+        impl From<$spawner> for $crate::AnyLocalSpawner {
+            fn from(spawner: $spawner) -> Self {
+                $crate::AnyLocalSpawner::new(spawner)
+            }
+        }
+    };
 }
+
+#[allow(unused_imports)] // Unused when no runtime feature is on.
+pub(crate) use {local_spawn_impl, local_spawner_impls, spawn_impl, spawner_impls};
+
+spawn_impl!(AnySpawner);
+local_spawn_impl!(AnyLocalSpawner);
 
 /// Any of futures' `Spawn` (or `LocalSpawn`) implementations, made to carry the caller's
 /// context into each future it spawns: for executors ctxflow has no adapter for, such as

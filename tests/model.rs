@@ -1056,6 +1056,7 @@ fn run_on(runtime: Runtime, program: &[Op]) -> Result<Record, TestCaseError> {
     });
     prop_assert!(outcome.is_ok(), "on {}: {:?}", runtime.name(), outcome);
     prop_assert!(Context::current().is_empty());
+    settle(&alive);
     prop_assert_eq!(
         alive.load(Ordering::SeqCst),
         0,
@@ -1064,6 +1065,16 @@ fn run_on(runtime: Runtime, program: &[Op]) -> Result<Record, TestCaseError> {
     );
     let record = std::mem::take(&mut *record.lock().unwrap());
     Ok(record)
+}
+
+/// Waits, for a bounded time, for values being dropped on a worker to be gone. A detached task
+/// signals its release from inside the drop of its context, and that drop may still be
+/// dropping the context's other values on the worker when the signal is received.
+fn settle(alive: &AtomicUsize) {
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(5);
+    while alive.load(Ordering::SeqCst) != 0 && std::time::Instant::now() < deadline {
+        std::thread::yield_now();
+    }
 }
 
 fn config(cases: u32) -> ProptestConfig {
