@@ -113,6 +113,8 @@ pub use default_spawner::{block_on, spawn, spawn_blocking, spawn_named, DefaultS
 /// The guides under `docs/`, compiled and run as tests so that every snippet in them works.
 #[cfg(doctest)]
 mod guides {
+    #[doc = include_str!("../README.md")]
+    struct Readme;
     #[doc = include_str!("../docs/guide.md")]
     struct Guide;
     #[doc = include_str!("../docs/context.md")]
