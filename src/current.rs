@@ -40,6 +40,7 @@ thread_local! {
 /// thread-local destructor does).
 #[inline]
 pub(crate) fn read<R>(read: impl FnOnce(&Context) -> R) -> R {
+    // One thread-local access, not a check and then an access: every `get` comes through here.
     let mut read = Some(read);
     let mut call = |context: &Context| (read.take().expect("`read` is called once"))(context);
     match CURRENT.try_with(|current| call(&current.borrow())) {
