@@ -110,8 +110,17 @@ pub mod tracing;
 #[cfg(any(feature = "tokio", feature = "smol", feature = "async-std"))]
 pub use default_spawner::{block_on, spawn, spawn_blocking, spawn_named, DefaultSpawner};
 
-/// The guides under `docs/`, compiled and run as tests so that every snippet in them works.
-#[cfg(doctest)]
+/// The guides under `docs/`, compiled and run as tests so that every snippet in them works;
+/// their snippets use every integration, so they run with `--all-features`.
+#[cfg(all(
+    doctest,
+    feature = "tokio",
+    feature = "testing",
+    feature = "rayon",
+    feature = "tracing-json",
+    feature = "opentelemetry",
+    feature = "tower"
+))]
 mod guides {
     #[doc = include_str!("../README.md")]
     struct Readme;
