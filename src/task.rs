@@ -66,7 +66,14 @@ impl<F: Future<Output = ()>> Future for Task<F> {
     type Output = ();
 
     fn poll(self: Pin<&mut Self>, cx: &mut TaskContext<'_>) -> Poll<()> {
-        self.project().future.poll(cx)
+        let this = self.project();
+        match this.name.is_some() {
+            true => {
+                let _named = Named::enter(this.name);
+                this.future.poll(cx)
+            }
+            false => this.future.poll(cx),
+        }
     }
 }
 
@@ -86,7 +93,6 @@ pub(crate) fn task<F: Future>(
     let (reporter, handle) = join::channel();
     let future = Running {
         future: WithContext::new(future, handoff),
-        name: name.clone(),
         reporter: Some(reporter),
     };
     (Task { future, name }, handle)
@@ -104,7 +110,6 @@ pin_project! {
     pub(crate) struct Running<F: Future> {
         #[pin]
         future: WithContext<F>,
-        name: Option<Arc<str>>,
         // `None` once the outcome is reported.
         reporter: Option<Reporter<F::Output>>,
     }
@@ -124,7 +129,6 @@ impl<F: Future> Future for Running<F> {
         let result = if reporter.is_aborted() {
             Err(JoinError::cancelled())
         } else {
-            let _named = this.name.clone().map(NameGuard::enter);
             let future = this.future.as_mut();
             match panic::catch_unwind(AssertUnwindSafe(|| future.poll(cx))) {
                 Ok(Poll::Pending) => return Poll::Pending,
@@ -245,22 +249,22 @@ pub fn task_name() -> Option<Arc<str>> {
     TASK_NAME.with(|name| name.borrow().clone())
 }
 
-/// Sets the task name for one poll and puts the previous one back afterwards.
-struct NameGuard {
-    previous: Option<Arc<str>>,
+/// Keeps a task's name current for one poll: the name is moved into the thread's slot and the
+/// previous one into the task's, and back when dropped. No reference count is touched.
+struct Named<'a> {
+    slot: &'a mut Option<Arc<str>>,
 }
 
-impl NameGuard {
-    fn enter(name: Arc<str>) -> Self {
-        let previous = TASK_NAME.with(|current| current.replace(Some(name)));
-        NameGuard { previous }
+impl<'a> Named<'a> {
+    fn enter(slot: &'a mut Option<Arc<str>>) -> Self {
+        TASK_NAME.with(|current| std::mem::swap(&mut *current.borrow_mut(), slot));
+        Named { slot }
     }
 }
 
-impl Drop for NameGuard {
+impl Drop for Named<'_> {
     fn drop(&mut self) {
-        let previous = self.previous.take();
-        let _ = TASK_NAME.try_with(|current| current.replace(previous));
+        let _ = TASK_NAME.try_with(|current| std::mem::swap(&mut *current.borrow_mut(), self.slot));
     }
 }
 
