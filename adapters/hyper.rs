@@ -16,56 +16,36 @@
 //! # }
 //! ```
 
-use std::future::Future;
+// `spawn_impl!` and `local_spawn_impl!` call these for every spawner of the crate, so a new
+// spawner is an executor as soon as it has futures' `Spawn`.
 
-use ::hyper::rt::Executor;
-
-use crate::{AnyLocalSpawner, AnySpawner, LocalSpawner, Spawner};
-
-macro_rules! spawner_executor {
-    ($($spawner:ty),* $(,)?) => {$(
-        impl<Fut> Executor<Fut> for $spawner
+/// hyper's `Executor` for a spawner of this crate: a detached task in the caller's context.
+macro_rules! executor_impl {
+    ($spawner:ty) => {
+        impl<Fut> ::hyper::rt::Executor<Fut> for $spawner
         where
-            Fut: Future + Send + 'static,
+            Fut: std::future::Future + Send + 'static,
             Fut::Output: Send + 'static,
         {
             fn execute(&self, future: Fut) {
-                self.spawn(future).detach();
+                $crate::Spawner::spawn(self, future).detach();
             }
         }
-    )*};
+    };
 }
 
-macro_rules! local_spawner_executor {
-    ($($spawner:ty),* $(,)?) => {$(
-        impl<Fut> Executor<Fut> for $spawner
+/// hyper's `Executor` for a local spawner of this crate, for futures that are not `Send`.
+macro_rules! local_executor_impl {
+    ($spawner:ty) => {
+        impl<Fut> ::hyper::rt::Executor<Fut> for $spawner
         where
-            Fut: Future + 'static,
+            Fut: std::future::Future + 'static,
         {
             fn execute(&self, future: Fut) {
-                self.spawn_local(future).detach();
+                $crate::LocalSpawner::spawn_local(self, future).detach();
             }
         }
-    )*};
+    };
 }
 
-spawner_executor!(AnySpawner);
-local_spawner_executor!(AnyLocalSpawner);
-
-#[cfg(any(feature = "tokio", feature = "smol", feature = "async-std"))]
-spawner_executor!(crate::DefaultSpawner);
-
-#[cfg(feature = "tokio")]
-spawner_executor!(crate::tokio::TokioSpawner);
-#[cfg(feature = "tokio")]
-local_spawner_executor!(crate::tokio::TokioLocalSpawner);
-
-#[cfg(feature = "smol")]
-spawner_executor!(crate::smol::SmolSpawner);
-#[cfg(feature = "smol")]
-local_spawner_executor!(crate::smol::SmolLocalSpawner);
-
-#[cfg(feature = "async-std")]
-spawner_executor!(crate::async_std::AsyncStdSpawner);
-#[cfg(feature = "async-std")]
-local_spawner_executor!(crate::async_std::AsyncStdLocalSpawner);
+pub(crate) use {executor_impl, local_executor_impl};

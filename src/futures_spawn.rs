@@ -10,7 +10,8 @@ use crate::future::WithContext;
 use crate::handoff::Handoff;
 use crate::local::AnyLocalSpawner;
 
-/// futures' `Spawn` for a spawner of this crate: a detached task in the caller's context.
+/// futures' `Spawn` (and with feature `hyper`, hyper's `Executor`) for a spawner of this crate:
+/// a detached task in the caller's context.
 macro_rules! spawn_impl {
     ($spawner:ty) => {
         impl futures_task::Spawn for $spawner {
@@ -22,10 +23,13 @@ macro_rules! spawn_impl {
                 Ok(())
             }
         }
+        #[cfg(feature = "hyper")]
+        $crate::hyper::executor_impl!($spawner);
     };
 }
 
-/// futures' `LocalSpawn` for a local spawner of this crate.
+/// futures' `LocalSpawn` (and with feature `hyper`, hyper's `Executor`) for a local spawner of
+/// this crate.
 macro_rules! local_spawn_impl {
     ($spawner:ty) => {
         impl futures_task::LocalSpawn for $spawner {
@@ -37,6 +41,8 @@ macro_rules! local_spawn_impl {
                 Ok(())
             }
         }
+        #[cfg(feature = "hyper")]
+        $crate::hyper::local_executor_impl!($spawner);
     };
 }
 
