@@ -13,8 +13,8 @@ use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
 use std::task::{Context as TaskContext, Poll, RawWaker, RawWakerVTable, Waker};
 
-use common::{yield_now, Counted, DropProbe};
-use ctxflow::testing::{each_runtime, spawn_unwrapped, Runtime};
+use common::{assert_workers_clean, yield_now, Counted, DropProbe};
+use ctxflow::testing::{each_runtime, Runtime};
 use ctxflow::{
     AnySpawner, BlockingTask, Context, ContextVar, InContext, JoinHandle, Spawner, Task,
 };
@@ -37,20 +37,7 @@ fn context_for(id: u64, alive: &Arc<AtomicUsize>) -> Context {
 /// Raw runtime tasks see no context on any worker, the caller keeps its own, and new tasks and
 /// blocking closures still run in theirs.
 async fn assert_runtime_healthy(spawner: &AnySpawner) {
-    let receivers: Vec<_> = (0..8)
-        .map(|_| {
-            let (sender, receiver) = oneshot::channel();
-            spawn_unwrapped(spawner, async move {
-                let before = Context::current().is_empty();
-                yield_now().await;
-                let _ = sender.send(before && Context::current().is_empty());
-            });
-            receiver
-        })
-        .collect();
-    for receiver in receivers {
-        assert!(receiver.await.unwrap(), "a context was left on a worker");
-    }
+    assert_workers_clean(spawner).await;
     let _token = REQUEST_ID.set(1_000);
     let task = REQUEST_ID.sync_scope(1_001, || {
         spawner.spawn(async {

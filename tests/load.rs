@@ -11,10 +11,9 @@ use std::pin::pin;
 use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
 use std::sync::Arc;
 
-use common::{yield_now, Counted};
-use ctxflow::testing::{spawn_unwrapped, Runtime};
+use common::{assert_workers_clean, yield_now, Counted};
+use ctxflow::testing::Runtime;
 use ctxflow::{AnySpawner, Context, ContextVar, JoinHandle, Spawner};
-use futures::channel::oneshot;
 
 /// Whose work this is.
 static ID: ContextVar<u64> = ContextVar::new("id");
@@ -153,19 +152,7 @@ fn load_on(runtime: Runtime, tasks: u64) -> Figures {
                 assert_eq!(handle.await.unwrap(), id as u64);
             }
             assert_eq!(alive.load(Ordering::SeqCst), 0, "values left alive");
-            // Nothing was left on the workers.
-            let receivers: Vec<_> = (0..8)
-                .map(|_| {
-                    let (sender, receiver) = oneshot::channel();
-                    spawn_unwrapped(&spawner, async move {
-                        let _ = sender.send(Context::current().is_empty());
-                    });
-                    receiver
-                })
-                .collect();
-            for receiver in receivers {
-                assert!(receiver.await.unwrap(), "a context was left on a worker");
-            }
+            assert_workers_clean(&spawner).await;
         }
     };
     runtime.run(body).unwrap();

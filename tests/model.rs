@@ -23,8 +23,8 @@ use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex, Once};
 use std::task::Poll;
 
-use common::{poll_once, yield_now};
-use ctxflow::testing::{spawn_unwrapped, Runtime};
+use common::{assert_workers_clean, poll_once, yield_now};
+use ctxflow::testing::Runtime;
 use ctxflow::{AnySpawner, Context, ContextVar, InContext, JoinError, JoinHandle};
 use ctxflow::{ResetError, Spawner, Token};
 use futures::channel::oneshot;
@@ -1040,19 +1040,7 @@ fn run_on(runtime: Runtime, program: &[Op]) -> Result<Record, TestCaseError> {
             ..env
         };
         real::exec_program(&nodes, real::Flow::new(env)).await;
-        // Whatever ran on the workers left nothing there.
-        let receivers: Vec<_> = (0..4)
-            .map(|_| {
-                let (sender, receiver) = oneshot::channel();
-                spawn_unwrapped(&spawner, async move {
-                    let _ = sender.send(Context::current().is_empty());
-                });
-                receiver
-            })
-            .collect();
-        for receiver in receivers {
-            assert!(receiver.await.unwrap(), "a context was left on a worker");
-        }
+        assert_workers_clean(&spawner).await;
     });
     prop_assert!(outcome.is_ok(), "on {}: {:?}", runtime.name(), outcome);
     prop_assert!(Context::current().is_empty());

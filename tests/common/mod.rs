@@ -69,3 +69,23 @@ impl Drop for Counted {
         self.0.fetch_sub(1, Ordering::SeqCst);
     }
 }
+
+/// Checks that raw runtime tasks, which ctxflow does not wrap, see an empty context on the
+/// runtime's workers, before and after a yield: nothing was left behind there.
+#[cfg(feature = "testing")]
+pub async fn assert_workers_clean(spawner: &ctxflow::AnySpawner) {
+    let receivers: Vec<_> = (0..8)
+        .map(|_| {
+            let (sender, receiver) = futures::channel::oneshot::channel();
+            ctxflow::testing::spawn_unwrapped(spawner, async move {
+                let before = ctxflow::Context::current().is_empty();
+                yield_now().await;
+                let _ = sender.send(before && ctxflow::Context::current().is_empty());
+            });
+            receiver
+        })
+        .collect();
+    for receiver in receivers {
+        assert!(receiver.await.unwrap(), "a context was left on a worker");
+    }
+}
