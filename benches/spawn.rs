@@ -35,6 +35,27 @@ fn in_request(driver: Driver) -> WithContext<Driver> {
     driver.in_context(Context::current().with_value(&VARS[0], 42))
 }
 
+/// Spawns `TASKS` tasks running `work` through a ctxflow spawner, then awaits them all.
+async fn spawn_all<S: Spawner, F>(spawner: S, work: fn() -> F)
+where
+    F: Future<Output = ()> + Send + 'static,
+{
+    let handles: Vec<_> = (0..TASKS).map(|_| spawner.spawn(work())).collect();
+    for handle in handles {
+        handle.await.unwrap();
+    }
+}
+
+/// Runs `TASKS` closures on a ctxflow spawner's blocking pool, then awaits them all.
+async fn spawn_blocking_all<S: Spawner>(spawner: S) {
+    let handles: Vec<_> = (0..TASKS)
+        .map(|i| spawner.spawn_blocking(move || black_box(i)))
+        .collect();
+    for handle in handles {
+        handle.await.unwrap();
+    }
+}
+
 fn tokio(c: &mut Bench) {
     use ctxflow::tokio::TokioSpawner;
     use tokio::task::yield_now;
@@ -72,26 +93,10 @@ fn tokio(c: &mut Bench) {
         })
     });
     group.bench_function("ctxflow", |b| {
-        b.iter(|| {
-            let spawner = spawner.clone();
-            run(Box::pin(async move {
-                let handles: Vec<_> = (0..TASKS).map(|_| spawner.spawn(work())).collect();
-                for handle in handles {
-                    handle.await.unwrap();
-                }
-            }))
-        })
+        b.iter(|| run(Box::pin(spawn_all(spawner.clone(), work))))
     });
     group.bench_function("any_spawner", |b| {
-        b.iter(|| {
-            let any = any.clone();
-            run(Box::pin(async move {
-                let handles: Vec<_> = (0..TASKS).map(|_| any.spawn(work())).collect();
-                for handle in handles {
-                    handle.await.unwrap();
-                }
-            }))
-        })
+        b.iter(|| run(Box::pin(spawn_all(any.clone(), work))))
     });
     group.bench_function("blocking_raw", |b| {
         b.iter(|| {
@@ -106,17 +111,7 @@ fn tokio(c: &mut Bench) {
         })
     });
     group.bench_function("blocking_ctxflow", |b| {
-        b.iter(|| {
-            let spawner = spawner.clone();
-            run(Box::pin(async move {
-                let handles: Vec<_> = (0..TASKS)
-                    .map(|i| spawner.spawn_blocking(move || black_box(i)))
-                    .collect();
-                for handle in handles {
-                    handle.await.unwrap();
-                }
-            }))
-        })
+        b.iter(|| run(Box::pin(spawn_blocking_all(spawner.clone()))))
     });
     group.finish();
 }
@@ -163,26 +158,10 @@ fn smol(c: &mut Bench) {
         })
     });
     group.bench_function("ctxflow", |b| {
-        b.iter(|| {
-            let spawner = spawner.clone();
-            run(Box::pin(async move {
-                let handles: Vec<_> = (0..TASKS).map(|_| spawner.spawn(work())).collect();
-                for handle in handles {
-                    handle.await.unwrap();
-                }
-            }))
-        })
+        b.iter(|| run(Box::pin(spawn_all(spawner.clone(), work))))
     });
     group.bench_function("any_spawner", |b| {
-        b.iter(|| {
-            let any = any.clone();
-            run(Box::pin(async move {
-                let handles: Vec<_> = (0..TASKS).map(|_| any.spawn(work())).collect();
-                for handle in handles {
-                    handle.await.unwrap();
-                }
-            }))
-        })
+        b.iter(|| run(Box::pin(spawn_all(any.clone(), work))))
     });
     group.bench_function("blocking_raw", |b| {
         b.iter(|| {
@@ -197,17 +176,7 @@ fn smol(c: &mut Bench) {
         })
     });
     group.bench_function("blocking_ctxflow", |b| {
-        b.iter(|| {
-            let spawner = spawner.clone();
-            run(Box::pin(async move {
-                let handles: Vec<_> = (0..TASKS)
-                    .map(|i| spawner.spawn_blocking(move || black_box(i)))
-                    .collect();
-                for handle in handles {
-                    handle.await.unwrap();
-                }
-            }))
-        })
+        b.iter(|| run(Box::pin(spawn_blocking_all(spawner.clone()))))
     });
     group.finish();
 
@@ -255,15 +224,7 @@ fn async_std(c: &mut Bench) {
         })
     });
     group.bench_function("any_spawner", |b| {
-        b.iter(|| {
-            let any = any.clone();
-            run(Box::pin(async move {
-                let handles: Vec<_> = (0..TASKS).map(|_| any.spawn(work())).collect();
-                for handle in handles {
-                    handle.await.unwrap();
-                }
-            }))
-        })
+        b.iter(|| run(Box::pin(spawn_all(any.clone(), work))))
     });
     group.bench_function("blocking_raw", |b| {
         b.iter(|| {
@@ -330,26 +291,10 @@ fn single_thread(c: &mut Bench) {
         })
     });
     group.bench_function("ctxflow", |b| {
-        b.iter(|| {
-            let spawner = spawner.clone();
-            run(Box::pin(async move {
-                let handles: Vec<_> = (0..TASKS).map(|_| spawner.spawn(tokio_work())).collect();
-                for handle in handles {
-                    handle.await.unwrap();
-                }
-            }))
-        })
+        b.iter(|| run(Box::pin(spawn_all(spawner.clone(), tokio_work))))
     });
     group.bench_function("any_spawner", |b| {
-        b.iter(|| {
-            let any = any.clone();
-            run(Box::pin(async move {
-                let handles: Vec<_> = (0..TASKS).map(|_| any.spawn(tokio_work())).collect();
-                for handle in handles {
-                    handle.await.unwrap();
-                }
-            }))
-        })
+        b.iter(|| run(Box::pin(spawn_all(any.clone(), tokio_work))))
     });
     // A group awaits its members as they finish instead of in order.
     group.bench_function("task_group", |b| {
@@ -387,26 +332,10 @@ fn single_thread(c: &mut Bench) {
         })
     });
     group.bench_function("ctxflow", |b| {
-        b.iter(|| {
-            let spawner = spawner.clone();
-            run(Box::pin(async move {
-                let handles: Vec<_> = (0..TASKS).map(|_| spawner.spawn(smol_work())).collect();
-                for handle in handles {
-                    handle.await.unwrap();
-                }
-            }))
-        })
+        b.iter(|| run(Box::pin(spawn_all(spawner.clone(), smol_work))))
     });
     group.bench_function("any_spawner", |b| {
-        b.iter(|| {
-            let any = any.clone();
-            run(Box::pin(async move {
-                let handles: Vec<_> = (0..TASKS).map(|_| any.spawn(smol_work())).collect();
-                for handle in handles {
-                    handle.await.unwrap();
-                }
-            }))
-        })
+        b.iter(|| run(Box::pin(spawn_all(any.clone(), smol_work))))
     });
     group.finish();
 }
