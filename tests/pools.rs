@@ -1,6 +1,8 @@
 //! The caller's context reaches std threads and pools of the application's own, and never
 //! stays behind on a worker.
 
+mod common;
+
 use std::panic::{self, AssertUnwindSafe};
 use std::sync::mpsc::{self, Receiver, Sender};
 use std::sync::{Arc, Barrier, Mutex};
@@ -12,7 +14,6 @@ use ctxflow::{Context, ContextVar};
 use futures::executor::block_on;
 
 static REQUEST_ID: ContextVar<String> = ContextVar::new("request_id");
-static JOB_ID: ContextVar<u64> = ContextVar::new("job_id");
 static SCRATCH: ContextVar<&'static str> = ContextVar::new("scratch");
 static TRANSACTION: ContextVar<u32> = ContextVar::non_flowing("transaction");
 
@@ -217,31 +218,7 @@ fn process_item_on_pool_returns_its_status_with_callers_request_id() {
 fn ten_thousand_closures_on_two_workers_each_see_only_their_own_id() {
     let workers = WorkerPool::new(2);
     let pool = workers.with_context();
-    let (report, seen) = mpsc::channel();
-
-    for job_id in 0..10_000 {
-        let report = report.clone();
-        JOB_ID.sync_scope(job_id, || {
-            pool.execute(move || {
-                let first_look = JOB_ID.get();
-                // A job that writes must not reach the jobs after it on the same worker.
-                let _token = JOB_ID.set(u64::MAX);
-                report.send((job_id, first_look)).unwrap();
-            });
-        });
-    }
-    drop(report);
-
-    let mut seen: Vec<(u64, Option<u64>)> = seen.iter().collect();
-    seen.sort_unstable();
-    assert_eq!(seen.len(), 10_000);
-    for (job_id, first_look) in seen {
-        assert_eq!(
-            first_look,
-            Some(job_id),
-            "job {job_id} saw another job's id"
-        );
-    }
+    common::ten_thousand_jobs_see_only_their_own_ids(|job| pool.execute(job));
 }
 
 #[test]

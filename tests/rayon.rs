@@ -2,6 +2,8 @@
 //! stays behind on a worker.
 #![cfg(feature = "rayon")]
 
+mod common;
+
 use std::panic::{self, AssertUnwindSafe};
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{mpsc, Mutex};
@@ -230,31 +232,7 @@ fn nothing_flows_into_rayon_inside_suppress_flow() {
 #[test]
 fn ten_thousand_closures_on_two_threads_each_see_only_their_own_id() {
     let pool = pool_of(2);
-    let (report, seen) = mpsc::channel();
-
-    for job_id in 0..10_000 {
-        let report = report.clone();
-        JOB_ID.sync_scope(job_id, || {
-            pool.spawn_with_context(move || {
-                let first_look = JOB_ID.get();
-                // A job that writes must not reach the jobs after it on the same worker.
-                let _token = JOB_ID.set(u64::MAX);
-                report.send((job_id, first_look)).unwrap();
-            });
-        });
-    }
-    drop(report);
-
-    let mut seen: Vec<(u64, Option<u64>)> = seen.iter().collect();
-    seen.sort_unstable();
-    assert_eq!(seen.len(), 10_000);
-    for (job_id, first_look) in seen {
-        assert_eq!(
-            first_look,
-            Some(job_id),
-            "job {job_id} saw another job's id"
-        );
-    }
+    common::ten_thousand_jobs_see_only_their_own_ids(|job| pool.spawn_with_context(job));
     assert!(every_worker_is_clean(&pool));
 }
 

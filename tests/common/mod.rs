@@ -89,3 +89,32 @@ pub async fn assert_workers_clean(spawner: &ctxflow::AnySpawner) {
         assert!(receiver.await.unwrap(), "a context was left on a worker");
     }
 }
+
+/// Submits 10,000 jobs through `submit`, each from a context holding its own id, and checks
+/// that each job saw its own id and no other. Each job then sets the id to something else, which
+/// must not reach the jobs after it on the same worker.
+pub fn ten_thousand_jobs_see_only_their_own_ids(submit: impl Fn(Box<dyn FnOnce() + Send>)) {
+    static JOB_ID: ctxflow::ContextVar<u64> = ctxflow::ContextVar::new("job_id");
+    let (report, seen) = std::sync::mpsc::channel();
+    for job_id in 0..10_000 {
+        let report = report.clone();
+        JOB_ID.sync_scope(job_id, || {
+            submit(Box::new(move || {
+                let first_look = JOB_ID.get();
+                let _token = JOB_ID.set(u64::MAX);
+                report.send((job_id, first_look)).unwrap();
+            }))
+        });
+    }
+    drop(report);
+    let mut seen: Vec<(u64, Option<u64>)> = seen.iter().collect();
+    seen.sort_unstable();
+    assert_eq!(seen.len(), 10_000);
+    for (job_id, first_look) in seen {
+        assert_eq!(
+            first_look,
+            Some(job_id),
+            "job {job_id} saw another job's id"
+        );
+    }
+}
