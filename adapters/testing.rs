@@ -250,3 +250,28 @@ where
 {
     spawner.spawn_task(task::unwrapped(future));
 }
+
+/// Runs `f` on `spawner`'s blocking pool exactly as the runtime would without ctxflow: no
+/// context is installed around it. Tests use it to show that nothing leaks onto pool threads.
+///
+/// ```
+/// use ctxflow::{ContextVar, testing};
+///
+/// static REQUEST_ID: ContextVar<u32> = ContextVar::new("request_id");
+///
+/// testing::each_runtime(|spawner| async move {
+///     let _token = REQUEST_ID.set(1);
+///     let (sender, receiver) = futures::channel::oneshot::channel();
+///     testing::spawn_blocking_unwrapped(&spawner, move || {
+///         sender.send(REQUEST_ID.get()).unwrap();
+///     });
+///     assert_eq!(receiver.await.unwrap(), None);
+/// });
+/// ```
+pub fn spawn_blocking_unwrapped<S, F>(spawner: &S, f: F)
+where
+    S: Spawner,
+    F: FnOnce() + Send + 'static,
+{
+    spawner.spawn_blocking_task(task::unwrapped_blocking(f));
+}

@@ -105,6 +105,12 @@ pub(crate) fn unwrapped<F: Future<Output = ()>>(future: F) -> Task<F> {
     Task { future, name: None }
 }
 
+/// A blocking task around a closure that ctxflow does not wrap, for the same testing helpers.
+#[cfg(feature = "testing")]
+pub(crate) fn unwrapped_blocking<F: FnOnce()>(job: F) -> BlockingTask<F> {
+    BlockingTask { job }
+}
+
 pin_project! {
     /// The future a task runs: the user's, inside its context, reporting to its handle.
     pub(crate) struct Running<F: Future> {

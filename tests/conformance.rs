@@ -9,7 +9,7 @@ use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
 
 use common::{yield_now, Counted, DropProbe};
-use ctxflow::testing::{each_runtime, spawn_unwrapped};
+use ctxflow::testing::{each_runtime, spawn_blocking_unwrapped, spawn_unwrapped};
 use ctxflow::{preserve_context, task_name, Context, ContextVar, Spawner};
 use futures::channel::oneshot;
 
@@ -168,17 +168,20 @@ mod isolation {
     #[test]
     fn a_blocking_closure_leaves_nothing_on_the_pool_thread() {
         each_runtime(|spawner| async move {
+            let _token = REQUEST_ID.set("caller".into());
             for i in 0..20 {
-                let seen = spawner
-                    .spawn_blocking_in(Context::empty(), move || {
-                        let before = request_id();
-                        let _leftover = REQUEST_ID.set(format!("job-{i}"));
-                        std::mem::forget(_leftover);
-                        before
+                spawner
+                    .spawn_blocking(move || {
+                        // Its token is never reset: only the closure's end can undo the set.
+                        std::mem::forget(REQUEST_ID.set(format!("job-{i}")));
                     })
                     .await
                     .unwrap();
-                assert_eq!(seen, None);
+                let (sender, receiver) = oneshot::channel();
+                spawn_blocking_unwrapped(&spawner, move || {
+                    let _ = sender.send(request_id());
+                });
+                assert_eq!(receiver.await.unwrap(), None, "left on a pool thread");
             }
         });
     }
