@@ -99,9 +99,14 @@ impl Context {
     /// assert_eq!(seen, Some(1));
     /// ```
     pub fn inheritable() -> Self {
-        if crate::is_flow_suppressed() {
-            return Context::empty();
+        match crate::is_flow_suppressed() {
+            true => Context::empty(),
+            false => Context::flowing(),
         }
+    }
+
+    /// The current context without its non-flowing variables.
+    pub(crate) fn flowing() -> Self {
         current::read(|cx| {
             let entries = cx.entries_slice();
             if entries.iter().all(|entry| entry.var.flows) {

@@ -22,7 +22,7 @@ impl Handoff {
             return Handoff::default();
         }
         Handoff {
-            context: Context::inheritable(),
+            context: Context::flowing(),
             carried: Carried::capture(),
         }
     }
