@@ -3,7 +3,7 @@
 
 use std::future::Future;
 
-use crate::{BlockingTask, JoinHandle, Spawner, Task};
+use crate::{BlockingTask, JoinHandle, PreparedBlocking, PreparedTask, Spawner, Task};
 
 /// The runtime the enabled features select, decided at each call.
 ///
@@ -86,6 +86,36 @@ impl Spawner for DefaultSpawner {
             Chosen::Smol(spawner) => spawner.spawn_blocking_task(task),
             #[cfg(feature = "async-std")]
             Chosen::AsyncStd(spawner) => spawner.spawn_blocking_task(task),
+        }
+    }
+
+    fn spawn_prepared<F>(&self, task: PreparedTask<F>) -> JoinHandle<F::Output>
+    where
+        F: Future + Send + 'static,
+        F::Output: Send + 'static,
+    {
+        match Self::choose() {
+            #[cfg(feature = "tokio")]
+            Chosen::Tokio(spawner) => tokio_or_panic(spawner).spawn_prepared(task),
+            #[cfg(feature = "smol")]
+            Chosen::Smol(spawner) => spawner.spawn_prepared(task),
+            #[cfg(feature = "async-std")]
+            Chosen::AsyncStd(spawner) => spawner.spawn_prepared(task),
+        }
+    }
+
+    fn spawn_blocking_prepared<F, R>(&self, f: PreparedBlocking<F>) -> JoinHandle<R>
+    where
+        F: FnOnce() -> R + Send + 'static,
+        R: Send + 'static,
+    {
+        match Self::choose() {
+            #[cfg(feature = "tokio")]
+            Chosen::Tokio(spawner) => tokio_or_panic(spawner).spawn_blocking_prepared(f),
+            #[cfg(feature = "smol")]
+            Chosen::Smol(spawner) => spawner.spawn_blocking_prepared(f),
+            #[cfg(feature = "async-std")]
+            Chosen::AsyncStd(spawner) => spawner.spawn_blocking_prepared(f),
         }
     }
 

@@ -8,7 +8,11 @@ use std::sync::Arc;
 
 use ::tokio::runtime::{Handle, Runtime};
 
-use crate::{BlockingTask, InContext, LocalSpawner, NoRuntime, Spawner, Task};
+use crate::runtime_join::RuntimeJoin;
+use crate::{
+    BlockingTask, InContext, JoinHandle, LocalSpawner, NoRuntime, PreparedBlocking, PreparedTask,
+    Spawner, Task,
+};
 
 /// Spawns on a tokio runtime through its [`Handle`].
 ///
@@ -108,6 +112,24 @@ impl Spawner for TokioSpawner {
             Some(runtime) => runtime.block_on(future),
             None => self.handle.block_on(future),
         }
+    }
+
+    // tokio's own handle detaches on drop, reports panics and cancellation, and aborts from
+    // synchronous code: ctxflow's handle wraps it, and the task carries no slot of its own.
+    fn spawn_prepared<F>(&self, task: PreparedTask<F>) -> JoinHandle<F::Output>
+    where
+        F: Future + Send + 'static,
+        F::Output: Send + 'static,
+    {
+        JoinHandle::from(RuntimeJoin::Tokio(self.handle.spawn(task.closing())))
+    }
+
+    fn spawn_blocking_prepared<F, R>(&self, f: PreparedBlocking<F>) -> JoinHandle<R>
+    where
+        F: FnOnce() -> R + Send + 'static,
+        R: Send + 'static,
+    {
+        JoinHandle::from(RuntimeJoin::Tokio(self.handle.spawn_blocking(f.closing())))
     }
 }
 

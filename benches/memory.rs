@@ -131,7 +131,7 @@ fn sizes() {
     println!("| --- | ---: |");
     println!("| raw | {} |", std::mem::size_of_val(&task(())));
     println!(
-        "| ctxflow `Spawner::spawn` | {} |",
+        "| ctxflow `Spawner::spawn` with its own join slot (smol, async-std) | {} |",
         size(&|| drop(probe.spawn(task(()))))
     );
     println!(

@@ -111,6 +111,7 @@ impl<T> WithContext<T> {
         }
     }
 
+    #[inline]
     fn installed<R>(self: Pin<&mut Self>, f: impl FnOnce(Pin<&mut T>) -> R) -> R {
         let this = self.project();
         let _entered = this.carried.enter();
@@ -122,6 +123,7 @@ impl<T> WithContext<T> {
 impl<F: Future> Future for WithContext<F> {
     type Output = F::Output;
 
+    #[inline]
     fn poll(self: Pin<&mut Self>, cx: &mut TaskContext<'_>) -> Poll<F::Output> {
         self.installed(|inner| inner.poll(cx))
     }

@@ -1,7 +1,9 @@
 //! [`JoinHandle`] and [`JoinError`]: one handle, one behaviour, whatever the runtime.
 //!
-//! The task reports its outcome into a small shared slot; the runtime's own handle is always
-//! detached. That is how dropping a handle detaches everywhere (smol's `Task` would cancel),
+//! A handle reads one of two things. Where the runtime's own handle already detaches on drop,
+//! turns panics into errors and aborts from synchronous code, it wraps that handle. Elsewhere
+//! the task reports its outcome into a small shared slot and the runtime's own handle is
+//! detached: that is how dropping a handle detaches everywhere (smol's `Task` would cancel),
 //! how a panic becomes a [`JoinError`] everywhere (async-executor would re-raise it), and how
 //! `abort` works on runtimes that cannot cancel a task from synchronous code.
 
@@ -13,6 +15,8 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
 use std::task::{Context as TaskContext, Poll, Wake, Waker};
 use std::thread::{self, Thread};
+
+use crate::runtime_join::RuntimeJoin;
 
 /// Why a task produced no value: it panicked or it was cancelled.
 ///
@@ -150,7 +154,12 @@ pub(crate) fn channel<T>() -> (Reporter<T>, JoinHandle<T>) {
         known_waker: None,
         reported: false,
     };
-    (reporter, JoinHandle { shared })
+    (
+        reporter,
+        JoinHandle {
+            inner: Inner::Slot(shared),
+        },
+    )
 }
 
 /// The task's side: reports the outcome exactly once; reports cancellation if dropped first.
@@ -237,7 +246,20 @@ impl<T> Drop for Reporter<T> {
 /// ```
 #[must_use = "dropping a JoinHandle detaches the task; call `detach` to say so"]
 pub struct JoinHandle<T> {
-    shared: Arc<Shared<T>>,
+    inner: Inner<T>,
+}
+
+enum Inner<T> {
+    Slot(Arc<Shared<T>>),
+    Runtime(RuntimeJoin<T>),
+}
+
+impl<T> From<RuntimeJoin<T>> for JoinHandle<T> {
+    fn from(handle: RuntimeJoin<T>) -> Self {
+        JoinHandle {
+            inner: Inner::Runtime(handle),
+        }
+    }
 }
 
 impl<T> JoinHandle<T> {
@@ -245,16 +267,18 @@ impl<T> JoinHandle<T> {
     /// runs inside its context) and the handle then gives a cancelled [`JoinError`]. A task
     /// that already finished keeps its result.
     pub fn abort(&self) {
-        self.shared.aborted.store(true, Ordering::Release);
-        let task = self.shared.state().task.take();
-        if let Some(task) = task {
-            task.wake();
+        match &self.inner {
+            Inner::Slot(shared) => shared.abort(),
+            Inner::Runtime(handle) => handle.abort(),
         }
     }
 
     /// Whether the task has finished: returned, panicked or been cancelled.
     pub fn is_finished(&self) -> bool {
-        !matches!(self.shared.state().outcome, Outcome::Running)
+        match &self.inner {
+            Inner::Slot(shared) => !matches!(shared.state().outcome, Outcome::Running),
+            Inner::Runtime(handle) => handle.is_finished(),
+        }
     }
 
     /// Lets the task run on without anyone awaiting it; the same as dropping the handle.
@@ -295,7 +319,24 @@ impl<T> Future for JoinHandle<T> {
     type Output = Result<T, JoinError>;
 
     fn poll(self: Pin<&mut Self>, cx: &mut TaskContext<'_>) -> Poll<Self::Output> {
-        let mut state = self.shared.state();
+        match &mut self.get_mut().inner {
+            Inner::Slot(shared) => shared.poll(cx),
+            Inner::Runtime(handle) => handle.poll(cx),
+        }
+    }
+}
+
+impl<T> Shared<T> {
+    fn abort(&self) {
+        self.aborted.store(true, Ordering::Release);
+        let task = self.state().task.take();
+        if let Some(task) = task {
+            task.wake();
+        }
+    }
+
+    fn poll(&self, cx: &mut TaskContext<'_>) -> Poll<Result<T, JoinError>> {
+        let mut state = self.state();
         match std::mem::replace(&mut state.outcome, Outcome::Taken) {
             Outcome::Finished(result) => Poll::Ready(result),
             Outcome::Running => {

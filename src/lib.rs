@@ -54,6 +54,8 @@ mod handoff;
 mod join;
 mod local;
 mod propagation;
+#[path = "../adapters/runtime_join.rs"]
+mod runtime_join;
 mod spawner;
 #[cfg(feature = "strict")]
 mod strict;
@@ -73,7 +75,7 @@ pub use join::{JoinError, JoinHandle};
 pub use local::{AnyLocalSpawner, LocalSpawner};
 pub use propagation::{ImportError, ImportProblem, Propagation};
 pub use spawner::{NoRuntime, Spawner};
-pub use task::{task_name, BlockingTask, Task};
+pub use task::{task_name, BlockingTask, PreparedBlocking, PreparedTask, Task};
 pub use var::{ContextVar, ResetError, Token};
 
 #[cfg(feature = "async-std")]

@@ -8,7 +8,7 @@ use std::sync::Arc;
 use crate::context::Context;
 use crate::handoff::Handoff;
 use crate::join::JoinHandle;
-use crate::task::{self, BlockingTask, Task};
+use crate::task::{BlockingTask, PreparedBlocking, PreparedTask, Task};
 
 /// Spawns tasks and blocking closures on a runtime, carrying the caller's context into each.
 ///
@@ -56,6 +56,37 @@ pub trait Spawner: Clone + Send + Sync + 'static {
     /// Runs `future` to completion on the calling thread, in the caller's context.
     fn block_on<F: Future>(&self, future: F) -> F::Output;
 
+    /// Spawns a task that ctxflow prepared, and returns its handle. Every `spawn` method comes
+    /// here.
+    ///
+    /// The provided implementation builds a task that reports to ctxflow's own join slot and
+    /// hands it to [`spawn_task`](Self::spawn_task). ctxflow's tokio spawner overrides it to
+    /// wrap tokio's own join handle instead, which already behaves as ctxflow's: the task then
+    /// needs no slot, no allocation of its own and no check per poll. Other spawners have no
+    /// reason to override it.
+    fn spawn_prepared<F>(&self, task: PreparedTask<F>) -> JoinHandle<F::Output>
+    where
+        F: Future + Send + 'static,
+        F::Output: Send + 'static,
+    {
+        let (task, handle) = task.reporting();
+        self.spawn_task(task);
+        handle
+    }
+
+    /// Runs a blocking closure that ctxflow prepared, and returns its handle; every
+    /// `spawn_blocking` method comes here. As with [`spawn_prepared`](Self::spawn_prepared), only
+    /// spawners whose pool's own handle behaves as ctxflow's override it.
+    fn spawn_blocking_prepared<F, R>(&self, f: PreparedBlocking<F>) -> JoinHandle<R>
+    where
+        F: FnOnce() -> R + Send + 'static,
+        R: Send + 'static,
+    {
+        let (task, handle) = f.reporting();
+        self.spawn_blocking_task(task);
+        handle
+    }
+
     /// Spawns `future` as a task that runs in a snapshot of the caller's context: fapilog's
     /// `create_task_with_context`. Inside [`suppress_flow`](crate::suppress_flow) it starts
     /// empty.
@@ -64,9 +95,7 @@ pub trait Spawner: Clone + Send + Sync + 'static {
         F: Future + Send + 'static,
         F::Output: Send + 'static,
     {
-        let (task, handle) = task::task(Handoff::for_spawn(), None, future);
-        self.spawn_task(task);
-        handle
+        self.spawn_prepared(PreparedTask::new(Handoff::for_spawn(), None, future))
     }
 
     /// Spawns `future` as a task named `name`; inside it, [`task_name`](crate::task_name)
@@ -76,9 +105,8 @@ pub trait Spawner: Clone + Send + Sync + 'static {
         F: Future + Send + 'static,
         F::Output: Send + 'static,
     {
-        let (task, handle) = task::task(Handoff::for_spawn(), Some(Arc::from(name)), future);
-        self.spawn_task(task);
-        handle
+        let name = Some(Arc::from(name));
+        self.spawn_prepared(PreparedTask::new(Handoff::for_spawn(), name, future))
     }
 
     /// Spawns `future` as a task that runs in `context` instead of the caller's context. Nothing
@@ -88,9 +116,7 @@ pub trait Spawner: Clone + Send + Sync + 'static {
         F: Future + Send + 'static,
         F::Output: Send + 'static,
     {
-        let (task, handle) = task::task(Handoff::from(context), None, future);
-        self.spawn_task(task);
-        handle
+        self.spawn_prepared(PreparedTask::new(Handoff::from(context), None, future))
     }
 
     /// Runs `f` on the blocking pool in a snapshot of the caller's context: fapilog's
@@ -100,9 +126,7 @@ pub trait Spawner: Clone + Send + Sync + 'static {
         F: FnOnce() -> R + Send + 'static,
         R: Send + 'static,
     {
-        let (task, handle) = task::blocking(Handoff::for_spawn(), f);
-        self.spawn_blocking_task(task);
-        handle
+        self.spawn_blocking_prepared(PreparedBlocking::new(Handoff::for_spawn(), f))
     }
 
     /// Runs `f` on the blocking pool in `context` instead of the caller's context. Nothing else
@@ -112,9 +136,7 @@ pub trait Spawner: Clone + Send + Sync + 'static {
         F: FnOnce() -> R + Send + 'static,
         R: Send + 'static,
     {
-        let (task, handle) = task::blocking(Handoff::from(context), f);
-        self.spawn_blocking_task(task);
-        handle
+        self.spawn_blocking_prepared(PreparedBlocking::new(Handoff::from(context), f))
     }
 }
 

@@ -4,7 +4,6 @@
 //! caught, and the outcome already goes to the [`JoinHandle`]. A runtime adapter only spawns
 //! them and lets go of the runtime's own handle.
 
-use std::cell::RefCell;
 use std::fmt;
 use std::future::Future;
 use std::panic::{self, AssertUnwindSafe};
@@ -17,6 +16,7 @@ use pin_project_lite::pin_project;
 use crate::future::WithContext;
 use crate::handoff::Handoff;
 use crate::join::{self, JoinError, JoinHandle, Reporter};
+use crate::var::ContextVar;
 
 pin_project! {
     /// A spawned future, ready for a runtime: poll it to completion, or drop it to cancel it.
@@ -62,24 +62,90 @@ impl<F: Future<Output = ()> + 'static> Task<F> {
     }
 }
 
-impl<F: Future<Output = ()>> Future for Task<F> {
-    type Output = ();
+impl<F: Future> Future for Task<F> {
+    type Output = F::Output;
 
-    fn poll(self: Pin<&mut Self>, cx: &mut TaskContext<'_>) -> Poll<()> {
-        let this = self.project();
-        match this.name.is_some() {
-            true => {
-                let _named = Named::enter(this.name);
-                this.future.poll(cx)
-            }
-            false => this.future.poll(cx),
-        }
+    #[inline]
+    fn poll(self: Pin<&mut Self>, cx: &mut TaskContext<'_>) -> Poll<F::Output> {
+        self.project().future.poll(cx)
     }
 }
 
 impl<F> fmt::Debug for Task<F> {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.debug_struct("Task").field("name", &self.name).finish()
+    }
+}
+
+/// A spawn that ctxflow has prepared: the future, the context it runs in and its name, not yet
+/// tied to a join handle. Only ctxflow makes them; see
+/// [`Spawner::spawn_prepared`](crate::Spawner::spawn_prepared).
+#[must_use = "a prepared task does nothing unless it is spawned"]
+pub struct PreparedTask<F> {
+    handoff: Handoff,
+    name: Option<Arc<str>>,
+    future: F,
+}
+
+impl<F: Future> PreparedTask<F> {
+    pub(crate) fn new(mut handoff: Handoff, name: Option<Arc<str>>, future: F) -> Self {
+        if let Some(name) = &name {
+            handoff.context = handoff.context.with_value(&TASK_NAME, name.clone());
+        }
+        PreparedTask {
+            handoff,
+            name,
+            future,
+        }
+    }
+
+    /// The task that reports into ctxflow's own slot, and the handle that reads it.
+    pub(crate) fn reporting(self) -> (Task<Running<F>>, JoinHandle<F::Output>) {
+        task(self.handoff, self.name, self.future)
+    }
+
+    /// The task for a runtime whose own join handle reports panics and cancellation: it
+    /// returns the outcome instead of reporting it.
+    #[cfg_attr(not(feature = "tokio"), allow(dead_code))]
+    pub(crate) fn closing(self) -> Closing<F> {
+        Closing {
+            future: WithContext::new(self.future, self.handoff),
+        }
+    }
+}
+
+impl<F> fmt::Debug for PreparedTask<F> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("PreparedTask")
+            .field("name", &self.name)
+            .finish_non_exhaustive()
+    }
+}
+
+pin_project! {
+    /// The user's future inside its context, dropped inside it as soon as it is ready, so the
+    /// runtime's handle sees the task end only once its resources are released.
+    pub(crate) struct Closing<F> {
+        #[pin]
+        future: WithContext<F>,
+    }
+}
+
+/// What a panic left: the payload `catch_unwind` returns.
+pub(crate) type Panic = Box<dyn std::any::Any + Send + 'static>;
+
+impl<F: Future> Future for Closing<F> {
+    // A bare payload rather than a `JoinError`: it has a niche, so the runtime's cell for the
+    // output is no larger than for the bare future's.
+    type Output = Result<F::Output, Panic>;
+
+    #[inline]
+    fn poll(self: Pin<&mut Self>, cx: &mut TaskContext<'_>) -> Poll<Self::Output> {
+        let mut future = self.project().future;
+        let output = std::task::ready!(future.as_mut().poll(cx));
+        // A panicking drop is the task's panic, as it is for a task that reports to a slot.
+        let closed = panic::catch_unwind(AssertUnwindSafe(|| future.close()));
+        Poll::Ready(closed.map(|()| output))
     }
 }
 
@@ -180,6 +246,65 @@ impl<F> fmt::Debug for BlockingTask<F> {
     }
 }
 
+/// A blocking closure that ctxflow has prepared: the closure and the context it runs in, not yet
+/// tied to a join handle. Only ctxflow makes them; see
+/// [`Spawner::spawn_blocking_prepared`](crate::Spawner::spawn_blocking_prepared).
+#[must_use = "a prepared closure does nothing unless it is spawned"]
+pub struct PreparedBlocking<F> {
+    handoff: Handoff,
+    // `None` once run.
+    f: Option<F>,
+}
+
+impl<F, R> PreparedBlocking<F>
+where
+    F: FnOnce() -> R + Send + 'static,
+    R: Send + 'static,
+{
+    pub(crate) fn new(handoff: Handoff, f: F) -> Self {
+        PreparedBlocking {
+            handoff,
+            f: Some(f),
+        }
+    }
+
+    /// The blocking task that reports into ctxflow's own slot, and the handle that reads it.
+    pub(crate) fn reporting(
+        mut self,
+    ) -> (BlockingTask<impl FnOnce() + Send + 'static>, JoinHandle<R>) {
+        let f = self.f.take().expect("a prepared closure is run once");
+        blocking(std::mem::take(&mut self.handoff), f)
+    }
+
+    /// The closure for a pool whose own join handle reports panics and cancellation: it runs
+    /// inside its context and returns its value, and dropped unrun it releases its captures
+    /// inside its context too.
+    #[cfg_attr(not(feature = "tokio"), allow(dead_code))]
+    pub(crate) fn closing(mut self) -> impl FnOnce() -> Result<R, Panic> + Send + 'static {
+        move || {
+            let f = self.f.take().expect("a prepared closure is run once");
+            let value = self.handoff.run(f);
+            // Released before the pool reports, as a task's context is.
+            drop(self);
+            Ok(value)
+        }
+    }
+}
+
+impl<F> Drop for PreparedBlocking<F> {
+    fn drop(&mut self) {
+        if let Some(f) = self.f.take() {
+            self.handoff.run(|| drop(f));
+        }
+    }
+}
+
+impl<F> fmt::Debug for PreparedBlocking<F> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("PreparedBlocking").finish_non_exhaustive()
+    }
+}
+
 /// Builds the blocking task that runs `f` inside `context` and reports to the returned handle.
 pub(crate) fn blocking<F, R>(
     handoff: Handoff,
@@ -233,14 +358,17 @@ impl<F: FnOnce() -> R, R> Job<F, R> {
     }
 }
 
-thread_local! {
-    static TASK_NAME: RefCell<Option<Arc<str>>> = const { RefCell::new(None) };
-}
+/// A task's name lives in its own context, where it costs the task nothing when unset. It does
+/// not flow, so tasks it spawns are not named after it.
+static TASK_NAME: ContextVar<Arc<str>> = ContextVar::non_flowing("task_name");
 
 /// The name of the task being polled on this thread, if it was spawned with
 /// [`Spawner::spawn_named`](crate::Spawner::spawn_named).
 ///
-/// The name belongs to the task, not to its context: tasks it spawns are not named after it.
+/// The name belongs to the task, not to what it spawns: tasks it spawns are not named after it.
+/// It is kept in the task's context as a [non-flowing](crate::ContextVar::non_flowing) variable,
+/// so a context passed on explicitly (with [`Context::current`](crate::Context::current)) takes
+/// it along.
 ///
 /// ```
 /// # #[cfg(feature = "tokio")] {
@@ -252,26 +380,7 @@ thread_local! {
 /// # }
 /// ```
 pub fn task_name() -> Option<Arc<str>> {
-    TASK_NAME.with(|name| name.borrow().clone())
-}
-
-/// Keeps a task's name current for one poll: the name is moved into the thread's slot and the
-/// previous one into the task's, and back when dropped. No reference count is touched.
-struct Named<'a> {
-    slot: &'a mut Option<Arc<str>>,
-}
-
-impl<'a> Named<'a> {
-    fn enter(slot: &'a mut Option<Arc<str>>) -> Self {
-        TASK_NAME.with(|current| std::mem::swap(&mut *current.borrow_mut(), slot));
-        Named { slot }
-    }
-}
-
-impl Drop for Named<'_> {
-    fn drop(&mut self) {
-        let _ = TASK_NAME.try_with(|current| std::mem::swap(&mut *current.borrow_mut(), self.slot));
-    }
+    TASK_NAME.get()
 }
 
 #[cfg(test)]
@@ -315,6 +424,32 @@ mod tests {
         assert!(futures::executor::block_on(handle)
             .unwrap_err()
             .is_cancelled());
+    }
+
+    #[test]
+    fn a_prepared_closure_dropped_unrun_releases_its_captures_inside_its_context() {
+        struct Probe(std::sync::mpsc::Sender<Option<&'static str>>);
+        impl Drop for Probe {
+            fn drop(&mut self) {
+                self.0.send(REQUEST_ID.get()).unwrap();
+            }
+        }
+        let (sender, dropped_in) = std::sync::mpsc::channel();
+        let probe = Probe(sender);
+        let cx = Context::empty().with_value(&REQUEST_ID, "req-1");
+        let prepared = PreparedBlocking::new(Handoff::from(cx), move || drop(probe));
+        drop(prepared.closing());
+        assert_eq!(dropped_in.recv().unwrap(), Some("req-1"));
+        assert_eq!(REQUEST_ID.get(), None);
+    }
+
+    #[test]
+    fn a_prepared_closure_runs_in_its_context_and_returns_its_value() {
+        let cx = Context::empty().with_value(&REQUEST_ID, "req-2");
+        let prepared = PreparedBlocking::new(Handoff::from(cx), || REQUEST_ID.get());
+        let run = prepared.closing();
+        let outcome = std::thread::spawn(run).join().unwrap();
+        assert_eq!(outcome.unwrap(), Some("req-2"));
     }
 
     #[test]

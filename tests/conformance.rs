@@ -305,6 +305,30 @@ mod handles {
     }
 
     #[test]
+    fn a_future_that_panics_when_dropped_after_finishing_gives_that_panic() {
+        struct ReadyButPanicsOnDrop;
+        impl std::future::Future for ReadyButPanicsOnDrop {
+            type Output = u8;
+            fn poll(
+                self: std::pin::Pin<&mut Self>,
+                _: &mut std::task::Context<'_>,
+            ) -> std::task::Poll<u8> {
+                std::task::Poll::Ready(1)
+            }
+        }
+        impl Drop for ReadyButPanicsOnDrop {
+            fn drop(&mut self) {
+                panic!("drop failed");
+            }
+        }
+        each_runtime(|spawner| async move {
+            let error = spawner.spawn(ReadyButPanicsOnDrop).await.unwrap_err();
+            assert_eq!(error.to_string(), "task panicked: drop failed");
+            assert_eq!(spawner.spawn(async { 2 }).await.unwrap(), 2);
+        });
+    }
+
+    #[test]
     fn abort_cancels_a_pending_task_and_drops_its_future_inside_its_context() {
         each_runtime(|spawner| async move {
             let _token = REQUEST_ID.set("req-abort".into());
