@@ -1,7 +1,11 @@
 //! [`TokioSpawner`]: ctxflow's [`Spawner`] over a tokio runtime (feature `tokio`).
 //!
-//! Task names reach tokio only when it is built with `--cfg tokio_unstable`; without it the name
-//! is still visible through [`task_name`](crate::task_name).
+//! ctxflow's [`JoinHandle`] wraps tokio's own handle here, which already detaches on drop, reports
+//! panics and cancellation, and aborts from synchronous code: a task costs what `tokio::spawn`
+//! costs plus its context.
+//!
+//! tokio's own task names need `--cfg tokio_unstable`, so tokio does not receive the name given to
+//! [`spawn_named`](Spawner::spawn_named); [`task_name`](crate::task_name) returns it.
 
 use std::future::Future;
 use std::sync::Arc;

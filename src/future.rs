@@ -111,7 +111,7 @@ impl<T> WithContext<T> {
         }
     }
 
-    #[inline]
+    #[inline(always)]
     fn installed<R>(self: Pin<&mut Self>, f: impl FnOnce(Pin<&mut T>) -> R) -> R {
         let this = self.project();
         let _entered = this.carried.enter();
@@ -123,7 +123,7 @@ impl<T> WithContext<T> {
 impl<F: Future> Future for WithContext<F> {
     type Output = F::Output;
 
-    #[inline]
+    #[inline(always)]
     fn poll(self: Pin<&mut Self>, cx: &mut TaskContext<'_>) -> Poll<F::Output> {
         self.installed(|inner| inner.poll(cx))
     }

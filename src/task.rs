@@ -139,7 +139,7 @@ impl<F: Future> Future for Closing<F> {
     // output is no larger than for the bare future's.
     type Output = Result<F::Output, Panic>;
 
-    #[inline]
+    #[inline(always)]
     fn poll(self: Pin<&mut Self>, cx: &mut TaskContext<'_>) -> Poll<Self::Output> {
         let mut future = self.project().future;
         let output = std::task::ready!(future.as_mut().poll(cx));
