@@ -29,7 +29,7 @@ impl<T> RuntimeJoin<T> {
             #[cfg(feature = "tokio")]
             RuntimeJoin::Tokio(handle) => std::future::Future::poll(std::pin::Pin::new(handle), cx)
                 .map(|outcome| match outcome {
-                    Ok(returned) => returned.map_err(JoinError::panic),
+                    Ok(returned) => returned.map_err(Panic::into_error),
                     Err(error) => Err(from_tokio(error)),
                 }),
             RuntimeJoin::Never(never, _) => match *never {},

@@ -131,12 +131,28 @@ pin_project! {
     }
 }
 
-/// What a panic left: the payload `catch_unwind` returns.
-pub(crate) type Panic = Box<dyn std::any::Any + Send + 'static>;
+/// What a panic left: the payload `catch_unwind` returns, behind one more box so that it is a
+/// thin pointer.
+///
+/// A thin pointer has a niche: `Poll<Result<(), Panic>>` is two words and comes back from
+/// `poll` in registers. With the payload's fat pointer it would come back through memory, read
+/// with wider loads than the stores that wrote it, which stalls the runtime at every poll. And
+/// the runtime's cell for the output stays as small as for the bare future's.
+#[derive(Debug)]
+pub(crate) struct Panic(Box<Box<dyn std::any::Any + Send + 'static>>);
+
+impl Panic {
+    fn new(payload: Box<dyn std::any::Any + Send + 'static>) -> Self {
+        Panic(Box::new(payload))
+    }
+
+    #[cfg_attr(not(feature = "tokio"), allow(dead_code))]
+    pub(crate) fn into_error(self) -> JoinError {
+        JoinError::panic(*self.0)
+    }
+}
 
 impl<F: Future> Future for Closing<F> {
-    // A bare payload rather than a `JoinError`: it has a niche, so the runtime's cell for the
-    // output is no larger than for the bare future's.
     type Output = Result<F::Output, Panic>;
 
     #[inline(always)]
@@ -145,7 +161,7 @@ impl<F: Future> Future for Closing<F> {
         let output = std::task::ready!(future.as_mut().poll(cx));
         // A panicking drop is the task's panic, as it is for a task that reports to a slot.
         let closed = panic::catch_unwind(AssertUnwindSafe(|| future.close()));
-        Poll::Ready(closed.map(|()| output))
+        Poll::Ready(closed.map(|()| output).map_err(Panic::new))
     }
 }
 
