@@ -6,6 +6,9 @@
 //! adapter. The tasks behind these handles return their outcome (see `PreparedTask`), so a
 //! panic while dropping the finished future is still the task's panic.
 
+// Without tokio there is no handle to poll, and the arguments go unused.
+#![cfg_attr(not(feature = "tokio"), allow(unused_variables))]
+
 use std::convert::Infallible;
 use std::marker::PhantomData;
 use std::task::{Context as TaskContext, Poll};

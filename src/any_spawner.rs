@@ -5,14 +5,20 @@ use std::future::Future;
 use std::pin::Pin;
 use std::sync::Arc;
 
+use crate::builtin::Builtin;
+use crate::join::JoinHandle;
 use crate::spawner::Spawner;
-use crate::task::{BlockingTask, Task};
+use crate::task::{BlockingTask, PreparedBlocking, PreparedTask, Task};
 
 type BoxedFuture = Pin<Box<dyn Future<Output = ()> + Send>>;
 
 /// Any [`Spawner`], behind one cloneable type, so that application structs can hold a spawner
 /// without a type parameter. It is itself a `Spawner`. Every spawner of this crate converts into
 /// it with `From`; any other one with [`AnySpawner::new`].
+///
+/// ctxflow's own spawners are held as they are, so spawning through an `AnySpawner` costs what
+/// spawning through them costs; another spawner is held behind a pointer, and each of its tasks
+/// is boxed.
 ///
 /// ```
 /// # #[cfg(feature = "tokio")] {
@@ -30,7 +36,15 @@ type BoxedFuture = Pin<Box<dyn Future<Output = ()> + Send>>;
 /// ```
 #[derive(Clone)]
 pub struct AnySpawner {
-    inner: Arc<dyn ErasedSpawner>,
+    inner: Inner,
+}
+
+#[derive(Clone)]
+enum Inner {
+    /// ctxflow's own spawners are held as they are, so spawning through `AnySpawner` costs what
+    /// spawning through them costs.
+    Builtin(Builtin),
+    Erased(Arc<dyn ErasedSpawner>),
 }
 
 impl AnySpawner {
@@ -42,9 +56,11 @@ impl AnySpawner {
     /// assert_eq!(spawner.block_on(async { 3 }), 3);
     /// ```
     pub fn new<S: Spawner>(spawner: S) -> Self {
-        AnySpawner {
-            inner: Arc::new(spawner),
-        }
+        let inner = match Builtin::recognise(spawner) {
+            Ok(builtin) => Inner::Builtin(builtin),
+            Err(other) => Inner::Erased(Arc::new(other)),
+        };
+        AnySpawner { inner }
     }
 }
 
@@ -73,27 +89,111 @@ impl Spawner for AnySpawner {
     where
         F: Future<Output = ()> + Send + 'static,
     {
-        self.inner.spawn_boxed(task.boxed());
+        match &self.inner {
+            Inner::Builtin(spawner) => spawner.spawn_task(task),
+            Inner::Erased(spawner) => spawner.spawn_boxed(task.boxed()),
+        }
     }
 
     fn spawn_blocking_task<F>(&self, task: BlockingTask<F>)
     where
         F: FnOnce() + Send + 'static,
     {
-        self.inner.spawn_blocking_boxed(task.boxed());
+        match &self.inner {
+            Inner::Builtin(spawner) => spawner.spawn_blocking_task(task),
+            Inner::Erased(spawner) => spawner.spawn_blocking_boxed(task.boxed()),
+        }
     }
 
     fn block_on<F: Future>(&self, future: F) -> F::Output {
+        let spawner = match &self.inner {
+            Inner::Builtin(spawner) => return spawner.block_on(future),
+            Inner::Erased(spawner) => spawner,
+        };
         let mut output = None;
-        self.inner.block_on_boxed(Box::pin(async {
+        spawner.block_on_boxed(Box::pin(async {
             output = Some(future.await);
         }));
         output.expect("`block_on` returned before its future completed")
+    }
+
+    fn spawn_prepared<F>(&self, task: PreparedTask<F>) -> JoinHandle<F::Output>
+    where
+        F: Future + Send + 'static,
+        F::Output: Send + 'static,
+    {
+        match &self.inner {
+            Inner::Builtin(spawner) => spawner.spawn_prepared(task),
+            Inner::Erased(_) => {
+                let (task, handle) = task.reporting();
+                self.spawn_task(task);
+                handle
+            }
+        }
+    }
+
+    fn spawn_blocking_prepared<F, R>(&self, f: PreparedBlocking<F>) -> JoinHandle<R>
+    where
+        F: FnOnce() -> R + Send + 'static,
+        R: Send + 'static,
+    {
+        match &self.inner {
+            Inner::Builtin(spawner) => spawner.spawn_blocking_prepared(f),
+            Inner::Erased(_) => {
+                let (task, handle) = f.reporting();
+                self.spawn_blocking_task(task);
+                handle
+            }
+        }
     }
 }
 
 impl fmt::Debug for AnySpawner {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.debug_struct("AnySpawner").finish_non_exhaustive()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::ContextVar;
+
+    /// A spawner of one's own, which `AnySpawner` can only hold behind a pointer: a thread per
+    /// task.
+    #[derive(Clone)]
+    struct ThreadPerTask;
+
+    impl Spawner for ThreadPerTask {
+        fn spawn_task<F>(&self, task: Task<F>)
+        where
+            F: Future<Output = ()> + Send + 'static,
+        {
+            std::thread::spawn(move || futures::executor::block_on(task));
+        }
+
+        fn spawn_blocking_task<F>(&self, task: BlockingTask<F>)
+        where
+            F: FnOnce() + Send + 'static,
+        {
+            std::thread::spawn(move || task.run());
+        }
+
+        fn block_on<F: Future>(&self, future: F) -> F::Output {
+            futures::executor::block_on(future)
+        }
+    }
+
+    #[test]
+    fn a_spawner_of_ones_own_spawns_through_any_spawner_in_the_callers_context() {
+        static REQUEST_ID: ContextVar<u32> = ContextVar::new("request_id");
+        let spawner = AnySpawner::new(ThreadPerTask);
+        assert!(matches!(spawner.inner, Inner::Erased(_)));
+        let _token = REQUEST_ID.set(5);
+        let task = spawner.spawn(async { REQUEST_ID.get() });
+        let closure = spawner.spawn_blocking(|| REQUEST_ID.get());
+        assert_eq!(spawner.block_on(task).unwrap(), Some(5));
+        assert_eq!(closure.join().unwrap(), Some(5));
+        assert_eq!(spawner.block_on(async { REQUEST_ID.get() }), Some(5));
     }
 }

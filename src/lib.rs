@@ -42,6 +42,8 @@
 #![cfg_attr(docsrs, feature(doc_auto_cfg))]
 
 mod any_spawner;
+#[path = "../adapters/builtin.rs"]
+mod builtin;
 #[path = "../adapters/carried.rs"]
 mod carried;
 mod context;
