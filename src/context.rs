@@ -6,8 +6,6 @@ use std::fmt;
 use std::marker::PhantomData;
 use std::sync::Arc;
 
-use smallvec::{smallvec, SmallVec};
-
 use crate::current::{self, Installed, Scope};
 use crate::var::{ContextVar, VarInfo};
 
@@ -46,13 +44,6 @@ pub struct Context {
     /// One thin pointer, so that installing a context moves one word.
     entries: Option<Arc<Table>>,
 }
-
-/// Sorted by the variable's address, so lookups can stop early or bisect. Small tables live
-/// inside the `Arc`'s allocation: one allocation per copy.
-type Table = SmallVec<[Entry; 4]>;
-
-/// Up to this many entries a linear scan beats a binary search.
-const LINEAR_SCAN_MAX: usize = 8;
 
 impl Context {
     /// The context with no variables set. Free: it allocates nothing.
@@ -108,17 +99,21 @@ impl Context {
     /// The current context without its non-flowing variables.
     pub(crate) fn flowing() -> Self {
         current::read(|cx| {
-            let entries = cx.entries_slice();
-            if entries.iter().all(|entry| entry.var.flows) {
+            if cx.iter().all(|(var, _)| var.flows) {
                 return cx.clone();
             }
-            let flowing: Table = entries
+            let mut flowing = cx
                 .iter()
-                .filter(|entry| entry.var.flows)
-                .cloned()
-                .collect();
+                .filter(|(var, _)| var.flows)
+                .map(|(var, value)| (var, value.clone()));
+            let Some((var, value)) = flowing.next() else {
+                return Context::empty();
+            };
+            let mut table = Table::one(var, value);
+            let edit = Arc::get_mut(&mut table).expect("a new table is not shared");
+            flowing.for_each(|(var, value)| edit.push(var, value));
             Context {
-                entries: (!flowing.is_empty()).then(|| Arc::new(flowing)),
+                entries: Some(table),
             }
         })
     }
@@ -133,6 +128,7 @@ impl Context {
     /// assert_eq!(cx.get(&TENANT), Some(&"acme"));
     /// assert_eq!(Context::empty().get(&TENANT), None);
     /// ```
+    #[inline]
     pub fn get<T: Send + Sync + 'static>(&self, var: &'static ContextVar<T>) -> Option<&T> {
         self.value(var.info()).map(downcast)
     }
@@ -155,7 +151,7 @@ impl Context {
         value: T,
     ) -> Context {
         let mut cx = self.clone();
-        cx.insert(var.info(), Arc::new(value));
+        cx.insert(var.info(), erase(value));
         cx
     }
 
@@ -186,7 +182,7 @@ impl Context {
     /// assert_eq!(cx.len(), 2);
     /// ```
     pub fn len(&self) -> usize {
-        self.entries_slice().len()
+        self.entries.as_deref().map_or(0, Table::len)
     }
 
     /// Whether no variable is set in this snapshot.
@@ -228,7 +224,7 @@ impl Context {
     /// assert_eq!(cx.names().collect::<Vec<_>>(), ["request_id"]);
     /// ```
     pub fn names(&self) -> impl Iterator<Item = &'static str> + '_ {
-        self.entries_slice().iter().map(|entry| entry.var.name)
+        self.iter().map(|(var, _)| var.name)
     }
 
     /// Runs `f` with this snapshot as the current context, then restores the caller's, also if
@@ -310,32 +306,16 @@ impl Context {
 
     #[inline]
     pub(crate) fn value(&self, var: &'static VarInfo) -> Option<&Value> {
-        let entries = self.entries_slice();
-        let index = if entries.len() <= LINEAR_SCAN_MAX {
-            entries
-                .iter()
-                .position(|entry| std::ptr::eq(entry.var, var))?
-        } else {
-            entries
-                .binary_search_by(|entry| order(entry.var, var))
-                .ok()?
-        };
-        Some(&entries[index].value)
+        self.entries.as_deref()?.value(var)
     }
 
     /// Sets `var`, copy-on-write; returns the value it replaces. Runs no user code: every value
     /// that leaves the table is handed back or still held by another snapshot.
     pub(crate) fn insert(&mut self, var: &'static VarInfo, value: Value) -> Option<Value> {
-        let Some(table) = &mut self.entries else {
-            self.entries = Some(Arc::new(smallvec![Entry { var, value }]));
-            return None;
-        };
-        let position = table.binary_search_by(|entry| order(entry.var, var));
-        let table = Arc::make_mut(table);
-        match position {
-            Ok(index) => Some(std::mem::replace(&mut table[index].value, value)),
-            Err(index) => {
-                table.insert(index, Entry { var, value });
+        match &mut self.entries {
+            Some(table) => Arc::make_mut(table).insert(var, value),
+            None => {
+                self.entries = Some(Table::one(var, value));
                 None
             }
         }
@@ -344,32 +324,246 @@ impl Context {
     /// Unsets `var`, copy-on-write; returns the value it had.
     pub(crate) fn remove(&mut self, var: &'static VarInfo) -> Option<Value> {
         let table = self.entries.as_mut()?;
-        let index = table.binary_search_by(|entry| order(entry.var, var)).ok()?;
-        let previous = table[index].value.clone();
+        let previous = table.value(var)?.clone();
         if table.len() == 1 {
             self.entries = None;
         } else {
-            Arc::make_mut(table).remove(index);
+            Arc::make_mut(table).remove(var);
         }
         Some(previous)
     }
 
-    #[inline]
-    fn entries_slice(&self) -> &[Entry] {
-        self.entries
-            .as_deref()
-            .map_or(&[], |table| table.as_slice())
+    /// The variables set and their values, in the table's order.
+    fn iter(&self) -> impl Iterator<Item = (&'static VarInfo, &Value)> + '_ {
+        let (small, large) = match self.entries.as_deref() {
+            None => (None, None),
+            Some(Table::Small(small)) => (Some(small), None),
+            Some(Table::Large(entries)) => (None, Some(entries)),
+        };
+        let small = small.into_iter().flat_map(|small| {
+            small
+                .vars
+                .iter()
+                .zip(&small.values)
+                .map_while(|(var, value)| Some(((*var)?, value.as_ref()?)))
+        });
+        let large = large
+            .into_iter()
+            .flatten()
+            .map(|entry| (entry.var, &entry.value));
+        small.chain(large)
     }
+}
+
+/// The variables of a non-empty snapshot, sorted by the variable's address.
+#[derive(Clone)]
+enum Table {
+    /// Up to [`SMALL`] variables, inside the `Arc`'s own allocation: a copy is one allocation.
+    Small(Small),
+    /// More than [`SMALL`]: a lookup bisects.
+    Large(Vec<Entry>),
+}
+
+/// The most variables a [`Small`] table holds, and so the longest scan a lookup makes.
+const SMALL: usize = 8;
+
+/// The keys apart from the values, so that a lookup reads eight adjacent words rather than one
+/// key every 24 bytes. The slots after the last variable are `None` and match no variable: the
+/// scan has a fixed length, which the compiler unrolls, and reads no length first.
+#[derive(Clone, Default)]
+struct Small {
+    vars: [Option<&'static VarInfo>; SMALL],
+    /// `values[i]` is the value of `vars[i]`.
+    values: [Option<Value>; SMALL],
+}
+
+impl Table {
+    /// Out of line: inlined, it gave every `set`, even one that replaces a value in place, a
+    /// stack frame large enough to build a table in.
+    #[inline(never)]
+    fn one(var: &'static VarInfo, value: Value) -> Arc<Table> {
+        let mut small = Small::default();
+        small.vars[0] = Some(var);
+        small.values[0] = Some(value);
+        Arc::new(Table::Small(small))
+    }
+
+    fn len(&self) -> usize {
+        match self {
+            Table::Small(small) => small.len(),
+            Table::Large(entries) => entries.len(),
+        }
+    }
+
+    #[inline]
+    fn value(&self, var: &'static VarInfo) -> Option<&Value> {
+        match self {
+            Table::Small(small) => {
+                // A branch per key, not a branch-free scan: the branches are predicted, so the
+                // value's load starts before the comparisons finish instead of waiting for a
+                // computed index.
+                let index = small.vars.iter().position(|key| is(*key, var))?;
+                small.values[index].as_ref()
+            }
+            Table::Large(entries) => bisect(entries, var),
+        }
+    }
+
+    /// Appends `var`, which sorts after every variable in the table.
+    fn push(&mut self, var: &'static VarInfo, value: Value) {
+        let len = self.len();
+        self.insert_at(len, var, value);
+    }
+
+    fn insert(&mut self, var: &'static VarInfo, value: Value) -> Option<Value> {
+        match self {
+            Table::Small(small) => {
+                if let Some(index) = small.vars.iter().position(|key| is(*key, var)) {
+                    return small.values[index].replace(value);
+                }
+                let index = small
+                    .vars
+                    .iter()
+                    .take_while(|key| key.is_some_and(|key| order(key, var) == Ordering::Less))
+                    .count();
+                self.insert_at(index, var, value);
+                None
+            }
+            Table::Large(entries) => {
+                match entries.binary_search_by(|entry| order(entry.var, var)) {
+                    Ok(index) => Some(std::mem::replace(&mut entries[index].value, value)),
+                    Err(index) => {
+                        entries.insert(index, Entry { var, value });
+                        None
+                    }
+                }
+            }
+        }
+    }
+
+    /// Inserts `var`, which is not in the table, at `index`, where it sorts.
+    fn insert_at(&mut self, index: usize, var: &'static VarInfo, value: Value) {
+        match self {
+            Table::Small(small) => {
+                let len = small.len();
+                if len < SMALL {
+                    small.vars[index..=len].rotate_right(1);
+                    small.vars[index] = Some(var);
+                    small.values[index..=len].rotate_right(1);
+                    small.values[index] = Some(value);
+                } else {
+                    let mut entries = Vec::with_capacity(SMALL * 2);
+                    entries.extend(small.entries());
+                    entries.insert(index, Entry { var, value });
+                    *self = Table::Large(entries);
+                }
+            }
+            Table::Large(entries) => entries.insert(index, Entry { var, value }),
+        }
+    }
+
+    /// Removes `var`; the table keeps at least one variable.
+    fn remove(&mut self, var: &'static VarInfo) -> Option<Value> {
+        match self {
+            Table::Small(small) => {
+                let index = small.vars.iter().position(|key| is(*key, var))?;
+                let len = small.len();
+                let value = small.values[index].take();
+                small.vars[index] = None;
+                small.vars[index..len].rotate_left(1);
+                small.values[index..len].rotate_left(1);
+                value
+            }
+            Table::Large(entries) => {
+                let index = entries
+                    .binary_search_by(|entry| order(entry.var, var))
+                    .ok()?;
+                let entry = entries.remove(index);
+                // Back to the small layout, whose lookups are the fast ones.
+                if entries.len() <= SMALL {
+                    let mut small = Small::default();
+                    for (index, entry) in entries.drain(..).enumerate() {
+                        small.vars[index] = Some(entry.var);
+                        small.values[index] = Some(entry.value);
+                    }
+                    *self = Table::Small(small);
+                }
+                Some(entry.value)
+            }
+        }
+    }
+}
+
+impl Small {
+    fn len(&self) -> usize {
+        self.vars.iter().take_while(|key| key.is_some()).count()
+    }
+
+    /// Moves the entries out, leaving the table empty.
+    fn entries(&mut self) -> impl Iterator<Item = Entry> + '_ {
+        self.vars
+            .iter_mut()
+            .zip(&mut self.values)
+            .map_while(|(var, value)| {
+                Some(Entry {
+                    var: var.take()?,
+                    value: value.take()?,
+                })
+            })
+    }
+}
+
+// Out of line, so that the small-table lookup stays small enough to be inlined into every `get`.
+#[inline(never)]
+fn bisect<'a>(entries: &'a [Entry], var: &'static VarInfo) -> Option<&'a Value> {
+    let index = entries
+        .binary_search_by(|entry| order(entry.var, var))
+        .ok()?;
+    Some(&entries[index].value)
+}
+
+/// Whether `key` is `var`: variables are told apart by address, not by content.
+#[inline]
+fn is(key: Option<&'static VarInfo>, var: &'static VarInfo) -> bool {
+    key.is_some_and(|key| std::ptr::eq(key, var))
 }
 
 fn order(a: &'static VarInfo, b: &'static VarInfo) -> Ordering {
     std::ptr::from_ref(a).cmp(&std::ptr::from_ref(b))
 }
 
+/// `value` as a table stores it. Every value is erased here, beside [`downcast`]: see there.
+pub(crate) fn erase<T: Send + Sync + 'static>(value: T) -> Value {
+    Arc::new(value)
+}
+
 /// The value of a variable keyed by a `ContextVar<T>` is always a `T`: only `ContextVar<T>`
 /// inserts under its own key.
-#[inline]
-pub(crate) fn downcast<T: 'static>(value: &Value) -> &T {
+///
+/// `downcast_ref` alone asks the value's vtable for its `TypeId`: an indirect call whose result
+/// comes back through memory, which cost more than the rest of a lookup. So the value's vtable is
+/// first compared with the one the compiler made for `T` here; when they are the same, every
+/// entry of the vtable is known, and `downcast_ref`'s check and the offset of the value in its
+/// `Arc` fold to constants. They are the same for values erased by [`erase`] in the same crate:
+/// the two functions are generic and not `#[inline]`, so a crate compiles one instance of each,
+/// in the codegen unit for this module, and the compiler emits a vtable once per codegen unit.
+/// A value erased in another crate carries that crate's copy of the vtable and is checked by
+/// [`downcast_checked`], which gives the same answer.
+pub(crate) fn downcast<T: Send + Sync + 'static>(value: &Value) -> &T {
+    let as_t = Arc::as_ptr(value) as *const T as *const (dyn Any + Send + Sync);
+    if std::ptr::eq(Arc::as_ptr(value), as_t) {
+        if let Some(value) = value.downcast_ref() {
+            return value;
+        }
+    }
+    downcast_checked(value)
+}
+
+// Out of line: inlined, it shares the value's address computation with the fast path above,
+// which then waits for a load of the alignment from the vtable instead of using a constant.
+#[cold]
+#[inline(never)]
+fn downcast_checked<T: Send + Sync + 'static>(value: &Value) -> &T {
     value
         .downcast_ref()
         .expect("a context variable always holds its own type")
@@ -419,5 +613,23 @@ impl Drop for ContextGuard {
 impl fmt::Debug for ContextGuard {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.debug_struct("ContextGuard").finish_non_exhaustive()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_checked_downcast_agrees_with_the_fast_one() {
+        let value = erase(String::from("request"));
+        assert_eq!(downcast::<String>(&value), "request");
+        assert_eq!(downcast_checked::<String>(&value), "request");
+    }
+
+    #[test]
+    #[should_panic(expected = "a context variable always holds its own type")]
+    fn a_value_of_another_type_is_refused() {
+        downcast::<u64>(&erase(7_u32));
     }
 }

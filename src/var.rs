@@ -4,9 +4,8 @@ use std::error::Error;
 use std::fmt;
 use std::future::IntoFuture;
 use std::marker::PhantomData;
-use std::sync::Arc;
 
-use crate::context::{downcast, Context, Value};
+use crate::context::{downcast, erase, Context, Value};
 use crate::current;
 use crate::future::{InContext, WithContext};
 
@@ -132,6 +131,7 @@ impl<T: Send + Sync + 'static> ContextVar<T> {
     /// let _token = USER_ID.set(42);
     /// assert_eq!(USER_ID.get(), Some(42));
     /// ```
+    #[inline]
     pub fn get(&'static self) -> Option<T>
     where
         T: Clone,
@@ -186,7 +186,7 @@ impl<T: Send + Sync + 'static> ContextVar<T> {
     /// assert_eq!(second.old_value(), Some(&1));
     /// ```
     pub fn set(&'static self, value: T) -> Token<T> {
-        let value: Value = Arc::new(value);
+        let value = erase(value);
         let previous = current::update(|cx| cx.insert(self.info(), value));
         let scope = current::scope_id();
         Token {
@@ -298,7 +298,12 @@ impl<T: 'static> Token<T> {
     /// assert_eq!(N.set(1).old_value(), None);
     /// ```
     pub fn old_value(&self) -> Option<&T> {
-        self.previous.as_ref().map(downcast)
+        // Not `downcast`, which needs `T: Send + Sync`: this impl does not ask for it.
+        self.previous.as_ref().map(|value| {
+            value
+                .downcast_ref()
+                .expect("a context variable always holds its own type")
+        })
     }
 
     /// The name of the variable that was set.

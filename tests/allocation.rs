@@ -62,8 +62,8 @@ fn reading_a_variable_never_allocates() {
 
 #[test]
 fn set_on_an_unshared_context_edits_in_place_and_on_a_shared_one_copies() {
-    // Up to four entries the table lives inside its `Arc`: a copy is one allocation.
-    let _guard = context_of(4).attach();
+    // Up to eight entries the table lives inside its `Arc`: a copy is one allocation.
+    let _guard = context_of(8).attach();
     let snapshot = Context::current();
     // The snapshot shares the table: the first set copies it, once.
     let (shared, _first) = allocations(|| VARS[0].set(2));

@@ -23,6 +23,9 @@ fn request_id() -> Option<String> {
 
 mod snapshots {
     use super::*;
+    use proptest::collection::vec;
+    use proptest::prelude::*;
+    use std::collections::BTreeMap;
 
     #[test]
     fn snapshots_taken_earlier_never_change() {
@@ -71,6 +74,75 @@ mod snapshots {
         assert_eq!(fewer.len(), 63);
         assert_eq!(fewer.get(&VARS[10]), None);
         assert_eq!(fewer.get(&VARS[11]), Some(&11));
+    }
+
+    static FLOWING: [ContextVar<u32>; 12] = [const { ContextVar::new("flowing") }; 12];
+    static LOCAL: [ContextVar<u32>; 4] = [const { ContextVar::non_flowing("local") }; 4];
+
+    fn table_var(index: usize) -> &'static ContextVar<u32> {
+        FLOWING
+            .get(index)
+            .unwrap_or_else(|| &LOCAL[index - FLOWING.len()])
+    }
+
+    #[derive(Clone, Debug)]
+    enum TableEdit {
+        Set(usize, u32),
+        Unset(usize),
+    }
+
+    fn table_edit() -> impl Strategy<Value = TableEdit> {
+        let vars = 0..FLOWING.len() + LOCAL.len();
+        prop_oneof![
+            2 => (vars.clone(), any::<u32>()).prop_map(|(var, value)| TableEdit::Set(var, value)),
+            1 => vars.prop_map(TableEdit::Unset),
+        ]
+    }
+
+    fn assert_reads_as(cx: &Context, expected: &BTreeMap<usize, u32>) {
+        assert_eq!(cx.len(), expected.len());
+        assert_eq!(cx.is_empty(), expected.is_empty());
+        assert_eq!(cx.names().count(), expected.len());
+        for var in 0..FLOWING.len() + LOCAL.len() {
+            assert_eq!(cx.get(table_var(var)), expected.get(&var), "variable {var}");
+        }
+    }
+
+    proptest! {
+        #![proptest_config(ProptestConfig {
+            // A shrunk failure belongs in this file as a regular test, not in a side file.
+            failure_persistence: None,
+            ..ProptestConfig::default()
+        })]
+
+        // Tables grow past eight variables and shrink back below, through every size, so each
+        // edit and read runs on both layouts and across the change between them.
+        #[test]
+        fn snapshots_of_any_size_read_like_a_map(edits in vec(table_edit(), 0..48)) {
+            let mut cx = Context::empty();
+            let mut expected = BTreeMap::new();
+            let mut earlier = Vec::new();
+            for edit in edits {
+                earlier.push((cx.clone(), expected.clone()));
+                match edit {
+                    TableEdit::Set(var, value) => {
+                        cx = cx.with_value(table_var(var), value);
+                        expected.insert(var, value);
+                    }
+                    TableEdit::Unset(var) => {
+                        cx = cx.without(table_var(var));
+                        expected.remove(&var);
+                    }
+                }
+                assert_reads_as(&cx, &expected);
+                let mut flowing = expected.clone();
+                flowing.retain(|var, _| *var < FLOWING.len());
+                assert_reads_as(&cx.run(Context::inheritable), &flowing);
+            }
+            for (cx, expected) in &earlier {
+                assert_reads_as(cx, expected);
+            }
+        }
     }
 
     #[test]

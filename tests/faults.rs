@@ -79,8 +79,6 @@ impl Drop for OnRelease {
     }
 }
 
-static ON_RELEASE: ContextVar<OnRelease> = ContextVar::new("on_release");
-
 type BoxedTask = Task<Pin<Box<dyn Future<Output = ()> + Send>>>;
 type BoxedBlockingTask = BlockingTask<Box<dyn FnOnce() + Send>>;
 
@@ -338,10 +336,14 @@ mod cancellation {
 mod release_before_report {
     use super::*;
 
-    /// A context value that records, when dropped, whether its task's handle had finished.
+    /// A context value that records, when dropped, whether its task's handle had finished, and
+    /// then signals its release.
     struct SeesHandle {
         handle: Arc<Mutex<Option<JoinHandle<()>>>>,
         finished: Arc<Mutex<Vec<bool>>>,
+        /// A field is dropped after its owner's `drop` has run, so the signal comes after the
+        /// record, whatever order the context drops its values in.
+        _released: OnRelease,
     }
 
     impl Drop for SeesHandle {
@@ -366,23 +368,21 @@ mod release_before_report {
     }
 
     /// Spawns through `spawn` in a context holding a `SeesHandle` on the handle `spawn`
-    /// returns, and a value that signals its release; `spawn` gets a gate to wait on, opened
-    /// once the handle is in place.
+    /// returns; `spawn` gets a gate to wait on, opened once the handle is in place.
     fn watched(
         spawn: impl FnOnce(Context, std::sync::mpsc::Receiver<()>) -> JoinHandle<()>,
     ) -> Watched {
         let slot = Arc::new(Mutex::new(None));
         let finished = Arc::new(Mutex::new(Vec::new()));
         let (on_release, released) = OnRelease::new();
-        let cx = Context::empty()
-            .with_value(
-                &SEES_HANDLE,
-                SeesHandle {
-                    handle: slot.clone(),
-                    finished: finished.clone(),
-                },
-            )
-            .with_value(&ON_RELEASE, on_release);
+        let cx = Context::empty().with_value(
+            &SEES_HANDLE,
+            SeesHandle {
+                handle: slot.clone(),
+                finished: finished.clone(),
+                _released: on_release,
+            },
+        );
         let (open, gate) = std::sync::mpsc::channel();
         let handle = spawn(cx, gate);
         *slot.lock().unwrap() = Some(handle);
@@ -573,6 +573,11 @@ mod shutdown {
 mod dropped_handles {
     use super::*;
 
+    /// A held value, then the signal that it was released: a tuple drops its fields in order,
+    /// whatever order the context drops its values in.
+    static HELD_THEN_RELEASED: ContextVar<(Counted, OnRelease)> =
+        ContextVar::new("held_then_released");
+
     #[test]
     fn a_task_whose_handle_is_dropped_before_during_or_after_its_run_finishes_in_its_context_and_releases_its_values(
     ) {
@@ -588,7 +593,9 @@ mod dropped_handles {
                 let (go, wait) = oneshot::channel::<()>();
                 let (started, on_start) = oneshot::channel();
                 let (done, on_done) = oneshot::channel();
-                let cx = context_for(7, &alive).with_value(&ON_RELEASE, on_release);
+                let cx = Context::empty()
+                    .with_value(&REQUEST_ID, 7)
+                    .with_value(&HELD_THEN_RELEASED, (Counted::new(&alive), on_release));
                 let result = results.clone();
                 let task = spawner.spawn_in(cx, async move {
                     started.send(()).unwrap();
