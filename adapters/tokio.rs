@@ -125,7 +125,7 @@ impl Spawner for TokioSpawner {
         F: Future + Send + 'static,
         F::Output: Send + 'static,
     {
-        JoinHandle::from(RuntimeJoin::Tokio(self.handle.spawn(task.closing())))
+        JoinHandle::from_runtime(RuntimeJoin::Tokio(self.handle.spawn(task.closing())))
     }
 
     fn spawn_blocking_prepared<F, R>(&self, f: PreparedBlocking<F>) -> JoinHandle<R>
@@ -133,7 +133,7 @@ impl Spawner for TokioSpawner {
         F: FnOnce() -> R + Send + 'static,
         R: Send + 'static,
     {
-        JoinHandle::from(RuntimeJoin::Tokio(self.handle.spawn_blocking(f.closing())))
+        JoinHandle::from_runtime(RuntimeJoin::Tokio(self.handle.spawn_blocking(f.closing())))
     }
 }
 

@@ -254,15 +254,15 @@ enum Inner<T> {
     Runtime(RuntimeJoin<T>),
 }
 
-impl<T> From<RuntimeJoin<T>> for JoinHandle<T> {
-    fn from(handle: RuntimeJoin<T>) -> Self {
+impl<T> JoinHandle<T> {
+    /// A handle that reads the runtime's own handle.
+    #[cfg_attr(not(feature = "tokio"), allow(dead_code))]
+    pub(crate) fn from_runtime(handle: RuntimeJoin<T>) -> Self {
         JoinHandle {
             inner: Inner::Runtime(handle),
         }
     }
-}
 
-impl<T> JoinHandle<T> {
     /// Cancels the task: a task not yet finished is dropped at its next scheduling (its drop
     /// runs inside its context) and the handle then gives a cancelled [`JoinError`]. A task
     /// that already finished keeps its result.

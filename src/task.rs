@@ -3,6 +3,10 @@
 //! Both come ready-made from ctxflow: the context is already attached, panics are already
 //! caught, and the outcome already goes to the [`JoinHandle`]. A runtime adapter only spawns
 //! them and lets go of the runtime's own handle.
+//!
+//! Every spawn starts as a [`PreparedTask`] or [`PreparedBlocking`], which becomes either of
+//! those, or, for a runtime whose own handle already behaves as ctxflow's (tokio), the bare
+//! future or closure in its context, whose outcome that handle reports.
 
 use std::fmt;
 use std::future::Future;
