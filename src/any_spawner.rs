@@ -124,11 +124,7 @@ impl Spawner for AnySpawner {
     {
         match &self.inner {
             Inner::Builtin(spawner) => spawner.spawn_prepared(task),
-            Inner::Erased(_) => {
-                let (task, handle) = task.reporting();
-                self.spawn_task(task);
-                handle
-            }
+            Inner::Erased(_) => task.spawn_reporting(self),
         }
     }
 
@@ -139,11 +135,7 @@ impl Spawner for AnySpawner {
     {
         match &self.inner {
             Inner::Builtin(spawner) => spawner.spawn_blocking_prepared(f),
-            Inner::Erased(_) => {
-                let (task, handle) = f.reporting();
-                self.spawn_blocking_task(task);
-                handle
-            }
+            Inner::Erased(_) => f.spawn_reporting(self),
         }
     }
 }

@@ -69,9 +69,7 @@ pub trait Spawner: Clone + Send + Sync + 'static {
         F: Future + Send + 'static,
         F::Output: Send + 'static,
     {
-        let (task, handle) = task.reporting();
-        self.spawn_task(task);
-        handle
+        task.spawn_reporting(self)
     }
 
     /// Runs a blocking closure that ctxflow prepared, and returns its handle; every
@@ -82,9 +80,7 @@ pub trait Spawner: Clone + Send + Sync + 'static {
         F: FnOnce() -> R + Send + 'static,
         R: Send + 'static,
     {
-        let (task, handle) = f.reporting();
-        self.spawn_blocking_task(task);
-        handle
+        f.spawn_reporting(self)
     }
 
     /// Spawns `future` as a task that runs in a snapshot of the caller's context: fapilog's

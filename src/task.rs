@@ -20,6 +20,7 @@ use pin_project_lite::pin_project;
 use crate::future::WithContext;
 use crate::handoff::Handoff;
 use crate::join::{self, JoinError, JoinHandle, Reporter};
+use crate::spawner::Spawner;
 use crate::var::ContextVar;
 
 pin_project! {
@@ -103,9 +104,16 @@ impl<F: Future> PreparedTask<F> {
         }
     }
 
-    /// The task that reports into ctxflow's own slot, and the handle that reads it.
-    pub(crate) fn reporting(self) -> (Task<Running<F>>, JoinHandle<F::Output>) {
-        task(self.handoff, self.name, self.future)
+    /// Spawns on `spawner` the task that reports into ctxflow's own slot, and returns the handle
+    /// that reads the slot.
+    pub(crate) fn spawn_reporting<S: Spawner>(self, spawner: &S) -> JoinHandle<F::Output>
+    where
+        F: Send + 'static,
+        F::Output: Send + 'static,
+    {
+        let (task, handle) = task(self.handoff, self.name, self.future);
+        spawner.spawn_task(task);
+        handle
     }
 
     /// The task for a runtime whose own join handle reports panics and cancellation: it
@@ -288,12 +296,13 @@ where
         }
     }
 
-    /// The blocking task that reports into ctxflow's own slot, and the handle that reads it.
-    pub(crate) fn reporting(
-        mut self,
-    ) -> (BlockingTask<impl FnOnce() + Send + 'static>, JoinHandle<R>) {
+    /// Runs on `spawner`'s blocking pool the task that reports into ctxflow's own slot, and
+    /// returns the handle that reads the slot.
+    pub(crate) fn spawn_reporting<S: Spawner>(mut self, spawner: &S) -> JoinHandle<R> {
         let f = self.f.take().expect("a prepared closure is run once");
-        blocking(std::mem::take(&mut self.handoff), f)
+        let (task, handle) = blocking(std::mem::take(&mut self.handoff), f);
+        spawner.spawn_blocking_task(task);
+        handle
     }
 
     /// The closure for a pool whose own join handle reports panics and cancellation: it runs
