@@ -97,3 +97,31 @@ fn polling_in_a_snapshot_never_allocates() {
     assert_eq!(count, 0);
     assert_eq!(ready, std::task::Poll::Ready(Some(1)));
 }
+
+/// On tokio a ctxflow task is one allocation, as a raw one is: tokio's own join handle reports
+/// its outcome, so there is no slot of ctxflow's to allocate, directly or through `AnySpawner`.
+#[cfg(feature = "tokio")]
+#[test]
+fn a_tokio_spawn_allocates_what_a_raw_one_does() {
+    use ctxflow::tokio::TokioSpawner;
+    use ctxflow::{AnySpawner, Spawner};
+
+    let runtime = tokio::runtime::Builder::new_current_thread()
+        .build()
+        .unwrap();
+    runtime.block_on(async {
+        let _guard = context_of(8).attach();
+        let spawner = TokioSpawner::current();
+        let any = AnySpawner::from(spawner.clone());
+        // The runtime and the thread's storage allocate on first use: warm both up first.
+        tokio::spawn(std::future::pending::<()>()).abort();
+        spawner.spawn(std::future::pending::<()>()).abort();
+        let (raw, raw_handle) = allocations(|| tokio::spawn(std::future::pending::<()>()));
+        let (ctxflow, handle) = allocations(|| spawner.spawn(std::future::pending::<()>()));
+        let (through_any, any_handle) = allocations(|| any.spawn(std::future::pending::<()>()));
+        assert_eq!((raw, ctxflow, through_any), (1, 1, 1));
+        raw_handle.abort();
+        handle.abort();
+        any_handle.abort();
+    });
+}

@@ -309,27 +309,78 @@ mod cancellation {
         assert_eq!(alive.load(Ordering::SeqCst), 0);
     }
 
+    /// A blocking closure in request 5's context that counts its runs and records, when
+    /// dropped, the request id it sees.
+    struct Probed {
+        handle: JoinHandle<()>,
+        ran: Arc<AtomicUsize>,
+        dropped_in: Arc<Mutex<Vec<Option<u64>>>>,
+        alive: Arc<AtomicUsize>,
+    }
+
+    impl Probed {
+        fn spawn_blocking(spawner: &impl Spawner) -> Self {
+            let alive = Arc::new(AtomicUsize::new(0));
+            let (probe, dropped_in) = DropProbe::new(request_id);
+            let ran = Arc::new(AtomicUsize::new(0));
+            let handle = spawner.spawn_blocking_in(context_for(5, &alive), {
+                let ran = ran.clone();
+                move || {
+                    let _probe = probe;
+                    ran.fetch_add(1, Ordering::SeqCst);
+                }
+            });
+            Probed {
+                handle,
+                ran,
+                dropped_in,
+                alive,
+            }
+        }
+
+        /// Checks that it was cancelled unrun, dropped inside its context, its values released.
+        async fn assert_cancelled_unrun(self) {
+            assert!(self.handle.await.unwrap_err().is_cancelled());
+            assert_eq!(self.ran.load(Ordering::SeqCst), 0);
+            assert_eq!(*self.dropped_in.lock().unwrap(), [Some(5)]);
+            assert_eq!(self.alive.load(Ordering::SeqCst), 0);
+        }
+    }
+
     #[test]
     fn a_blocking_closure_aborted_before_it_runs_never_runs_and_is_dropped_inside_its_context() {
         let spawner = Manual::default();
-        let alive = Arc::new(AtomicUsize::new(0));
-        let (probe, dropped_in) = DropProbe::new(request_id);
-        let ran = Arc::new(AtomicUsize::new(0));
-        let handle = spawner.spawn_blocking_in(context_for(5, &alive), {
-            let ran = ran.clone();
-            move || {
-                let _probe = probe;
-                ran.fetch_add(1, Ordering::SeqCst);
-            }
-        });
-        handle.abort();
+        let closure = Probed::spawn_blocking(&spawner);
+        closure.handle.abort();
         spawner.take_blocking().run();
-        assert!(futures::executor::block_on(handle)
-            .unwrap_err()
-            .is_cancelled());
-        assert_eq!(ran.load(Ordering::SeqCst), 0);
-        assert_eq!(*dropped_in.lock().unwrap(), [Some(5)]);
-        assert_eq!(alive.load(Ordering::SeqCst), 0);
+        futures::executor::block_on(closure.assert_cancelled_unrun());
+    }
+
+    /// The same on tokio, whose own pool and handle take the closure. Only tokio's pool can be
+    /// held full for one test; smol's and async-std's are global.
+    #[cfg(feature = "tokio")]
+    #[test]
+    fn a_blocking_closure_aborted_while_queued_on_tokio_never_runs_and_is_dropped_inside_its_context(
+    ) {
+        let runtime = tokio::runtime::Builder::new_current_thread()
+            .max_blocking_threads(1)
+            .build()
+            .unwrap();
+        let spawner = ctxflow::tokio::TokioSpawner::from(runtime.handle().clone());
+        runtime.block_on(async {
+            let (release, wait) = std::sync::mpsc::channel::<()>();
+            let (busy, on_busy) = oneshot::channel();
+            let occupying = spawner.spawn_blocking(move || {
+                busy.send(()).unwrap();
+                wait.recv().unwrap();
+            });
+            on_busy.await.unwrap();
+            let queued = Probed::spawn_blocking(&spawner);
+            queued.handle.abort();
+            release.send(()).unwrap();
+            occupying.await.unwrap();
+            queued.assert_cancelled_unrun().await;
+        });
     }
 }
 
