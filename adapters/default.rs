@@ -3,6 +3,7 @@
 
 use std::future::Future;
 
+use crate::builtin::Builtin;
 use crate::{BlockingTask, JoinHandle, PreparedBlocking, PreparedTask, Spawner, Task};
 
 /// The runtime the enabled features select, decided at each call.
@@ -24,38 +25,40 @@ use crate::{BlockingTask, JoinHandle, PreparedBlocking, PreparedTask, Spawner, T
 #[derive(Clone, Copy, Debug, Default)]
 pub struct DefaultSpawner;
 
-/// The spawner chosen for one call; see [`DefaultSpawner`].
-enum Chosen {
-    #[cfg(feature = "tokio")]
-    Tokio(Option<crate::tokio::TokioSpawner>),
-    #[cfg(feature = "smol")]
-    Smol(crate::smol::SmolSpawner),
-    #[cfg(feature = "async-std")]
-    AsyncStd(crate::async_std::AsyncStdSpawner),
-}
-
 impl DefaultSpawner {
-    fn choose() -> Chosen {
+    /// The spawner for one call; `None` when only tokio is enabled and no tokio runtime runs
+    /// here.
+    fn choose() -> Option<Builtin> {
         #[cfg(feature = "tokio")]
         if let Ok(spawner) = crate::tokio::TokioSpawner::try_current() {
-            return Chosen::Tokio(Some(spawner));
+            return Some(Builtin::Tokio(spawner));
         }
         #[cfg(feature = "async-std")]
         if ::async_std::task::try_current().is_some() {
-            return Chosen::AsyncStd(crate::async_std::AsyncStdSpawner);
+            return Some(Builtin::AsyncStd(crate::async_std::AsyncStdSpawner));
         }
         #[cfg(feature = "smol")]
-        return Chosen::Smol(crate::smol::SmolSpawner::global());
+        return Some(Builtin::Smol(crate::smol::SmolSpawner::global()));
         #[cfg(all(feature = "async-std", not(feature = "smol")))]
-        return Chosen::AsyncStd(crate::async_std::AsyncStdSpawner);
+        return Some(Builtin::AsyncStd(crate::async_std::AsyncStdSpawner));
         #[cfg(all(feature = "tokio", not(feature = "smol"), not(feature = "async-std")))]
-        return Chosen::Tokio(None);
+        return None;
     }
-}
 
-#[cfg(feature = "tokio")]
-fn tokio_or_panic(spawner: Option<crate::tokio::TokioSpawner>) -> crate::tokio::TokioSpawner {
-    spawner.unwrap_or_else(crate::tokio::TokioSpawner::current)
+    /// The spawner for one spawn.
+    ///
+    /// # Panics
+    /// With [`NoRuntime`](crate::NoRuntime)'s message when only tokio is enabled and no tokio
+    /// runtime runs here.
+    fn for_spawn() -> Builtin {
+        match Self::choose() {
+            Some(spawner) => spawner,
+            #[cfg(feature = "tokio")]
+            None => Builtin::Tokio(crate::tokio::TokioSpawner::current()),
+            #[cfg(not(feature = "tokio"))]
+            None => unreachable!("a runtime other than tokio is always available"),
+        }
+    }
 }
 
 crate::futures_spawn::spawner_impls!(DefaultSpawner);
@@ -65,28 +68,14 @@ impl Spawner for DefaultSpawner {
     where
         F: Future<Output = ()> + Send + 'static,
     {
-        match Self::choose() {
-            #[cfg(feature = "tokio")]
-            Chosen::Tokio(spawner) => tokio_or_panic(spawner).spawn_task(task),
-            #[cfg(feature = "smol")]
-            Chosen::Smol(spawner) => spawner.spawn_task(task),
-            #[cfg(feature = "async-std")]
-            Chosen::AsyncStd(spawner) => spawner.spawn_task(task),
-        }
+        Self::for_spawn().spawn_task(task);
     }
 
     fn spawn_blocking_task<F>(&self, task: BlockingTask<F>)
     where
         F: FnOnce() + Send + 'static,
     {
-        match Self::choose() {
-            #[cfg(feature = "tokio")]
-            Chosen::Tokio(spawner) => tokio_or_panic(spawner).spawn_blocking_task(task),
-            #[cfg(feature = "smol")]
-            Chosen::Smol(spawner) => spawner.spawn_blocking_task(task),
-            #[cfg(feature = "async-std")]
-            Chosen::AsyncStd(spawner) => spawner.spawn_blocking_task(task),
-        }
+        Self::for_spawn().spawn_blocking_task(task);
     }
 
     fn spawn_prepared<F>(&self, task: PreparedTask<F>) -> JoinHandle<F::Output>
@@ -94,14 +83,7 @@ impl Spawner for DefaultSpawner {
         F: Future + Send + 'static,
         F::Output: Send + 'static,
     {
-        match Self::choose() {
-            #[cfg(feature = "tokio")]
-            Chosen::Tokio(spawner) => tokio_or_panic(spawner).spawn_prepared(task),
-            #[cfg(feature = "smol")]
-            Chosen::Smol(spawner) => spawner.spawn_prepared(task),
-            #[cfg(feature = "async-std")]
-            Chosen::AsyncStd(spawner) => spawner.spawn_prepared(task),
-        }
+        Self::for_spawn().spawn_prepared(task)
     }
 
     fn spawn_blocking_prepared<F, R>(&self, f: PreparedBlocking<F>) -> JoinHandle<R>
@@ -109,33 +91,23 @@ impl Spawner for DefaultSpawner {
         F: FnOnce() -> R + Send + 'static,
         R: Send + 'static,
     {
-        match Self::choose() {
-            #[cfg(feature = "tokio")]
-            Chosen::Tokio(spawner) => tokio_or_panic(spawner).spawn_blocking_prepared(f),
-            #[cfg(feature = "smol")]
-            Chosen::Smol(spawner) => spawner.spawn_blocking_prepared(f),
-            #[cfg(feature = "async-std")]
-            Chosen::AsyncStd(spawner) => spawner.spawn_blocking_prepared(f),
-        }
+        Self::for_spawn().spawn_blocking_prepared(f)
     }
 
     fn block_on<F: Future>(&self, future: F) -> F::Output {
-        match Self::choose() {
-            #[cfg(feature = "tokio")]
-            Chosen::Tokio(Some(spawner)) => spawner.block_on(future),
-            #[cfg(feature = "tokio")]
-            Chosen::Tokio(None) => {
-                let runtime = ::tokio::runtime::Builder::new_current_thread()
-                    .enable_all()
-                    .build()
-                    .expect("ctxflow: cannot start a tokio runtime for `block_on`");
-                crate::tokio::TokioSpawner::from(runtime).block_on(future)
-            }
-            #[cfg(feature = "smol")]
-            Chosen::Smol(spawner) => spawner.block_on(future),
-            #[cfg(feature = "async-std")]
-            Chosen::AsyncStd(spawner) => spawner.block_on(future),
+        if let Some(spawner) = Self::choose() {
+            return spawner.block_on(future);
         }
+        #[cfg(feature = "tokio")]
+        {
+            let runtime = ::tokio::runtime::Builder::new_current_thread()
+                .enable_all()
+                .build()
+                .expect("ctxflow: cannot start a tokio runtime for `block_on`");
+            crate::tokio::TokioSpawner::from(runtime).block_on(future)
+        }
+        #[cfg(not(feature = "tokio"))]
+        unreachable!("a runtime other than tokio is always available")
     }
 }
 
