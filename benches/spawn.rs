@@ -46,6 +46,17 @@ where
     }
 }
 
+/// Spawns `TASKS` tasks running `work` on a smol executor directly, then awaits them all.
+async fn smol_spawn_all<F>(executor: Arc<smol::Executor<'static>>, work: fn() -> F)
+where
+    F: Future<Output = ()> + Send + 'static,
+{
+    let tasks: Vec<_> = (0..TASKS).map(|_| executor.spawn(work())).collect();
+    for task in tasks {
+        task.await;
+    }
+}
+
 /// Runs `TASKS` closures on a ctxflow spawner's blocking pool, then awaits them all.
 async fn spawn_blocking_all<S: Spawner>(spawner: S) {
     let handles: Vec<_> = (0..TASKS)
@@ -147,15 +158,7 @@ fn smol(c: &mut Bench) {
     let mut group = c.benchmark_group("spawn/smol");
     group.throughput(Throughput::Elements(TASKS as u64));
     group.bench_function("raw", |b| {
-        b.iter(|| {
-            let executor = executor.clone();
-            run(Box::pin(async move {
-                let tasks: Vec<_> = (0..TASKS).map(|_| executor.spawn(work())).collect();
-                for task in tasks {
-                    task.await;
-                }
-            }))
-        })
+        b.iter(|| run(Box::pin(smol_spawn_all(executor.clone(), work))))
     });
     group.bench_function("ctxflow", |b| {
         b.iter(|| run(Box::pin(spawn_all(spawner.clone(), work))))
@@ -321,15 +324,7 @@ fn single_thread(c: &mut Bench) {
     let mut group = c.benchmark_group("spawn/smol_one_thread");
     group.throughput(Throughput::Elements(TASKS as u64));
     group.bench_function("raw", |b| {
-        b.iter(|| {
-            let executor = executor.clone();
-            run(Box::pin(async move {
-                let tasks: Vec<_> = (0..TASKS).map(|_| executor.spawn(smol_work())).collect();
-                for task in tasks {
-                    task.await;
-                }
-            }))
-        })
+        b.iter(|| run(Box::pin(smol_spawn_all(executor.clone(), smol_work))))
     });
     group.bench_function("ctxflow", |b| {
         b.iter(|| run(Box::pin(spawn_all(spawner.clone(), smol_work))))
