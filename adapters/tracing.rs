@@ -54,6 +54,8 @@
 //! # }
 //! ```
 
+#[path = "tracing/escape.rs"]
+mod escape;
 #[path = "tracing/format.rs"]
 mod format;
 #[path = "tracing/log_fields.rs"]

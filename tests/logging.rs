@@ -10,6 +10,7 @@ use std::pin::Pin;
 use std::sync::{Arc, Mutex, OnceLock, PoisonError};
 use std::task::{Context as TaskContext, Poll};
 
+use common::text_line;
 use common::yield_now;
 use ctxflow::testing::{each_runtime, spawn_unwrapped, Runtime};
 use ctxflow::tracing::LogFields;
@@ -349,11 +350,11 @@ mod fields {
     }
 
     #[test]
-    fn a_value_is_written_exactly_as_the_subscriber_writes_an_events_own_field() {
+    fn an_awkward_value_is_written_exactly_as_the_subscriber_writes_an_events_own_string_field() {
         let awkward = "req-\u{1b}[31m\"quoted\"\\";
         let lines = capture(|| {
             let _token = REQUEST_ID.set(awkward.into());
-            info!(own = %awkward, "awkward request id");
+            info!(own = awkward, "awkward request id");
         });
         let [text] = &lines.text[..] else {
             panic!("one text line: {:?}", lines.text)
@@ -524,5 +525,96 @@ mod isolation {
             assert_eq!(&line["request_id"], expected, "{line}");
             assert_eq!(&line["span"]["id"], expected, "{line}");
         }
+    }
+}
+
+mod forging {
+    use super::*;
+
+    /// The fields of the one text line and the one JSON line logged with `message` where
+    /// `REQUEST_ID` is `request_id`, checking that each line reads as fields and nothing else.
+    fn log_with_request_id(request_id: &str, message: &str) -> (Vec<(String, String)>, Value) {
+        let lines = capture(|| {
+            let _token = REQUEST_ID.set(request_id.into());
+            info!("{message}");
+        });
+        let [text] = &lines.text[..] else {
+            panic!("one text line: {:?}", lines.text)
+        };
+        let (_, tail) = text
+            .split_once(message)
+            .unwrap_or_else(|| panic!("no message in {text:?}"));
+        let fields = text_line::fields(tail).unwrap_or_else(|error| panic!("{error}: {text:?}"));
+        let [json] = &lines.json[..] else {
+            panic!("one JSON line: {:?}", lines.json)
+        };
+        (fields, json.clone())
+    }
+
+    fn request_id_only(value: &str) -> Vec<(String, String)> {
+        vec![("request_id".to_owned(), value.to_owned())]
+    }
+
+    #[test]
+    fn a_value_with_spaces_and_equals_signs_adds_no_field_to_a_line() {
+        let forging = "abc user=admin role=root";
+        let (fields, json) = log_with_request_id(forging, "spaces and equals signs");
+        assert_eq!(fields, request_id_only(forging));
+        assert_eq!(json["request_id"], forging, "{json}");
+        assert!(
+            json.get("user").is_none() && json.get("role").is_none(),
+            "{json}"
+        );
+    }
+
+    #[test]
+    fn a_value_with_quotes_and_backslashes_cannot_close_its_quoting_early() {
+        let forging = r#"a" user="admin\"#;
+        let (fields, json) = log_with_request_id(forging, "quotes and backslashes");
+        assert_eq!(fields, request_id_only(forging));
+        assert_eq!(json["request_id"], forging, "{json}");
+    }
+
+    #[test]
+    fn a_value_with_a_line_feed_or_a_terminal_escape_stays_on_its_line_and_escaped() {
+        let forging = "req-1\n ERROR forged: admin logged in\r\u{1b}[2J\u{85}\u{2028}\t";
+        // `log_with_request_id` finds exactly one line in each format.
+        let (fields, json) = log_with_request_id(forging, "line feed and escape");
+        assert_eq!(fields, request_id_only(forging));
+        assert_eq!(json["request_id"], forging, "{json}");
+    }
+
+    #[test]
+    fn text_lines_carry_no_raw_control_character_from_a_value() {
+        let lines = capture(|| {
+            let _token = REQUEST_ID.set("a\u{1b}]0;title\u{7}b\u{8}\u{7f}".into());
+            info!("control characters");
+        });
+        let [text] = &lines.text[..] else {
+            panic!("one text line: {:?}", lines.text)
+        };
+        assert!(!text.chars().any(char::is_control), "{text:?}");
+        assert!(
+            text.ends_with(r#"request_id="a\u{1b}]0;title\u{7}b\u{8}\u{7f}""#),
+            "{text:?}"
+        );
+    }
+
+    #[test]
+    fn plain_values_still_show_bare() {
+        let (fields, _) = log_with_request_id("01a21a73-a383-71d4.8abb:4b21/4b@1768+d0", "plain");
+        assert_eq!(
+            fields,
+            request_id_only("01a21a73-a383-71d4.8abb:4b21/4b@1768+d0")
+        );
+        let lines = capture(|| {
+            let _token = REQUEST_ID.set("req-123".into());
+            info!("bare");
+        });
+        assert!(
+            lines.text[0].ends_with("bare request_id=req-123"),
+            "{:?}",
+            lines.text
+        );
     }
 }

@@ -4,9 +4,12 @@
 //! A `Layer` cannot add fields to what another layer formats, so the variables join the line at
 //! the format: the wrapped format writes the line, and the variables go in before its end, text
 //! fields through the subscriber's own field formatter, JSON members through `serde_json`.
+//! Either way a value stays one field of one line: quoted and escaped in text when it is not
+//! plain, a JSON string otherwise.
 
 use std::cell::RefCell;
-use std::fmt;
+use std::fmt::{self, Display, Write as _};
+use std::thread::LocalKey;
 
 use ::tracing::{Event, Subscriber};
 use tracing_subscriber::fmt::format::{Compact, Format, Full, Writer};
@@ -156,14 +159,16 @@ impl<E> WithLogFields<E> {
             true => &self.coloured,
             false => &self.format,
         };
-        with_line_buffer(|line| {
+        with_buffer(&LINE, |line| {
             format.format_event(ctx, Writer::new(line), event)?;
             let (line, end) = split_line_end(line);
             writer.write_str(line)?;
             for (field, value) in set {
                 writer.write_char(' ')?;
-                with_record(field.name, value, |record| {
-                    ctx.format_fields(writer.by_ref(), record)
+                with_text(value, |text| {
+                    with_record(field.name, text, |record| {
+                        ctx.format_fields(writer.by_ref(), record)
+                    })
                 })?;
             }
             writer.write_str(end)
@@ -189,7 +194,7 @@ impl<E> WithLogFields<E> {
         if set.peek().is_none() {
             return self.format.format_event(ctx, writer, event);
         }
-        with_line_buffer(|object| {
+        with_buffer(&LINE, |object| {
             self.format.format_event(ctx, Writer::new(object), event)?;
             let (line, end) = split_line_end(object);
             let Some(members) = line.strip_suffix('}') else {
@@ -202,7 +207,9 @@ impl<E> WithLogFields<E> {
             };
             for (field, value) in set {
                 let name = serde_json::to_string(field.name[0]).map_err(|_| fmt::Error)?;
-                let value = serde_json::to_string(&value.to_string()).map_err(|_| fmt::Error)?;
+                let value = with_text(value, |text| {
+                    serde_json::to_string(text).map_err(|_| fmt::Error)
+                })?;
                 write!(writer, "{separator}{name}:{value}")?;
                 separator = ",";
             }
@@ -213,19 +220,36 @@ impl<E> WithLogFields<E> {
 }
 
 thread_local! {
+    /// The wrapped format's line.
     static LINE: RefCell<String> = const { RefCell::new(String::new()) };
+    /// A variable's value, written out to be escaped.
+    static VALUE: RefCell<String> = const { RefCell::new(String::new()) };
 }
 
-/// Calls `f` with an empty buffer for the wrapped format's line: the thread's own, kept
-/// between lines so that a line costs no allocation, or a new one when a value's `Display`
-/// logs while the thread's is in use.
-fn with_line_buffer<R>(f: impl FnOnce(&mut String) -> R) -> R {
+/// Calls `f` with the text of `value`, or the error of its `Display`.
+fn with_text<R>(
+    value: &dyn Display,
+    f: impl FnOnce(&str) -> Result<R, fmt::Error>,
+) -> Result<R, fmt::Error> {
+    with_buffer(&VALUE, |text| {
+        write!(text, "{value}")?;
+        f(text)
+    })
+}
+
+/// Calls `f` with an empty buffer: the thread's own `buffer`, kept between lines so that a
+/// line costs no allocation, or a new one when a value's `Display` logs while the thread's is
+/// in use.
+fn with_buffer<R>(
+    buffer: &'static LocalKey<RefCell<String>>,
+    f: impl FnOnce(&mut String) -> R,
+) -> R {
     let mut f = Some(f);
-    let reused = LINE.try_with(|line| {
-        let mut line = line.try_borrow_mut().ok()?;
-        line.clear();
+    let reused = buffer.try_with(|buffer| {
+        let mut buffer = buffer.try_borrow_mut().ok()?;
+        buffer.clear();
         let f = f.take().expect("called once");
-        Some(f(&mut line))
+        Some(f(&mut buffer))
     });
     match reused.ok().flatten() {
         Some(result) => result,

@@ -8,7 +8,10 @@ use crate::{Context, ContextVar};
 /// written.
 ///
 /// Register variables once, at start-up, and hand the set to a `tracing_subscriber::fmt`
-/// format with [`wrap`](LogFields::wrap). A value shows with its `Display` form.
+/// format with [`wrap`](LogFields::wrap). A value shows with its `Display` form: bare on a
+/// text line when it is visible ASCII without `"`, `'`, `\` or `=`, else quoted and escaped as
+/// the subscriber writes a string field (`request_id="abc user=admin"`, `"a\nb"`), so that no
+/// value, whoever chose it, adds a field or a line; a string member in JSON.
 ///
 /// ```
 /// use ctxflow::tracing::LogFields;
@@ -95,7 +98,9 @@ impl LogFields {
     }
 
     /// Calls `f` with the name and value of each registered variable set in the current
-    /// context, in registration order: for formatters of one's own.
+    /// context, in registration order: for formatters of one's own. Values come as they are,
+    /// unescaped: a value may hold spaces, `=`, quotes or line breaks, from a request header
+    /// for instance, so quote or escape them as the format needs.
     ///
     /// ```
     /// use ctxflow::tracing::LogFields;

@@ -1,7 +1,6 @@
 //! A context variable's value as a `tracing` field, so that the subscriber's own field
-//! formatter writes it: with its colours, its escaping of control characters, its layout.
-
-use std::fmt::Display;
+//! formatter writes it, with its colours and its layout, and escaped so that it stays one field
+//! of one line (see [`Escaped`]).
 
 use ::tracing::field::{display, FieldSet, Value};
 use ::tracing::span::Record;
@@ -10,6 +9,8 @@ use tracing_core::callsite::Callsite;
 use tracing_core::identify_callsite;
 use tracing_core::metadata::Kind;
 use tracing_core::subscriber::Interest;
+
+use super::escape::Escaped;
 
 /// The callsite every logged variable's field belongs to. It never records an event: a field
 /// needs a callsite to exist, and a subscriber only uses it to tell fields apart.
@@ -36,12 +37,13 @@ impl Callsite for LogFieldCallsite {
     }
 }
 
-/// Calls `format` with a record holding one field, named `name[0]`, whose value is `value`.
+/// Calls `format` with a record holding one field, named `name[0]`, whose value is `text`,
+/// escaped.
 ///
 /// `name` is a slice of one name so that it can borrow the variable's own `'static` name.
 pub(crate) fn with_record<R>(
     name: &'static [&'static str],
-    value: &dyn Display,
+    text: &str,
     format: impl FnOnce(&Record<'_>) -> R,
 ) -> R {
     let fields = FieldSet::new(name, identify_callsite!(&CALLSITE));
@@ -49,7 +51,9 @@ pub(crate) fn with_record<R>(
         .iter()
         .next()
         .expect("a field set of one name has one field");
-    let value = display(value);
+    // Escaped here rather than left to the field formatter: the default one writes a displayed
+    // value as it is, and a field formatter of one's own may do anything.
+    let value = display(Escaped(text));
     // `value_set` is what tracing's own macros build events from.
     let values = [(&field, Some(&value as &dyn Value))];
     let values = fields.value_set(&values);

@@ -9,6 +9,8 @@ use std::task::{Context as TaskContext, Poll};
 
 use futures::task::noop_waker_ref;
 
+pub mod text_line;
+
 /// Gives the scheduler a turn: returns Pending once, after asking to be polled again.
 pub async fn yield_now() {
     let mut yielded = false;
