@@ -3,7 +3,8 @@
 //!
 //! - [`RequestContextLayer`] (servers): every request runs in a fresh context holding its request
 //!   id (from `x-request-id`, tower-http's `SetRequestIdLayer`, or a new UUID v7, echoed on the
-//!   response), the variables of a [`Propagation`](crate::Propagation) found in its W3C
+//!   response; an id with a character that could forge a log field, such as a space, is
+//!   replaced), the variables of a [`Propagation`](crate::Propagation) found in its W3C
 //!   `baggage`, and with the OpenTelemetry context of its W3C `traceparent` attached.
 //! - [`InjectContextLayer`] (clients) and [`inject_context`] (any client, such as reqwest): an
 //!   outgoing request carries the caller's trace context and listed variables.

@@ -565,7 +565,7 @@ fn each_ignored_header_is_reported_at_debug_level() {
     assert!(lines.iter().all(|line| line.contains("DEBUG")), "{log}");
     for expected in [
         "longer than the maximum length",
-        "not visible ASCII",
+        "a character outside the request id set",
         "empty",
         "malformed traceparent",
         "no valid entry",
@@ -681,4 +681,99 @@ async fn a_custom_header_name_is_read_and_echoed() {
 
     drop(client);
     server.stop().await;
+}
+
+mod request_id_characters {
+    use super::*;
+
+    /// The request id the handler of `app` sees for `request`, checked to be the one the
+    /// response echoes.
+    fn id_seen(app: Router, request: Request<axum::body::Body>) -> String {
+        futures::executor::block_on(async {
+            let response = app.oneshot(request).await.unwrap();
+            let echoed = echoed_id(response.headers()).to_owned();
+            let body = response.into_body().collect().await.unwrap().to_bytes();
+            assert_eq!(body, echoed);
+            echoed
+        })
+    }
+
+    fn id_seen_for(sent: HeaderValue) -> String {
+        let app = Router::new()
+            .route("/", get(request_id_seen))
+            .layer(RequestContextLayer::new(&REQUEST_ID));
+        let request = Request::get("/")
+            .header("x-request-id", sent)
+            .body(axum::body::Body::empty())
+            .unwrap();
+        id_seen(app, request)
+    }
+
+    const FORGING_IDS: [&str; 10] = [
+        "abc user=admin role=root",
+        "req\t1",
+        "req\"1",
+        "req'1",
+        "req\\1",
+        "req,1",
+        "req;1",
+        "req%0Auser%3Dadmin",
+        "<script>",
+        " ",
+    ];
+
+    #[test]
+    fn an_incoming_id_with_a_character_outside_the_set_is_replaced_by_a_fresh_one() {
+        for sent in FORGING_IDS {
+            assert_uuid_v7(&id_seen_for(HeaderValue::from_static(sent)));
+        }
+        let obs_text = HeaderValue::from_bytes(b"req-\x80").unwrap();
+        assert_uuid_v7(&id_seen_for(obs_text));
+    }
+
+    #[test]
+    fn an_incoming_id_made_of_the_set_is_kept() {
+        let sent = "01J9Z-abc_DEF.1:2/3+4=@host";
+        assert_eq!(id_seen_for(HeaderValue::from_static(sent)), sent);
+    }
+
+    /// A `MakeRequestId` that always makes the same id.
+    #[derive(Clone)]
+    struct Fixed(&'static str);
+
+    impl MakeRequestId for Fixed {
+        fn make_request_id<B>(&mut self, _: &Request<B>) -> Option<RequestId> {
+            Some(RequestId::new(HeaderValue::from_static(self.0)))
+        }
+    }
+
+    fn id_seen_after_set_request_id(made: &'static str) -> String {
+        // Under another header name, so only its `RequestId` extension can carry the id across.
+        let app = Router::new()
+            .route("/", get(request_id_seen))
+            .layer(RequestContextLayer::new(&REQUEST_ID))
+            .layer(SetRequestIdLayer::new(
+                http::HeaderName::from_static("x-tower-http-id"),
+                Fixed(made),
+            ));
+        id_seen(app, Request::new(axum::body::Body::empty()))
+    }
+
+    #[test]
+    fn an_id_from_tower_https_request_id_extension_outside_the_set_is_replaced_by_a_fresh_one() {
+        for made in FORGING_IDS {
+            assert_uuid_v7(&id_seen_after_set_request_id(made));
+        }
+        assert_eq!(id_seen_after_set_request_id("tower-http:1"), "tower-http:1");
+    }
+
+    #[test]
+    fn an_id_from_the_layers_make_request_id_outside_the_set_is_replaced_by_a_uuid_v7() {
+        for made in FORGING_IDS {
+            let app = Router::new()
+                .route("/", get(request_id_seen))
+                .layer(RequestContextLayer::new(&REQUEST_ID).make_request_id(Fixed(made)));
+            assert_uuid_v7(&id_seen(app, Request::new(axum::body::Body::empty())));
+        }
+    }
 }

@@ -108,7 +108,7 @@ impl IdRules<'_> {
         let header_value = made.unwrap_or_else(uuid_v7);
         let text = header_value
             .to_str()
-            .expect("a usable request id is visible ASCII")
+            .expect("a usable request id is ASCII")
             .to_owned();
         ChosenId { text, header_value }
     }
@@ -117,12 +117,24 @@ impl IdRules<'_> {
         if value.len() > self.max_len {
             return Err("longer than the maximum length");
         }
-        let text = value
-            .to_str()
-            .map_err(|_| "not visible ASCII (non-UTF-8 or non-ASCII bytes)")?;
-        match text.trim().is_empty() {
-            true => Err("empty"),
-            false => Ok(text),
+        if value.is_empty() {
+            return Err("empty");
         }
+        if !value.as_bytes().iter().all(|&byte| is_id_byte(byte)) {
+            return Err("a character outside the request id set (A-Z a-z 0-9 - _ . : / + = @)");
+        }
+        Ok(value.to_str().expect("the request id set is ASCII"))
     }
+}
+
+/// Whether `byte` may be part of a request id taken from a request.
+///
+/// The set covers the ids in use (UUIDs, ULIDs, base64 and base64url with padding, `host:pid`,
+/// `service/instance`, `name@host`) and nothing that can change how a log line reads: no space,
+/// tab or control character (a new field, a new line, a terminal escape), no quote or
+/// backslash (closing a quoted value), no `,` or `;` (header list separators), no `%` (an
+/// escape decoded later), no brackets or `<>&` (markup in log viewers). `=` is allowed for
+/// base64 padding: with no space beside it, it cannot start a field of its own.
+fn is_id_byte(byte: u8) -> bool {
+    byte.is_ascii_alphanumeric() || b"-_.:/+=@".contains(&byte)
 }

@@ -37,8 +37,15 @@ const DEFAULT_MAX_REQUEST_ID_LEN: usize = 128;
 /// 5. sets the id on the response's header.
 ///
 /// Tasks and blocking closures spawned through ctxflow from the handler keep the request's
-/// context after the response is sent. A header that is too long, not visible ASCII or
-/// malformed never fails the request: it is ignored with a debug-level `tracing` event.
+/// context after the response is sent. A header that is too long or malformed never fails the
+/// request: it is ignored with a debug-level `tracing` event.
+///
+/// A request id, whether from the header, the `RequestId` extension or the [`MakeRequestId`],
+/// is used only when it is non-empty, at most [`max_request_id_len`](Self::max_request_id_len)
+/// bytes long, and made of ASCII letters, digits and `-` `_` `.` `:` `/` `+` `=` `@`: enough
+/// for UUIDs, ULIDs, base64 ids, `host:pid` or `name@host`, and nothing that could add a field
+/// or a line where the id is logged (no space, tab, control character, quote, backslash, `,`,
+/// `;` or `%`). Any other id is replaced by a fresh one.
 ///
 /// ```
 /// use axum::{routing::get, Router};
@@ -136,7 +143,8 @@ impl<M> RequestContextLayer<M> {
     }
 
     /// Ignores incoming request ids longer than `max` bytes (128 by default): they are logged
-    /// with every line of the request.
+    /// with every line of the request. Ids within the length must still be made of the request
+    /// id characters (see [`RequestContextLayer`]).
     ///
     /// ```
     /// use axum::{routing::get, Router};
