@@ -48,6 +48,8 @@
 mod client;
 #[path = "tower/request_id.rs"]
 mod request_id;
+#[path = "tower/response_body.rs"]
+mod response_body;
 #[path = "tower/server.rs"]
 mod server;
 #[path = "tower/trace_headers.rs"]
@@ -55,5 +57,6 @@ mod trace_headers;
 
 pub use client::{InjectContextLayer, InjectContextService};
 pub use request_id::MakeRequestUuidV7;
+pub use response_body::ResponseBody;
 pub use server::{RequestContextLayer, RequestContextService, ResponseFuture};
 pub use trace_headers::inject_context;

@@ -111,8 +111,9 @@ impl<T> WithContext<T> {
         }
     }
 
+    /// Calls `f` with the pinned inner value, inside the context: how every poll runs.
     #[inline(always)]
-    fn installed<R>(self: Pin<&mut Self>, f: impl FnOnce(Pin<&mut T>) -> R) -> R {
+    pub(crate) fn installed<R>(self: Pin<&mut Self>, f: impl FnOnce(Pin<&mut T>) -> R) -> R {
         let this = self.project();
         let _entered = this.carried.enter();
         let _installed = Installed::new(this.scope);

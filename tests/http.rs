@@ -12,7 +12,7 @@ use std::sync::{mpsc as std_mpsc, Arc, Mutex};
 use axum::extract::State;
 use axum::routing::get;
 use axum::Router;
-use ctxflow::tower::{InjectContextLayer, RequestContextLayer};
+use ctxflow::tower::{InjectContextLayer, RequestContextLayer, ResponseBody};
 use ctxflow::{ContextVar, Propagation};
 use futures::stream::{self, StreamExt};
 use http::{HeaderMap, HeaderValue, Request, Response, StatusCode};
@@ -78,8 +78,11 @@ impl Server {
     /// carries the context the server was started in.
     async fn hyper<S>(service: S) -> Server
     where
-        S: tower::Service<Request<Incoming>, Response = Response<Full<Bytes>>, Error = Infallible>
-            + Clone
+        S: tower::Service<
+                Request<Incoming>,
+                Response = Response<ResponseBody<Full<Bytes>>>,
+                Error = Infallible,
+            > + Clone
             + Send
             + 'static,
         S::Future: Send + 'static,
@@ -775,5 +778,55 @@ mod request_id_characters {
                 .layer(RequestContextLayer::new(&REQUEST_ID).make_request_id(Fixed(made)));
             assert_uuid_v7(&id_seen(app, Request::new(axum::body::Body::empty())));
         }
+    }
+}
+
+mod streamed_bodies {
+    use super::*;
+
+    /// A body streamed in three chunks, each written when the server asks for it, long after
+    /// the handler returned: `n:request id:trace id;`, as the chunk's poll sees them.
+    async fn stream_what_each_chunk_sees() -> axum::body::Body {
+        let chunks = stream::iter(0..3).then(|n| async move {
+            // Each chunk in a poll of its own.
+            tokio::task::yield_now().await;
+            let trace_context = opentelemetry::Context::current();
+            let span = trace_context.span();
+            let chunk = format!(
+                "{n}:{}:{};",
+                REQUEST_ID.get().unwrap_or_else(|| "none".into()),
+                span.span_context().trace_id(),
+            );
+            Ok::<_, io::Error>(chunk)
+        });
+        axum::body::Body::from_stream(chunks)
+    }
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn every_chunk_of_a_streamed_body_runs_in_its_requests_context() {
+        let app = Router::new()
+            .route("/stream", get(stream_what_each_chunk_sees))
+            .layer(RequestContextLayer::new(&REQUEST_ID));
+        let server = Server::axum(app).await;
+        let client = client();
+
+        let responses = (0..16).map(|n| {
+            let request = Request::get(server.uri("/stream"))
+                .header("x-request-id", format!("req-{n}"))
+                .header("traceparent", TRACEPARENT)
+                .body(Empty::new())
+                .unwrap();
+            let client = &client;
+            async move { (n, get_text(client, request).await.1) }
+        });
+        for (n, body) in futures::future::join_all(responses).await {
+            let expected: String = (0..3)
+                .map(|chunk| format!("{chunk}:req-{n}:{TRACE_ID};"))
+                .collect();
+            assert_eq!(body, expected);
+        }
+
+        drop(client);
+        server.stop().await;
     }
 }

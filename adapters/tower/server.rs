@@ -14,6 +14,7 @@ use tower_layer::Layer;
 use tower_service::Service;
 
 use super::request_id::{IdRules, MakeRequestUuidV7};
+use super::response_body::ResponseBody;
 use super::trace_headers;
 use crate::{ContextVar, InContext, Propagation, WithContext};
 
@@ -32,8 +33,9 @@ const DEFAULT_MAX_REQUEST_ID_LEN: usize = 128;
 /// 3. extracts the W3C `traceparent`, `tracestate` and `baggage` headers with OpenTelemetry's
 ///    propagators, and sets the variables the [`propagation`](Self::propagation) lists from
 ///    the baggage;
-/// 4. runs the inner service's `call` and every poll of its future inside that context, with
-///    the extracted OpenTelemetry context attached;
+/// 4. runs the inner service's `call`, every poll of its future and every frame of its
+///    response's body (a [`ResponseBody`]) inside that context, with the extracted
+///    OpenTelemetry context attached;
 /// 5. sets the id on the response's header.
 ///
 /// Tasks and blocking closures spawned through ctxflow from the handler keep the request's
@@ -291,7 +293,7 @@ impl<S, M: Clone> Layer<S> for RequestContextLayer<M> {
 /// }));
 /// let request = http::Request::builder().header("x-request-id", "req-7").body(()).unwrap();
 /// let response = futures::executor::block_on(service.oneshot(request)).unwrap();
-/// assert_eq!(response.body(), "req-7");
+/// assert_eq!(response.body().get_ref(), "req-7");
 /// ```
 pub struct RequestContextService<S, M = MakeRequestUuidV7> {
     inner: S,
@@ -325,7 +327,7 @@ where
     S: Service<Request<ReqBody>, Response = Response<ResBody>>,
     M: MakeRequestId,
 {
-    type Response = Response<ResBody>;
+    type Response = Response<ResponseBody<ResBody>>;
     type Error = S::Error;
     type Future = ResponseFuture<S::Future>;
 
@@ -350,8 +352,9 @@ where
         });
         ResponseFuture {
             inner: inner
-                .with_context(incoming.trace_context)
+                .with_context(incoming.trace_context.clone())
                 .in_context(context),
+            trace_context: incoming.trace_context,
             echo: Some((settings.header.clone(), id.header_value)),
         }
     }
@@ -362,7 +365,7 @@ type RequestScoped<F> = WithContext<opentelemetry::context::WithContext<F>>;
 pin_project! {
     /// The response of a [`RequestContextService`]: the inner service's future, polled inside the
     /// request's context with its OpenTelemetry context attached, and its response given the
-    /// request id header.
+    /// request id header and a [`ResponseBody`] that produces its frames in the same contexts.
     ///
     /// ```
     /// use ctxflow::tower::{RequestContextLayer, ResponseFuture};
@@ -382,6 +385,8 @@ pin_project! {
     pub struct ResponseFuture<F> {
         #[pin]
         inner: RequestScoped<F>,
+        // For the body, which goes on being polled after the future is done.
+        trace_context: opentelemetry::Context,
         echo: Option<(HeaderName, HeaderValue)>,
     }
 }
@@ -390,11 +395,15 @@ impl<F, B, E> Future for ResponseFuture<F>
 where
     F: Future<Output = Result<Response<B>, E>>,
 {
-    type Output = Result<Response<B>, E>;
+    type Output = Result<Response<ResponseBody<B>>, E>;
 
     fn poll(self: Pin<&mut Self>, cx: &mut TaskContext<'_>) -> Poll<Self::Output> {
-        let this = self.project();
-        let mut response = ready!(this.inner.poll(cx))?;
+        let mut this = self.project();
+        let response = ready!(this.inner.as_mut().poll(cx))?;
+        // The context as the handler left it, so the body sees what the handler set.
+        let context = this.inner.context().clone();
+        let trace_context = std::mem::take(this.trace_context);
+        let mut response = response.map(|body| ResponseBody::new(body, context, trace_context));
         if let Some((header, value)) = this.echo.take() {
             response.headers_mut().insert(header, value);
         }
