@@ -29,8 +29,10 @@ pub(crate) fn extract(headers: &HeaderMap, propagation: &Propagation) -> Incomin
     let extractor = HeaderExtractor(headers);
     let mut trace_context = opentelemetry::Context::new();
     if headers.contains_key(&TRACEPARENT) {
-        trace_context =
-            TraceContextPropagator::new().extract_with_context(&trace_context, &extractor);
+        if is_well_formed_traceparent(headers) {
+            trace_context =
+                TraceContextPropagator::new().extract_with_context(&trace_context, &extractor);
+        }
         if !trace_context.has_active_span() {
             tracing::debug!(
                 "ignoring a malformed traceparent header; the request starts a new trace"
@@ -51,6 +53,47 @@ pub(crate) fn extract(headers: &HeaderMap, propagation: &Propagation) -> Incomin
         trace_context,
         variables,
     }
+}
+
+/// Whether `headers` hold one `traceparent` that W3C Trace Context's grammar accepts:
+/// `version-trace_id-parent_id-flags`, each field of exactly 2, 32, 16 and 2 lowercase hex
+/// digits, version `ff` refused, and after the flags nothing for version `00`, or a `-` and more
+/// for a later version.
+///
+/// OpenTelemetry's propagator checks less, as it parses fields with `from_str_radix`: it takes
+/// `00-1-1-1`, a `+` sign, or a trailing `-`. What it refuses on top (all-zero ids) it still
+/// refuses after this check.
+fn is_well_formed_traceparent(headers: &HeaderMap) -> bool {
+    let mut values = headers.get_all(&TRACEPARENT).iter();
+    let (Some(value), None) = (values.next(), values.next()) else {
+        return false;
+    };
+    let value = value.as_bytes();
+    let is_hex = |field: &[u8]| {
+        field
+            .iter()
+            .all(|byte| matches!(byte, b'0'..=b'9' | b'a'..=b'f'))
+    };
+    let (Some(fields), rest) = (value.get(..55), value.get(55..).unwrap_or_default()) else {
+        return false;
+    };
+    let (version, trace_id, parent_id, flags) = (
+        &fields[..2],
+        &fields[3..35],
+        &fields[36..52],
+        &fields[53..55],
+    );
+    let dashes = [fields[2], fields[35], fields[52]] == [b'-'; 3];
+    let tail_fits = match version {
+        b"00" => rest.is_empty(),
+        _ => rest.is_empty() || rest[0] == b'-',
+    };
+    dashes
+        && tail_fits
+        && version != b"ff"
+        && [version, trace_id, parent_id, flags]
+            .into_iter()
+            .all(is_hex)
 }
 
 fn import(baggage: &Baggage, propagation: &Propagation) -> Context {
