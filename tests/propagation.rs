@@ -162,9 +162,7 @@ mod limits {
         entry: (&'a str, &'a str),
         pulled: &'a Cell<usize>,
     ) -> impl Iterator<Item = (&'a str, &'a str)> + 'a {
-        std::iter::repeat(entry)
-            .take(2_000_000)
-            .inspect(move |_| pulled.set(pulled.get() + 1))
+        std::iter::repeat_n(entry, 2_000_000).inspect(move |_| pulled.set(pulled.get() + 1))
     }
 
     #[test]
@@ -319,5 +317,218 @@ mod round_trips {
     fn a_name_that_is_not_an_http_token_cannot_be_listed() {
         static USER_NAME: ContextVar<String> = ContextVar::new("user name");
         let _ = propagation().var(&USER_NAME);
+    }
+}
+
+/// Arbitrary input never panics an import, and what comes back is what the contract says:
+/// listed variables import exactly when valid, other entries only count towards the limits,
+/// and reading stops at the first entry over a limit. Cases: `PROPTEST_CASES` (256 by default).
+mod properties {
+    use std::cell::Cell;
+
+    use proptest::collection::vec;
+    use proptest::prelude::*;
+
+    use super::*;
+
+    fn config() -> ProptestConfig {
+        ProptestConfig {
+            // Shrunk failures are kept as regular tests in this file, not in a side file.
+            failure_persistence: None,
+            // ChaCha, the default, dominates a debug build's run time here.
+            rng_algorithm: proptest::test_runner::RngAlgorithm::XorShift,
+            ..ProptestConfig::default()
+        }
+    }
+
+    /// Text of every kind an untrusted carrier can hold.
+    fn arb_text() -> impl Strategy<Value = String> {
+        let awkward_char = prop_oneof![
+            any::<char>(),
+            Just('\n'),
+            Just('\0'),
+            Just('\u{7f}'),
+            Just('\u{85}'),
+            Just('%'),
+            Just(','),
+            Just('='),
+            Just(' '),
+        ];
+        prop_oneof![
+            3 => any::<String>(),
+            3 => vec(awkward_char, 0..16).prop_map(String::from_iter),
+            2 => proptest::string::string_regex("(%[0-9A-Fa-f]{2}|[a-z;=,])*").unwrap(),
+            3 => (0u16..400).prop_map(|n| n.to_string()),
+            1 => (4_000usize..10_000).prop_map(|n| "x".repeat(n)),
+        ]
+    }
+
+    fn arb_name() -> impl Strategy<Value = String> {
+        prop_oneof![
+            2 => Just("tenant".to_string()),
+            2 => Just("priority".to_string()),
+            1 => Just("db_session".to_string()),
+            4 => arb_text(),
+        ]
+    }
+
+    fn arb_limit(small: usize) -> impl Strategy<Value = usize> {
+        prop_oneof![0..small, Just(usize::MAX)]
+    }
+
+    /// The tenant and priority imported, or the problems found.
+    type Outcome = Result<(Option<String>, Option<u8>), Vec<ImportProblem>>;
+
+    /// What an import of `pairs` gives by the contract, and how many entries it reads.
+    fn specified(
+        pairs: &[(String, String)],
+        max_entries: usize,
+        max_bytes: usize,
+    ) -> (Outcome, usize) {
+        let mut bytes = 0usize;
+        for (read, (key, value)) in pairs.iter().enumerate() {
+            if read == max_entries {
+                let max = max_entries;
+                return (Err(vec![ImportProblem::TooManyEntries { max }]), read + 1);
+            }
+            bytes += key.len() + value.len();
+            if bytes > max_bytes {
+                let max = max_bytes;
+                return (Err(vec![ImportProblem::TooLarge { bytes, max }]), read + 1);
+            }
+        }
+        let (mut tenant, mut priority) = (None, None);
+        let (mut tenant_seen, mut priority_seen) = (false, false);
+        let mut problems = Vec::new();
+        for (key, value) in pairs {
+            let seen = match key.as_str() {
+                "tenant" => &mut tenant_seen,
+                "priority" => &mut priority_seen,
+                _ => continue,
+            };
+            let key = key.clone();
+            if std::mem::replace(seen, true) {
+                problems.push(ImportProblem::Duplicate { key });
+            } else if value.chars().any(char::is_control) {
+                problems.push(ImportProblem::MalformedValue { key });
+            } else if key == "tenant" {
+                tenant = Some(value.clone());
+            } else {
+                match value.parse::<u8>() {
+                    Ok(number) => priority = Some(number),
+                    Err(error) => problems.push(ImportProblem::Unparsable {
+                        key,
+                        reason: error.to_string(),
+                    }),
+                }
+            }
+        }
+        let outcome = match problems.is_empty() {
+            true => Ok((tenant, priority)),
+            false => Err(problems),
+        };
+        (outcome, pairs.len())
+    }
+
+    /// What an import of `pairs` gives, and how many entries it reads.
+    fn imported(propagation: &Propagation, pairs: &[(String, String)]) -> (Outcome, usize) {
+        let pulled = Cell::new(0);
+        let entries = pairs.iter().map(|(key, value)| {
+            pulled.set(pulled.get() + 1);
+            (key.as_str(), value.as_str())
+        });
+        let outcome = propagation
+            .import(entries)
+            .map(|there| {
+                let listed = ["priority", "tenant"];
+                assert!(
+                    there.names().all(|name| listed.contains(&name)),
+                    "{there:?}"
+                );
+                (there.get(&TENANT).cloned(), there.get(&PRIORITY).copied())
+            })
+            .map_err(|error| error.problems().to_vec());
+        (outcome, pulled.get())
+    }
+
+    /// `pairs` with every unlisted entry replaced by a harmless one of the same size.
+    fn with_plain_unlisted_entries(pairs: &[(String, String)]) -> Vec<(String, String)> {
+        pairs
+            .iter()
+            .map(|(key, value)| match propagation().lists(key) {
+                true => (key.clone(), value.clone()),
+                false => ("~".repeat(key.len()), "v".repeat(value.len())),
+            })
+            .collect()
+    }
+
+    proptest! {
+        #![proptest_config(config())]
+
+        #[test]
+        fn import_gives_what_the_contract_says_for_any_input(
+            pairs in vec((arb_name(), arb_text()), 0..80),
+            max_entries in arb_limit(80),
+            max_bytes in arb_limit(20_000),
+        ) {
+            let propagation = propagation().max_entries(max_entries).max_bytes(max_bytes);
+            let (outcome, pulled) = imported(&propagation, &pairs);
+            let (specified_outcome, specified_pulled) = specified(&pairs, max_entries, max_bytes);
+            prop_assert_eq!(&outcome, &specified_outcome);
+            prop_assert_eq!(pulled, specified_pulled);
+            prop_assert!(pulled <= max_entries.saturating_add(1));
+            let plain = with_plain_unlisted_entries(&pairs);
+            prop_assert_eq!(outcome, imported(&propagation, &plain).0);
+        }
+
+        #[test]
+        fn export_then_import_round_trips_or_export_refuses(
+            tenant in proptest::option::of(arb_text()),
+            priority in proptest::option::of(any::<u8>()),
+            db_session in any::<u64>(),
+            max_entries in arb_limit(3),
+            max_bytes in arb_limit(20_000),
+        ) {
+            let mut here = Context::empty().with_value(&DB_SESSION, db_session);
+            if let Some(tenant) = &tenant {
+                here = here.with_value(&TENANT, tenant.clone());
+            }
+            if let Some(priority) = priority {
+                here = here.with_value(&PRIORITY, priority);
+            }
+            let propagation = propagation().max_entries(max_entries).max_bytes(max_bytes);
+
+            let entries = usize::from(tenant.is_some()) + usize::from(priority.is_some());
+            let bytes = tenant.as_ref().map_or(0, |t| "tenant".len() + t.len())
+                + priority.map_or(0, |p| "priority".len() + p.to_string().len());
+            let controls = tenant.as_ref().is_some_and(|t| t.chars().any(char::is_control));
+            let refusable = entries > max_entries || bytes > max_bytes || controls;
+
+            match propagation.export(&here) {
+                Ok(pairs) => {
+                    prop_assert!(!refusable, "exported {pairs:?}");
+                    let there = propagation
+                        .import(pairs.iter().map(|(k, v)| (k.as_str(), v.as_str())));
+                    let there = there.map_err(|error| TestCaseError::fail(error.to_string()))?;
+                    prop_assert_eq!(there.get(&TENANT), tenant.as_ref());
+                    prop_assert_eq!(there.get(&PRIORITY), priority.as_ref());
+                    prop_assert_eq!(there.get(&DB_SESSION), None);
+                }
+                Err(error) => {
+                    prop_assert!(refusable, "{error}");
+                    let mut expected = Vec::new();
+                    if entries > max_entries {
+                        expected.push(ExportProblem::TooManyEntries { count: entries, max: max_entries });
+                    }
+                    if bytes > max_bytes {
+                        expected.push(ExportProblem::TooLarge { bytes, max: max_bytes });
+                    }
+                    if controls {
+                        expected.push(ExportProblem::MalformedValue { key: "tenant".into() });
+                    }
+                    prop_assert_eq!(error.problems(), expected.as_slice());
+                }
+            }
+        }
     }
 }
