@@ -1,12 +1,15 @@
 //! [`Propagation`]: the variables that cross process boundaries, as text pairs.
 
-use std::error::Error;
 use std::fmt;
 use std::str::FromStr;
 use std::sync::Arc;
 
 use crate::context::Context;
 use crate::var::ContextVar;
+
+mod problems;
+
+pub use problems::{ExportError, ExportProblem, ImportError, ImportProblem};
 
 /// The variables that leave the process with a job or a request, and how they travel: as text
 /// pairs (name, value), each written with the variable's `Display` and read back with its
@@ -200,7 +203,7 @@ impl Propagation {
         }
         match problems.is_empty() {
             true => Ok(pairs),
-            false => Err(ExportError { problems }),
+            false => Err(ExportError::new(problems)),
         }
     }
 
@@ -229,7 +232,7 @@ impl Propagation {
     {
         let mut context = Context::empty();
         let mut problems = Vec::new();
-        let mut seen = vec![false; self.codecs.len()];
+        let mut seen = Vec::new();
         let mut entries = 0usize;
         let mut bytes = 0usize;
         for (key, value) in pairs {
@@ -246,9 +249,12 @@ impl Propagation {
             let Ok(index) = self.codecs.binary_search_by(|codec| codec.name().cmp(key)) else {
                 continue;
             };
-            if std::mem::replace(&mut seen[index], true) {
+            if seen.contains(&index) {
                 problems.push(ImportProblem::Duplicate { key: key.into() });
-            } else if has_control_characters(value) {
+                continue;
+            }
+            seen.push(index);
+            if has_control_characters(value) {
                 problems.push(ImportProblem::MalformedValue { key: key.into() });
             } else if let Err(reason) = self.codecs[index].import(value, &mut context) {
                 problems.push(ImportProblem::Unparsable {
@@ -259,7 +265,7 @@ impl Propagation {
         }
         match problems.is_empty() {
             true => Ok(context),
-            false => Err(ImportError { problems }),
+            false => Err(ImportError::new(problems)),
         }
     }
 }
@@ -324,171 +330,3 @@ where
             .map_err(|error| error.to_string())
     }
 }
-
-/// Why [`Propagation::import`] refused its input; it lists every problem found.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct ImportError {
-    problems: Vec<ImportProblem>,
-}
-
-impl ImportError {
-    fn limit(problem: ImportProblem) -> Self {
-        ImportError {
-            problems: vec![problem],
-        }
-    }
-
-    /// Every problem found, in input order; a size limit, which ends reading, is the only one.
-    pub fn problems(&self) -> &[ImportProblem] {
-        &self.problems
-    }
-}
-
-/// One problem with imported context.
-#[derive(Debug, Clone, PartialEq, Eq)]
-#[non_exhaustive]
-pub enum ImportProblem {
-    /// More entries than [`Propagation::max_entries`] allows. Reading stopped at the first
-    /// entry over the limit, so how many there were is not known.
-    TooManyEntries {
-        /// Entries allowed.
-        max: usize,
-    },
-    /// More bytes than [`Propagation::max_bytes`] allows.
-    TooLarge {
-        /// Bytes of names and values read, up to and including the entry that went over.
-        bytes: usize,
-        /// Bytes allowed.
-        max: usize,
-    },
-    /// A listed variable's value with control characters.
-    MalformedValue {
-        /// The entry's name.
-        key: String,
-    },
-    /// The same variable twice.
-    Duplicate {
-        /// The entry's name.
-        key: String,
-    },
-    /// A value its variable's `FromStr` refused.
-    Unparsable {
-        /// The entry's name.
-        key: String,
-        /// What `FromStr` said.
-        reason: String,
-    },
-}
-
-impl fmt::Display for ImportProblem {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        match self {
-            ImportProblem::TooManyEntries { max } => {
-                write!(f, "more than the {max} entries allowed")
-            }
-            ImportProblem::TooLarge { bytes, max } => {
-                write!(f, "{bytes} bytes, more than the {max} allowed")
-            }
-            ImportProblem::MalformedValue { key } => {
-                write!(f, "`{key}`: value has control characters")
-            }
-            ImportProblem::Duplicate { key } => write!(f, "`{key}` given twice"),
-            ImportProblem::Unparsable { key, reason } => write!(f, "`{key}`: {reason}"),
-        }
-    }
-}
-
-impl fmt::Display for ImportError {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str("cannot import context: ")?;
-        for (i, problem) in self.problems.iter().enumerate() {
-            if i > 0 {
-                f.write_str("; ")?;
-            }
-            write!(f, "{problem}")?;
-        }
-        Ok(())
-    }
-}
-
-impl Error for ImportError {}
-
-/// Why [`Propagation::export`] refused a context: the other side's
-/// [`import`](Propagation::import) would have refused what it gave. It lists every problem found.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct ExportError {
-    problems: Vec<ExportProblem>,
-}
-
-impl ExportError {
-    /// Every problem found: size limits first, then the variables in name order.
-    pub fn problems(&self) -> &[ExportProblem] {
-        &self.problems
-    }
-}
-
-/// One reason a context cannot be exported.
-#[derive(Debug, Clone, PartialEq, Eq)]
-#[non_exhaustive]
-pub enum ExportProblem {
-    /// More listed variables set than [`Propagation::max_entries`] allows.
-    TooManyEntries {
-        /// Entries the export would give.
-        count: usize,
-        /// Entries allowed.
-        max: usize,
-    },
-    /// More bytes than [`Propagation::max_bytes`] allows.
-    TooLarge {
-        /// Bytes of names and values the export would give.
-        bytes: usize,
-        /// Bytes allowed.
-        max: usize,
-    },
-    /// A value whose text (its `Display`) has control characters.
-    MalformedValue {
-        /// The variable's name.
-        key: String,
-    },
-    /// A value whose text its own variable's `FromStr` refuses.
-    Unparsable {
-        /// The variable's name.
-        key: String,
-        /// What `FromStr` said.
-        reason: String,
-    },
-}
-
-impl fmt::Display for ExportProblem {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        match self {
-            ExportProblem::TooManyEntries { count, max } => {
-                write!(f, "{count} entries, more than the {max} allowed")
-            }
-            ExportProblem::TooLarge { bytes, max } => {
-                write!(f, "{bytes} bytes, more than the {max} allowed")
-            }
-            ExportProblem::MalformedValue { key } => {
-                write!(f, "`{key}`: value has control characters")
-            }
-            ExportProblem::Unparsable { key, reason } => {
-                write!(f, "`{key}`: the value's text does not parse back: {reason}")
-            }
-        }
-    }
-}
-
-impl fmt::Display for ExportError {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str("cannot export context: ")?;
-        for (i, problem) in self.problems.iter().enumerate() {
-            if i > 0 {
-                f.write_str("; ")?;
-            }
-            write!(f, "{problem}")?;
-        }
-        Ok(())
-    }
-}
-
-impl Error for ExportError {}
