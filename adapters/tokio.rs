@@ -29,8 +29,9 @@ use crate::{
 /// - inside a tokio runtime (in one of its tasks, or in one of this runtime's own tasks, as when
 ///   the spawner lives in a server's state), where tokio forbids that wait, the drop hands the
 ///   runtime to [`Runtime::shutdown_background`] instead. Its tasks are still dropped, with the
-///   values they hold, by the runtime's own threads (at once for a current-thread runtime); only
-///   the wait is skipped, and blocking closures already running finish on their own.
+///   values they hold: by its worker threads for a multi-thread runtime, at once on the dropping
+///   thread for a current-thread one. Only the wait is skipped: blocking closures already
+///   running finish on their own.
 #[derive(Clone, Debug)]
 pub struct TokioSpawner {
     handle: Handle,
