@@ -75,7 +75,7 @@ pub use futures_spawn::CarryContext;
 pub use group::TaskGroup;
 pub use join::{JoinError, JoinHandle};
 pub use local::{AnyLocalSpawner, LocalSpawner};
-pub use propagation::{ImportError, ImportProblem, Propagation};
+pub use propagation::{ExportError, ExportProblem, ImportError, ImportProblem, Propagation};
 pub use spawner::{NoRuntime, Spawner};
 pub use task::{task_name, BlockingTask, PreparedBlocking, PreparedTask, Task};
 pub use var::{ContextVar, ResetError, Token};

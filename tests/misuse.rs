@@ -215,3 +215,84 @@ mod unset {
         assert!(Context::current().is_empty(), "no empty entry left behind");
     }
 }
+
+mod owned_tokio_runtime {
+    use std::sync::mpsc;
+
+    use ctxflow::tokio::TokioSpawner;
+    use ctxflow::{AnySpawner, Spawner};
+    use tokio::runtime::Builder;
+    use tokio::sync::oneshot;
+
+    /// Says on its channel when it is dropped: the task that held it was released.
+    struct Held(mpsc::Sender<()>);
+
+    impl Drop for Held {
+        fn drop(&mut self) {
+            let _ = self.0.send(());
+        }
+    }
+
+    /// Spawns a task that holds a value until `wake` is sent or dropped, and returns the
+    /// channel that says when the value was released.
+    fn park_a_task_holding_a_value(
+        spawner: &impl Spawner,
+        wake: oneshot::Receiver<()>,
+    ) -> mpsc::Receiver<()> {
+        let (released, was_released) = mpsc::channel();
+        let held = Held(released);
+        spawner
+            .spawn(async move {
+                let _held = held;
+                let _ = wake.await;
+            })
+            .detach();
+        was_released
+    }
+
+    #[test]
+    fn the_last_spawner_owning_its_runtime_can_be_dropped_inside_one_of_that_runtimes_tasks() {
+        let runtime = Builder::new_multi_thread()
+            .worker_threads(2)
+            .build()
+            .unwrap();
+        let spawner = AnySpawner::new(TokioSpawner::from(runtime));
+        let (keep_parked, wake) = oneshot::channel();
+        let was_released = park_a_task_holding_a_value(&spawner, wake);
+
+        let app_state = spawner.clone();
+        let (go, wait_for_go) = oneshot::channel::<()>();
+        let (dropped, was_dropped) = mpsc::channel();
+        spawner
+            .spawn(async move {
+                wait_for_go.await.unwrap();
+                drop(app_state);
+                dropped.send(()).unwrap();
+            })
+            .detach();
+        drop(spawner);
+        go.send(()).unwrap();
+
+        was_dropped
+            .recv()
+            .expect("dropping the runtime inside its own task panicked");
+        was_released
+            .recv()
+            .expect("the runtime's other task was never dropped");
+        drop(keep_parked);
+    }
+
+    #[tokio::test]
+    async fn a_spawner_owning_a_current_thread_runtime_can_be_dropped_inside_another_runtime() {
+        let spawner = TokioSpawner::from(Builder::new_current_thread().build().unwrap());
+        let (keep_parked, wake) = oneshot::channel();
+        let was_released = park_a_task_holding_a_value(&spawner, wake);
+
+        drop(spawner);
+
+        was_released
+            .try_recv()
+            .expect("a current-thread runtime drops its tasks as it shuts down");
+        drop(keep_parked);
+    }
+}

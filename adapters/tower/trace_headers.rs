@@ -128,8 +128,9 @@ fn import(baggage: &Baggage, propagation: &Propagation) -> Context {
 /// // reqwest::Client::new().get(url).headers(headers).send().await?;
 /// ```
 ///
-/// Entries already in `headers` under these names are replaced. Values that are not valid
-/// header values are left out.
+/// Entries already in `headers` under these names are replaced. When the listed variables cannot
+/// be exported ([`ExportError`](crate::ExportError)), none of them is sent and a debug-level event
+/// says why; the other baggage entries still are.
 pub fn inject_context(propagation: &Propagation, headers: &mut HeaderMap) {
     let trace_context = opentelemetry::Context::current();
     let mut injector = HeaderInjector(headers);
@@ -150,6 +151,10 @@ fn outgoing_baggage(current: &Baggage, propagation: &Propagation) -> Baggage {
         .map(|(key, entry)| (key.clone(), entry.clone()));
     let ours = propagation
         .export_current()
+        .unwrap_or_else(|error| {
+            tracing::debug!(%error, "leaving the context variables out of the baggage");
+            Vec::new()
+        })
         .into_iter()
         .map(|(name, value)| {
             let entry = (StringValue::from(value), BaggageMetadata::default());
