@@ -62,10 +62,16 @@ mod spawner;
 #[cfg(feature = "strict")]
 mod strict;
 mod task;
+#[cfg(any(feature = "tokio", feature = "smol", feature = "async-std"))]
+#[path = "../adapters/timer.rs"]
+mod timer;
 mod var;
+mod yield_now;
 
 pub mod pool;
 pub mod thread;
+#[cfg(any(feature = "tokio", feature = "smol", feature = "async-std"))]
+pub mod time;
 
 pub use any_spawner::AnySpawner;
 pub use context::{Context, ContextGuard};
@@ -79,6 +85,7 @@ pub use propagation::{ImportError, ImportProblem, Propagation};
 pub use spawner::{NoRuntime, Spawner};
 pub use task::{task_name, BlockingTask, PreparedBlocking, PreparedTask, Task};
 pub use var::{ContextVar, ResetError, Token};
+pub use yield_now::{yield_now, YieldNow};
 
 #[cfg(feature = "async-std")]
 #[path = "../adapters/async_std.rs"]
