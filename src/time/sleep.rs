@@ -1,6 +1,7 @@
 //! [`Sleep`]: a future that completes at a deadline, on the timer of the runtime that polls it.
 
 use std::future::Future;
+use std::marker::PhantomPinned;
 use std::pin::Pin;
 use std::task::{Context as TaskContext, Poll};
 use std::time::{Duration, Instant};
@@ -52,6 +53,7 @@ pub fn sleep_until(deadline: Instant) -> Sleep {
     Sleep {
         deadline,
         state: State::Unstarted,
+        _pinned: PhantomPinned,
     }
 }
 
@@ -71,12 +73,23 @@ pin_project! {
     /// The runtime whose timer it uses is chosen when it is first polled (and again after
     /// [`reset`](Sleep::reset)), so a `Sleep` made outside any runtime and awaited inside one
     /// works. Polling it again after it completed returns `Ready` again.
+    ///
+    /// It is `!Unpin` whichever runtime features are enabled (tokio's timer needs pinning,
+    /// async-io's does not), so code that compiles with one set of features compiles with all:
+    /// pin it (`std::pin::pin!`, `Box::pin`) to poll it by hand.
+    ///
+    /// ```compile_fail
+    /// fn needs_unpin(_: impl Unpin) {}
+    /// needs_unpin(ctxflow::time::sleep(std::time::Duration::ZERO));
+    /// ```
     #[must_use = "futures do nothing unless you `.await` or poll them"]
     #[derive(Debug)]
     pub struct Sleep {
         deadline: Instant,
         #[pin]
         state: State,
+        #[pin]
+        _pinned: PhantomPinned,
     }
 }
 
