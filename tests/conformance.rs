@@ -616,6 +616,22 @@ mod timers {
     }
 
     #[test]
+    fn local_tasks_sleep_and_time_out_on_every_runtimes_local_executor() {
+        ctxflow::testing::each_local_runtime(|local| async move {
+            use ctxflow::LocalSpawner;
+            let _token = REQUEST_ID.set("req-local".into());
+            let not_send = std::rc::Rc::new(1);
+            let task = local.spawn_local(async move {
+                sleep(Duration::from_millis(1)).await;
+                let stuck = timeout(Duration::from_millis(1), std::future::pending::<()>());
+                (*not_send, stuck.await.is_err(), request_id())
+            });
+            let seen = task.await.unwrap();
+            assert_eq!(seen, (1, true, Some("req-local".to_string())));
+        });
+    }
+
+    #[test]
     fn yield_now_is_pending_once_then_ready_and_keeps_the_context() {
         each_runtime(|_spawner| async move {
             let _token = REQUEST_ID.set("req-yield".into());
