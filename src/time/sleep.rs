@@ -145,6 +145,8 @@ impl Sleep {
     pub(crate) fn start(self: Pin<&mut Self>) {
         let mut this = self.project();
         if let StateProj::Unstarted = this.state.as_mut().project() {
+            // Chosen even for a deadline that has passed, so that a timer polled where none can
+            // run fails every time, zero durations included, not only once a delay is real.
             let driver = Driver::current();
             this.state.set(if timer::now() >= *this.deadline {
                 State::Due { turn: yield_now() }
