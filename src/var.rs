@@ -136,10 +136,10 @@ impl<T: Send + Sync + 'static> ContextVar<T> {
     where
         T: Clone,
     {
-        current::read(|cx| {
-            cx.value(self.info())
-                .map(|value| downcast::<T>(value).clone())
-        })
+        // The value's own reference, not a borrow of the thread's context, is held while it is
+        // cloned: a `Clone` may read, set or install context itself.
+        let value = current::read(|cx| cx.value(self.info()).cloned())?;
+        Some(downcast::<T>(&value).clone())
     }
 
     /// Calls `f` with a borrow of the value in the current context, without cloning it.
