@@ -124,6 +124,9 @@ impl<T: Send + Sync + 'static> ContextVar<T> {
 
     /// A clone of the value in the current context, or `None` when it is not set.
     ///
+    /// The value's `Clone` may itself read, set and install context: the thread's context is
+    /// not borrowed while it runs.
+    ///
     /// ```
     /// use ctxflow::ContextVar;
     /// static USER_ID: ContextVar<u64> = ContextVar::new("user_id");
