@@ -3,10 +3,10 @@
 use std::any::Any;
 use std::cmp::Ordering;
 use std::fmt;
-use std::marker::PhantomData;
 use std::sync::Arc;
 
 use crate::current::{self, Installed, Scope};
+use crate::guard::ContextGuard;
 use crate::var::{ContextVar, VarInfo};
 
 /// A value as a context stores it: shared between snapshots, never copied.
@@ -292,16 +292,7 @@ impl Context {
     #[must_use = "the context is detached again as soon as the guard drops"]
     #[track_caller]
     pub fn attach(&self) -> ContextGuard {
-        #[cfg(feature = "strict")]
-        let position = crate::strict::attached(std::panic::Location::caller());
-        let mut previous = Scope::new(self.clone());
-        current::exchange(&mut previous);
-        ContextGuard {
-            previous,
-            #[cfg(feature = "strict")]
-            position,
-            _not_send: PhantomData,
-        }
+        ContextGuard::attach(self.clone())
     }
 
     #[inline]
@@ -569,6 +560,17 @@ fn downcast_checked<T: Send + Sync + 'static>(value: &Value) -> &T {
         .expect("a context variable always holds its own type")
 }
 
+impl Drop for Context {
+    /// The last holder of a snapshot releases its values with an empty context installed, so
+    /// that a value whose `Drop` sets a variable writes where nobody reads: not into the
+    /// context of whatever runs on this thread next.
+    fn drop(&mut self) {
+        if let Some(table) = self.entries.take().and_then(Arc::into_inner) {
+            current::drop_aside(table);
+        }
+    }
+}
+
 impl fmt::Debug for Context {
     /// Names the variables set; values are not required to be `Debug`.
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
@@ -583,36 +585,6 @@ struct DebugNames<'a>(&'a Context);
 impl fmt::Debug for DebugNames<'_> {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.debug_list().entries(self.0.names()).finish()
-    }
-}
-
-/// Keeps a context attached to this thread; see [`Context::attach`].
-///
-/// It cannot leave its thread:
-///
-/// ```compile_fail
-/// let guard = ctxflow::Context::empty().attach();
-/// std::thread::spawn(move || drop(guard));
-/// ```
-#[must_use = "the context is detached again as soon as the guard drops"]
-pub struct ContextGuard {
-    previous: Scope,
-    #[cfg(feature = "strict")]
-    position: usize,
-    _not_send: PhantomData<*const ()>,
-}
-
-impl Drop for ContextGuard {
-    fn drop(&mut self) {
-        #[cfg(feature = "strict")]
-        crate::strict::detached(self.position);
-        current::exchange(&mut self.previous);
-    }
-}
-
-impl fmt::Debug for ContextGuard {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.debug_struct("ContextGuard").finish_non_exhaustive()
     }
 }
 
