@@ -61,11 +61,15 @@ where
 #[test]
 fn a_raw_spawn_inherits_the_spawners_context() {
     on_each_hooked_runtime(|| async {
-        let _token = REQUEST_ID.set(7);
+        let token = REQUEST_ID.set(7);
+        let (go, wait) = oneshot::channel::<()>();
         let seen = tokio::spawn(async {
-            yield_now().await;
+            wait.await.unwrap();
             REQUEST_ID.get()
         });
+        // Gone from the parent (and from this thread) before the child reads it.
+        REQUEST_ID.reset(token).unwrap();
+        go.send(()).unwrap();
         assert_eq!(seen.await.unwrap(), Some(7));
     });
 }
@@ -177,14 +181,16 @@ fn a_panicking_raw_task_leaves_nothing_on_its_worker() {
 #[test]
 fn a_finished_tasks_future_is_dropped_inside_its_context() {
     on_each_hooked_runtime(|| async {
-        let _token = REQUEST_ID.set(8);
+        let token = REQUEST_ID.set(8);
         let (probe, seen) = DropProbe::new(|| REQUEST_ID.get());
-        tokio::spawn(async move {
+        let (go, wait) = oneshot::channel::<()>();
+        let task = tokio::spawn(async move {
             let _probe = probe;
-            yield_now().await;
-        })
-        .await
-        .unwrap();
+            wait.await.unwrap();
+        });
+        REQUEST_ID.reset(token).unwrap();
+        go.send(()).unwrap();
+        task.await.unwrap();
         assert_eq!(*seen.lock().unwrap(), [Some(8)]);
     });
 }

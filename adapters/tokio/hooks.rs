@@ -76,8 +76,20 @@ impl Scopes {
         let Some(mut scope) = self.check_out(meta.id()) else {
             return;
         };
-        if current::exchange(&mut scope) {
-            let _ = POLLING.try_with(|polling| polling.borrow_mut().push((meta.id(), scope)));
+        if !current::exchange(&mut scope) {
+            // The thread is exiting and its storage is gone: the task runs without it, and its
+            // scope goes back, or the next poll would wait for it forever.
+            return self.check_in(meta.id(), scope);
+        }
+        let mut polling = Some((meta.id(), scope));
+        let _ = POLLING.try_with(|stack| {
+            if let Some(entry) = polling.take() {
+                stack.borrow_mut().push(entry);
+            }
+        });
+        if let Some((id, mut scope)) = polling {
+            current::exchange(&mut scope);
+            self.check_in(id, scope);
         }
     }
 
@@ -100,25 +112,29 @@ impl Scopes {
     }
 
     fn after_poll(&self, meta: &TaskMeta<'_>) {
-        let Some(scope) = uninstall(meta.id()) else {
-            return;
-        };
-        let orphan = match self.shard(meta.id()).get_mut(&meta.id()) {
+        if let Some(scope) = uninstall(meta.id()) {
+            self.check_in(meta.id(), scope);
+        }
+    }
+
+    /// Files the task's scope back after a poll.
+    fn check_in(&self, id: Id, scope: Scope) {
+        let orphan = match self.shard(id).get_mut(&id) {
             Some(slot) => slot.replace(scope),
-            // The task was shut down from another thread between its poll and this hook.
+            // The task finished in this poll, or was shut down from another thread between its
+            // poll and this hook.
             None => Some(scope),
         };
         drop(orphan);
     }
 
     /// The task is done and its future dropped. Inside a poll (the task finished, panicked or
-    /// was cancelled at its poll) the scope is still installed: it comes off now, since the
-    /// after-poll hook will not find it.
+    /// was cancelled at its poll) its scope is still installed: the after-poll hook takes it
+    /// off and, finding no entry, drops it.
     fn terminated(&self, meta: &TaskMeta<'_>) {
-        let installed = uninstall(meta.id());
         let filed = self.shard(meta.id()).remove(&meta.id());
         // The values are dropped here, with no lock held: their `Drop` may spawn.
-        drop((installed, filed));
+        drop(filed);
     }
 }
 

@@ -17,7 +17,7 @@ pub trait TokioUnstable {}
 /// tokio's [`Builder`], and usable only in a build with `RUSTFLAGS="--cfg tokio_unstable"`:
 /// tokio's task hooks need it. In this build, calling it does not compile:
 ///
-/// ```compile_fail
+/// ```compile_fail,E0599
 /// use ctxflow::tokio::ContextHooks;
 /// let runtime = tokio::runtime::Builder::new_multi_thread().carry_context().build();
 /// ```
