@@ -20,10 +20,11 @@ use ctxflow::{Context, ContextVar, InContext};
 use tokio::runtime::{Builder, Runtime};
 use tokio::sync::{oneshot, Barrier};
 
-use common::{yield_now, DropProbe};
+use common::{yield_now, Counted, DropProbe};
 
 static REQUEST_ID: ContextVar<u64> = ContextVar::new("request_id");
 static STEP: ContextVar<u64> = ContextVar::new("step");
+static HELD: ContextVar<Counted> = ContextVar::new("held");
 
 /// A multi-thread and a current-thread runtime, both with ctxflow's hooks.
 fn hooked_runtimes() -> [(&'static str, Runtime); 2] {
@@ -459,4 +460,55 @@ fn the_block_on_future_shares_the_callers_context_unless_wrapped() {
         REQUEST_ID.get()
     });
     assert_eq!((raw, STEP.get()), (Some(30), Some(2)));
+}
+
+/// A task's copy of the context goes when the task ends, however it ends. On a current-thread
+/// runtime the hooks of a finished task have all run before its awaiter is polled again.
+#[test]
+fn a_tasks_context_is_dropped_when_the_task_ends_however_it_ends() {
+    let runtime = Builder::new_current_thread()
+        .carry_context()
+        .build()
+        .unwrap();
+    let alive = Arc::new(AtomicUsize::new(0));
+    runtime.block_on(async {
+        let token = HELD.set(Counted::new(&alive));
+        let finished = tokio::spawn(yield_now());
+        let panicked = tokio::spawn(async { panic!("the task fails") });
+        let aborted = tokio::spawn(std::future::pending::<()>());
+        let never_polled = tokio::spawn(std::future::pending::<()>());
+        never_polled.abort();
+        HELD.reset(token).unwrap();
+        assert_eq!(
+            alive.load(Ordering::SeqCst),
+            1,
+            "the tasks' copies hold the value"
+        );
+        yield_now().await;
+        aborted.abort();
+        finished.await.unwrap();
+        assert!(panicked.await.unwrap_err().is_panic());
+        assert!(aborted.await.unwrap_err().is_cancelled());
+        assert!(never_polled.await.unwrap_err().is_cancelled());
+        assert_eq!(alive.load(Ordering::SeqCst), 0);
+    });
+}
+
+/// A task spawned while the runtime shuts down is cancelled before tokio runs the spawn hook,
+/// so its copy is filed after the task is gone; it goes with the runtime's handles.
+#[test]
+fn contexts_of_tasks_spawned_after_shutdown_go_with_the_runtime() {
+    // Current-thread: no worker thread holds the runtime after it shuts down.
+    let runtime = Builder::new_current_thread()
+        .carry_context()
+        .build()
+        .unwrap();
+    let handle = runtime.handle().clone();
+    let alive = Arc::new(AtomicUsize::new(0));
+    runtime.shutdown_background();
+    let token = HELD.set(Counted::new(&alive));
+    drop(handle.spawn(std::future::pending::<()>()));
+    HELD.reset(token).unwrap();
+    drop(handle);
+    assert_eq!(alive.load(Ordering::SeqCst), 0);
 }
