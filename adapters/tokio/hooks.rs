@@ -121,20 +121,20 @@ impl Scopes {
     fn check_in(&self, id: Id, scope: Scope) {
         let orphan = match self.shard(id).get_mut(&id) {
             Some(slot) => slot.replace(scope),
-            // The task finished in this poll, or was shut down from another thread between its
-            // poll and this hook.
+            // The task was shut down from another thread between its poll and this hook.
             None => Some(scope),
         };
         drop(orphan);
     }
 
     /// The task is done and its future dropped. Inside a poll (the task finished, panicked or
-    /// was cancelled at its poll) its scope is still installed: the after-poll hook takes it
-    /// off and, finding no entry, drops it.
+    /// was cancelled at its poll) its scope is still installed: it comes off here, which spares
+    /// the after-poll hook a look in the map for an entry that is gone.
     fn terminated(&self, meta: &TaskMeta<'_>) {
+        let installed = uninstall(meta.id());
         let filed = self.shard(meta.id()).remove(&meta.id());
         // The values are dropped here, with no lock held: their `Drop` may spawn.
-        drop(filed);
+        drop((installed, filed));
     }
 }
 
