@@ -8,6 +8,10 @@
 //! `--workload VARIANT` runs the spawn benchmark's work once on a current-thread runtime and
 //! exits: a fixed amount of work to count instructions on, which no other load on the machine
 //! can disturb (`valgrind --tool=callgrind <this binary> --workload ctxflow`).
+#![allow(
+    clippy::disallowed_methods,
+    reason = "the runtimes' own spawns are the baselines measured against"
+)]
 
 mod common;
 

@@ -100,6 +100,7 @@ fn polling_in_a_snapshot_never_allocates() {
 
 /// On tokio a ctxflow task is one allocation, as a raw one is: tokio's own join handle reports
 /// its outcome, so there is no slot of ctxflow's to allocate, directly or through `AnySpawner`.
+#[allow(clippy::disallowed_methods, reason = "compares with tokio's own spawn")]
 #[cfg(feature = "tokio")]
 #[test]
 fn a_tokio_spawn_allocates_what_a_raw_one_does() {

@@ -712,6 +712,10 @@ mod thread_exit {
 
     static READS_ON_DROP: ContextVar<ReadsOnDrop> = ContextVar::new("reads_on_drop");
 
+    #[allow(
+        clippy::disallowed_methods,
+        reason = "a plain thread whose exit destroys the context is the subject"
+    )]
     #[test]
     fn a_value_dropped_when_its_thread_exits_can_read_the_context_and_sees_it_empty() {
         let seen = Arc::new(Mutex::new(Vec::new()));
@@ -726,6 +730,10 @@ mod thread_exit {
         assert_eq!(*seen.lock().unwrap(), [None]);
     }
 
+    #[allow(
+        clippy::disallowed_methods,
+        reason = "a plain thread whose exit destroys the context is the subject"
+    )]
     #[test]
     fn a_value_dropped_when_its_thread_exits_can_set_a_variable_that_goes_nowhere() {
         struct SetsOnDrop(Arc<Mutex<Option<Option<u64>>>>);
@@ -792,6 +800,10 @@ mod thread_exit_after_storage {
     }
 
     #[test]
+    #[allow(
+        clippy::disallowed_methods,
+        reason = "a plain thread, so that its thread-locals are registered in a known order"
+    )]
     fn sync_scope_run_and_scope_work_in_a_thread_local_destructor_that_runs_after_ctxflows() {
         let (report, observed) = mpsc::channel();
         let alive = Arc::new(AtomicUsize::new(0));
