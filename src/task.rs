@@ -116,6 +116,13 @@ impl<F: Future> PreparedTask<F> {
         handle
     }
 
+    /// The future inside its context, and the task's name: for a runtime adapter that builds
+    /// the task around its runtime's own join handle.
+    #[cfg_attr(not(any(feature = "smol", feature = "async-std")), allow(dead_code))]
+    pub(crate) fn into_parts(self) -> (WithContext<F>, Option<Arc<str>>) {
+        (WithContext::new(self.future, self.handoff), self.name)
+    }
+
     /// The task for a runtime whose own join handle reports panics and cancellation: it
     /// returns the outcome instead of reporting it.
     #[cfg_attr(not(feature = "tokio"), allow(dead_code))]
@@ -154,7 +161,7 @@ pin_project! {
 pub(crate) struct Panic(Box<Box<dyn std::any::Any + Send + 'static>>);
 
 impl Panic {
-    fn new(payload: Box<dyn std::any::Any + Send + 'static>) -> Self {
+    pub(crate) fn new(payload: Box<dyn std::any::Any + Send + 'static>) -> Self {
         Panic(Box::new(payload))
     }
 
