@@ -12,7 +12,7 @@ use std::task::{Context as TaskContext, Poll, Waker};
 
 use ::async_std::task;
 
-use crate::async_task_join::{AsyncTaskJoin, Contained, NativeTask};
+use crate::async_task_join::{cancelling, AsyncTaskJoin, Contained, NativeTask};
 use crate::runtime_join::RuntimeJoin;
 use crate::{BlockingTask, InContext, JoinHandle, LocalSpawner, PreparedTask, Spawner, Task};
 
@@ -91,7 +91,7 @@ impl Spawner for AsyncStdSpawner {
         };
         let handle = AsyncTaskJoin::new(
             NativeJoin::new(handle),
-            |join| Box::pin(join.handle.cancel()),
+            |join, abort_key| cancelling(join.handle.cancel(), abort_key),
             abort_key,
         );
         JoinHandle::from_runtime(RuntimeJoin::AsyncStd(handle))

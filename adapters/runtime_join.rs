@@ -18,7 +18,7 @@ use std::marker::PhantomData;
 use std::task::{Context as TaskContext, Poll};
 
 #[cfg(any(feature = "smol", feature = "async-std"))]
-use crate::async_task_join::{AsyncTaskJoin, Outcome};
+use crate::async_task_join::{AsyncTaskJoin, Finished};
 use crate::join::JoinError;
 #[cfg(feature = "tokio")]
 use crate::task::Panic;
@@ -28,9 +28,9 @@ pub(crate) enum RuntimeJoin<T> {
     #[cfg(feature = "tokio")]
     Tokio(::tokio::task::JoinHandle<Result<T, Panic>>),
     #[cfg(feature = "smol")]
-    Smol(AsyncTaskJoin<::async_task::FallibleTask<Outcome<T>>>),
+    Smol(AsyncTaskJoin<T, ::async_task::FallibleTask<Finished<T>>>),
     #[cfg(feature = "async-std")]
-    AsyncStd(AsyncTaskJoin<crate::async_std::NativeJoin<Outcome<T>>>),
+    AsyncStd(AsyncTaskJoin<T, crate::async_std::NativeJoin<Finished<T>>>),
     /// Keeps `T` in use when no runtime with such a handle is enabled; never built.
     #[allow(dead_code)]
     Never(Infallible, PhantomData<fn() -> T>),

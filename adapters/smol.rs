@@ -12,7 +12,7 @@ use std::rc::Rc;
 use std::pin::Pin;
 use std::task::{Context as TaskContext, Poll};
 
-use crate::async_task_join::{AsyncTaskJoin, Contained, NativeTask};
+use crate::async_task_join::{cancelling, AsyncTaskJoin, Contained, NativeTask};
 use crate::runtime_join::RuntimeJoin;
 use crate::{BlockingTask, InContext, JoinHandle, LocalSpawner, PreparedTask, Spawner, Task};
 use ::async_task::FallibleTask;
@@ -99,7 +99,11 @@ impl Spawner for SmolSpawner {
             Some(executor) => executor.spawn(task),
             None => ::smol::spawn(task),
         };
-        let handle = AsyncTaskJoin::new(task.fallible(), |task| Box::pin(task.cancel()), abort_key);
+        let handle = AsyncTaskJoin::new(
+            task.fallible(),
+            |task, abort_key| cancelling(task.cancel(), abort_key),
+            abort_key,
+        );
         JoinHandle::from_runtime(RuntimeJoin::Smol(handle))
     }
 }
