@@ -129,7 +129,6 @@ fn a_tokio_spawn_allocates_what_a_raw_one_does() {
 /// Spawns at most ten times and keeps the handles, with the fewest allocations any one spawn
 /// made. A runtime's queue and task table grow now and then, on whichever spawn fills them; what
 /// every spawn allocates shows in each, so in the fewest.
-#[cfg(any(feature = "smol", feature = "async-std"))]
 fn fewest_allocations<H>(mut spawn: impl FnMut() -> H) -> (usize, Vec<H>) {
     let counted: Vec<_> = (0..10).map(|_| allocations(&mut spawn)).collect();
     let fewest = counted.iter().map(|(count, _)| *count).min().unwrap();
@@ -188,4 +187,43 @@ fn an_async_std_spawn_allocates_what_a_raw_one_does() {
         .iter()
         .chain(&any_handles)
         .for_each(|handle| handle.abort());
+}
+
+/// A `TaskGroup` member costs what a plain spawn does: its task carries the group's notice of its
+/// end, so there is no node of the group's to allocate, on any runtime.
+#[test]
+fn a_group_member_allocates_what_a_plain_spawn_does() {
+    use ctxflow::{JoinHandle, Spawner, TaskGroup};
+    use std::future::pending;
+
+    fn plain_and_member<S: Spawner>(spawner: S) -> (usize, usize) {
+        let _guard = context_of(8).attach();
+        let mut group = TaskGroup::new(spawner.clone());
+        group.spawn(pending::<()>());
+        let (plain, handles) = fewest_allocations(|| spawner.spawn(pending::<()>()));
+        let (member, _) = fewest_allocations(|| group.spawn(pending::<()>()));
+        handles.iter().for_each(JoinHandle::abort);
+        (plain, member)
+    }
+
+    #[cfg(feature = "tokio")]
+    {
+        let runtime = tokio::runtime::Builder::new_current_thread()
+            .build()
+            .unwrap();
+        let spawner = ctxflow::tokio::TokioSpawner::from(runtime.handle().clone());
+        assert_eq!(plain_and_member(spawner), (1, 1), "tokio");
+    }
+    #[cfg(feature = "smol")]
+    {
+        let executor = std::sync::Arc::new(smol::Executor::new());
+        let spawner = ctxflow::smol::SmolSpawner::new(executor);
+        assert_eq!(plain_and_member(spawner), (1, 1), "smol");
+    }
+    #[cfg(feature = "async-std")]
+    {
+        let spawner = ctxflow::async_std::AsyncStdSpawner::new();
+        spawner.spawn(async {}).detach();
+        assert_eq!(plain_and_member(spawner), (1, 1), "async-std");
+    }
 }
