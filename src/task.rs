@@ -5,7 +5,7 @@
 //! them and lets go of the runtime's own handle.
 //!
 //! Every spawn starts as a [`PreparedTask`] or [`PreparedBlocking`], which becomes either of
-//! those, or, for a runtime whose own handle already behaves as ctxflow's (tokio), the bare
+//! those, or, on a runtime whose own handle ctxflow's wraps (tokio, smol, async-std), the bare
 //! future or closure in its context, whose outcome that handle reports.
 
 use std::fmt;
