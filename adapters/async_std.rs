@@ -102,8 +102,9 @@ impl Spawner for AsyncStdSpawner {
 /// waker of its last poll, so whoever awaits it stays the one woken.
 pub(crate) struct NativeJoin<T> {
     handle: task::JoinHandle<T>,
-    /// The output a poll from `is_finished` found.
-    output: Option<T>,
+    /// The output a poll from `is_finished` found; boxed, as it is rare, so that a handle's size
+    /// does not depend on its output's.
+    output: Option<Box<T>>,
     awaiter: Option<Waker>,
 }
 
@@ -125,7 +126,7 @@ impl<T> NativeTask for NativeJoin<T> {
 
     fn poll_output(&mut self, cx: &mut TaskContext<'_>) -> Poll<Option<T>> {
         if let Some(output) = self.output.take() {
-            return Poll::Ready(Some(output));
+            return Poll::Ready(Some(*output));
         }
         if !self
             .awaiter
@@ -145,7 +146,7 @@ impl<T> NativeTask for NativeJoin<T> {
             if let Poll::Ready(output) =
                 Pin::new(&mut self.handle).poll(&mut TaskContext::from_waker(waker))
             {
-                self.output = Some(output);
+                self.output = Some(Box::new(output));
             }
         }
         self.output.is_some()

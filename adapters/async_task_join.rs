@@ -186,8 +186,9 @@ enum Stage<T, H> {
     Running(H),
     /// Aborted: waiting for the runtime to drop the future.
     Cancelling(Cancelling<T>),
-    /// Aborted after it had finished: its outcome, kept.
-    Finished(Option<Outcome<T>>),
+    /// Aborted after it had finished: its outcome, kept. Boxed, as it is rare, so that a
+    /// handle's size does not depend on its output's.
+    Finished(Box<Option<Outcome<T>>>),
     /// The outcome has been returned.
     Taken,
 }
@@ -231,7 +232,7 @@ impl<T, H: NativeTask<Output = Finished<T>>> AsyncTaskJoin<T, H> {
             Poll::Pending => *stage = Stage::Cancelling(cancelling),
             Poll::Ready(outcome) => {
                 aborted::unwatch(self.abort_key);
-                *stage = Stage::Finished(outcome);
+                *stage = Stage::Finished(Box::new(outcome));
             }
         }
     }
