@@ -49,6 +49,9 @@
 #![cfg_attr(docsrs, feature(doc_auto_cfg))]
 
 mod any_spawner;
+#[cfg(any(feature = "smol", feature = "async-std"))]
+#[path = "../adapters/async_task_join.rs"]
+mod async_task_join;
 #[path = "../adapters/builtin.rs"]
 mod builtin;
 #[path = "../adapters/carried.rs"]
