@@ -30,7 +30,7 @@
 //! result and `cargo test tokio_current_thread` runs one runtime's tests. A runtime whose feature
 //! is off gets an ignored test that names the feature it needs.
 //!
-//! The functions [`each_runtime`] and [`each_local_runtime`] run one body on every runtime in
+//! The functions [`each_runtime()`] and [`each_local_runtime()`] run one body on every runtime in
 //! turn inside a single test, for tests that need all of them in one process; [`Runtime`] and
 //! [`LocalRuntime`] run a body on one runtime.
 
