@@ -50,23 +50,28 @@ macro_rules! __each_runtime {
                     tokio_multi_thread, TokioMultiThread, [$(#[$attr])*], $spawner, { $($body)* }
                 );
                 $crate::__each_runtime_test!(
-                    tokio_current_thread, TokioCurrentThread, [$(#[$attr])*], $spawner, { $($body)* }
+                    tokio_current_thread, TokioCurrentThread, [$(#[$attr])*], $spawner,
+                    { $($body)* }
                 );
             } else {
-                $crate::__skipped_runtime_test!(tokio_multi_thread, "tokio");
-                $crate::__skipped_runtime_test!(tokio_current_thread, "tokio");
+                $crate::__skipped_runtime_test!(
+                    tokio_multi_thread, "needs ctxflow's `tokio` feature"
+                );
+                $crate::__skipped_runtime_test!(
+                    tokio_current_thread, "needs ctxflow's `tokio` feature"
+                );
             }}
             $crate::__ctxflow_if_smol! {{
                 $crate::__each_runtime_test!(smol, Smol, [$(#[$attr])*], $spawner, { $($body)* });
             } else {
-                $crate::__skipped_runtime_test!(smol, "smol");
+                $crate::__skipped_runtime_test!(smol, "needs ctxflow's `smol` feature");
             }}
             $crate::__ctxflow_if_async_std! {{
                 $crate::__each_runtime_test!(
                     async_std, AsyncStd, [$(#[$attr])*], $spawner, { $($body)* }
                 );
             } else {
-                $crate::__skipped_runtime_test!(async_std, "async-std");
+                $crate::__skipped_runtime_test!(async_std, "needs ctxflow's `async-std` feature");
             }}
         }
     )*};
@@ -112,21 +117,23 @@ macro_rules! __each_local_runtime {
                     tokio_local, TokioLocal, [$(#[$attr])*], $spawner, { $($body)* }
                 );
             } else {
-                $crate::__skipped_runtime_test!(tokio_local, "tokio");
+                $crate::__skipped_runtime_test!(tokio_local, "needs ctxflow's `tokio` feature");
             }}
             $crate::__ctxflow_if_smol! {{
                 $crate::__each_local_runtime_test!(
                     smol_local, SmolLocal, [$(#[$attr])*], $spawner, { $($body)* }
                 );
             } else {
-                $crate::__skipped_runtime_test!(smol_local, "smol");
+                $crate::__skipped_runtime_test!(smol_local, "needs ctxflow's `smol` feature");
             }}
             $crate::__ctxflow_if_async_std! {{
                 $crate::__each_local_runtime_test!(
                     async_std_local, AsyncStdLocal, [$(#[$attr])*], $spawner, { $($body)* }
                 );
             } else {
-                $crate::__skipped_runtime_test!(async_std_local, "async-std");
+                $crate::__skipped_runtime_test!(
+                    async_std_local, "needs ctxflow's `async-std` feature"
+                );
             }}
         }
     )*};
@@ -163,15 +170,11 @@ macro_rules! __each_local_runtime_test {
 #[doc(hidden)]
 #[macro_export]
 macro_rules! __skipped_runtime_test {
-    ($test:ident, $feature:literal) => {
+    ($test:ident, $reason:literal) => {
         #[test]
-        #[ignore = concat!("needs ctxflow's `", $feature, "` feature")]
+        #[ignore = $reason]
         fn $test() {
-            panic!(concat!(
-                "ctxflow was built without its `",
-                $feature,
-                "` feature"
-            ));
+            panic!("{}: ctxflow was built without it", $reason);
         }
     };
 }
