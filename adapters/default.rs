@@ -8,12 +8,25 @@ use crate::{BlockingTask, JoinHandle, PreparedBlocking, PreparedTask, Spawner, T
 
 /// The runtime the enabled features select, decided at each call.
 ///
-/// 1. with feature `tokio`, inside a tokio runtime: that runtime;
-/// 2. with feature `async-std`, inside an async-std task: async-std;
-/// 3. otherwise the first enabled of smol (its global executor), async-std, tokio.
+/// Enabling a feature never moves existing code to another runtime: the runtimes rank in a fixed
+/// order, tokio, then async-std, then smol, and a call takes the first that can serve it:
 ///
-/// Outside any runtime with only `tokio` enabled, spawning panics with [`NoRuntime`]'s message
-/// and `block_on` runs the future on a new current-thread tokio runtime.
+/// 1. inside a tokio runtime (feature `tokio`): that runtime;
+/// 2. inside an async-std task (feature `async-std`): async-std;
+/// 3. otherwise, for [`block_on`](Spawner::block_on): a new current-thread tokio runtime
+///    (feature `tokio`), else async-std, else smol;
+/// 4. otherwise, for a spawn: async-std, else smol's global executor; with only `tokio`
+///    enabled there is no runtime to spawn on, and the spawn panics with [`NoRuntime`]'s
+///    message.
+///
+/// So a dependency that enables `smol` or `async-std` next to `tokio` changes nothing for code
+/// that worked with `tokio` alone: `block_on` still runs on tokio, where tokio's timers and I/O
+/// work; only a spawn outside any runtime, which panicked, now runs. Adding `async-std` next to
+/// `smol` moves such spawns from smol's global executor to async-std's, which drives the same
+/// `async-io` reactor, so smol's timers and I/O keep working there. The one combination a
+/// single order cannot keep: code that ran under `block_on` with `async-std` alone runs on tokio
+/// once `tokio` is enabled too (it is a default feature); code that needs async-std there
+/// should name [`AsyncStdSpawner`](crate::async_std::AsyncStdSpawner).
 ///
 /// ```
 /// use ctxflow::{DefaultSpawner, Spawner};
@@ -26,9 +39,8 @@ use crate::{BlockingTask, JoinHandle, PreparedBlocking, PreparedTask, Spawner, T
 pub struct DefaultSpawner;
 
 impl DefaultSpawner {
-    /// The spawner for one call; `None` when only tokio is enabled and no tokio runtime runs
-    /// here.
-    fn choose() -> Option<Builtin> {
+    /// The runtime the caller runs inside, if ctxflow can tell.
+    fn current() -> Option<Builtin> {
         #[cfg(feature = "tokio")]
         if let Ok(spawner) = crate::tokio::TokioSpawner::try_current() {
             return Some(Builtin::Tokio(spawner));
@@ -37,11 +49,17 @@ impl DefaultSpawner {
         if ::async_std::task::try_current().is_some() {
             return Some(Builtin::AsyncStd(crate::async_std::AsyncStdSpawner));
         }
-        #[cfg(feature = "smol")]
-        return Some(Builtin::Smol(crate::smol::SmolSpawner::global()));
-        #[cfg(all(feature = "async-std", not(feature = "smol")))]
+        None
+    }
+
+    /// The runtime that takes a spawn made outside any runtime ctxflow can tell: `None` when
+    /// only tokio is enabled, which has none.
+    fn outside_runtime() -> Option<Builtin> {
+        #[cfg(feature = "async-std")]
         return Some(Builtin::AsyncStd(crate::async_std::AsyncStdSpawner));
-        #[cfg(all(feature = "tokio", not(feature = "smol"), not(feature = "async-std")))]
+        #[cfg(all(feature = "smol", not(feature = "async-std")))]
+        return Some(Builtin::Smol(crate::smol::SmolSpawner::global()));
+        #[cfg(not(any(feature = "smol", feature = "async-std")))]
         return None;
     }
 
@@ -51,7 +69,7 @@ impl DefaultSpawner {
     /// With [`NoRuntime`](crate::NoRuntime)'s message when only tokio is enabled and no tokio
     /// runtime runs here.
     fn for_spawn() -> Builtin {
-        match Self::choose() {
+        match Self::current().or_else(Self::outside_runtime) {
             Some(spawner) => spawner,
             #[cfg(feature = "tokio")]
             None => Builtin::Tokio(crate::tokio::TokioSpawner::current()),
@@ -95,9 +113,11 @@ impl Spawner for DefaultSpawner {
     }
 
     fn block_on<F: Future>(&self, future: F) -> F::Output {
-        if let Some(spawner) = Self::choose() {
+        if let Some(spawner) = Self::current() {
             return spawner.block_on(future);
         }
+        // tokio ranks first, so that enabling smol or async-std never moves tokio code (and its
+        // timers) off tokio.
         #[cfg(feature = "tokio")]
         {
             let runtime = ::tokio::runtime::Builder::new_current_thread()
@@ -107,7 +127,12 @@ impl Spawner for DefaultSpawner {
             crate::tokio::TokioSpawner::from(runtime).block_on(future)
         }
         #[cfg(not(feature = "tokio"))]
-        unreachable!("a runtime other than tokio is always available")
+        {
+            match Self::outside_runtime() {
+                Some(spawner) => spawner.block_on(future),
+                None => unreachable!("a runtime other than tokio is always available"),
+            }
+        }
     }
 }
 
