@@ -37,6 +37,7 @@
 //! ```
 
 use crate::handoff::Handoff;
+use crate::JoinHandle;
 
 #[path = "rayon/iter.rs"]
 mod iter;
@@ -53,7 +54,8 @@ pub use scope::Scope;
 /// caller's context.
 ///
 /// As with `rayon::spawn`, a panic in `f` goes to the pool's panic handler, and aborts the
-/// process if the pool has none.
+/// process if the pool has none. To await the result, or get a panic back as a
+/// [`JoinError`](crate::JoinError), use [`spawn_with_handle`].
 ///
 /// ```
 /// use std::sync::mpsc;
@@ -71,6 +73,39 @@ where
     F: FnOnce() + Send + 'static,
 {
     ::rayon::spawn(Handoff::for_spawn().wrap(f));
+}
+
+/// Spawns `f` on rayon's global pool, like [`spawn`], and returns a [`JoinHandle`] to its
+/// result: await it from async code, or [`join`](JoinHandle::join) it from a thread.
+///
+/// A panic in `f` is caught and given to the handle as a [`JoinError`](crate::JoinError)
+/// (`is_panic`), so rayon's panic handler never sees it. Dropping the handle detaches the job:
+/// it still runs. As everywhere in ctxflow, `f` runs in a snapshot of the caller's context.
+///
+/// ```
+/// use ctxflow::ContextVar;
+///
+/// static REQUEST_ID: ContextVar<String> = ContextVar::new("request_id");
+///
+/// let checksum = ctxflow::block_on(async {
+///     let _token = REQUEST_ID.set("req-123".into());
+///     ctxflow::rayon::spawn_with_handle(|| {
+///         let id = REQUEST_ID.get().unwrap();
+///         id.bytes().map(u64::from).sum::<u64>()
+///     })
+///     .await
+///     .unwrap()
+/// });
+/// assert_eq!(checksum, "req-123".bytes().map(u64::from).sum::<u64>());
+/// ```
+pub fn spawn_with_handle<F, R>(f: F) -> JoinHandle<R>
+where
+    F: FnOnce() -> R + Send + 'static,
+    R: Send + 'static,
+{
+    let (job, handle) = crate::task::blocking(Handoff::for_spawn(), f);
+    ::rayon::spawn(move || job.run());
+    handle
 }
 
 /// Runs `a` and `b`, potentially in parallel, like [`rayon::join`], each in a snapshot of the

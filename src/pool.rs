@@ -45,8 +45,7 @@ use crate::task;
 pub type Job = Box<dyn FnOnce() + Send + 'static>;
 
 /// A pool of your own, given a submit function once, that carries the caller's context into
-/// every closure it runs: the Rust form of fapilog's
-/// `run_in_executor_with_context(executor, fn, *args)`.
+/// every closure it runs: the Rust form of `run_in_executor_with_context(executor, fn, *args)`.
 ///
 /// The submit function receives a [`Job`] and must run it once, on any thread. A job that is
 /// dropped without running (the pool shut down) counts as cancelled: the
@@ -72,6 +71,31 @@ pub type Job = Box<dyn FnOnce() + Send + 'static>;
 ///
 /// drop(pool);
 /// worker.join().unwrap();
+/// ```
+///
+/// `S`, the submit function's type, has no name when it is a closure. In a struct field, write
+/// `ContextPool<fn(Job)>` for one that captures nothing, or
+/// `ContextPool<Box<dyn Fn(Job) + Send + Sync>>` for one that does:
+///
+/// ```
+/// use std::sync::mpsc;
+/// use ctxflow::pool::{ContextPool, Job};
+///
+/// struct Service {
+///     detached: ContextPool<fn(Job)>,
+///     queued: ContextPool<Box<dyn Fn(Job) + Send + Sync>>,
+/// }
+///
+/// let (queue, jobs) = mpsc::channel::<Job>();
+/// let service = Service {
+///     detached: ContextPool::new(|job| drop(std::thread::spawn(job))),
+///     queued: ContextPool::new(Box::new(move |job| queue.send(job).unwrap())),
+/// };
+///
+/// assert_eq!(service.detached.spawn(|| 6 * 7).join().unwrap(), 42);
+/// let queued = service.queued.spawn(|| "ran from the queue");
+/// jobs.recv().unwrap()();
+/// assert_eq!(queued.join().unwrap(), "ran from the queue");
 /// ```
 #[derive(Clone)]
 pub struct ContextPool<S> {

@@ -43,6 +43,57 @@ fn closure_spawned_on_global_pool_sees_callers_request_id() {
 }
 
 #[test]
+fn awaited_handle_gives_the_result_of_a_closure_run_in_the_callers_context() {
+    let seen = ctxflow::block_on(async {
+        let _token = REQUEST_ID.set("req-handle".into());
+        ctxflow::rayon::spawn_with_handle(|| REQUEST_ID.get())
+            .await
+            .unwrap()
+    });
+    assert_eq!(seen.as_deref(), Some("req-handle"));
+}
+
+#[test]
+fn panic_in_a_closure_spawned_with_a_handle_comes_back_as_a_join_error() {
+    let _token = REQUEST_ID.set("req-panic".into());
+    let handle = ctxflow::rayon::spawn_with_handle(|| -> u32 { panic!("rayon job failed") });
+
+    let error = handle.join().unwrap_err();
+    assert!(error.is_panic());
+    assert_eq!(
+        *error.into_panic().downcast::<&str>().unwrap(),
+        "rayon job failed"
+    );
+    // The panic never reached the caller's context either.
+    assert_eq!(REQUEST_ID.get().as_deref(), Some("req-panic"));
+}
+
+#[test]
+fn closure_whose_handle_is_dropped_still_runs_in_the_callers_context() {
+    let _token = REQUEST_ID.set("req-detached".into());
+    let (report, seen) = mpsc::channel();
+
+    drop(ctxflow::rayon::spawn_with_handle(move || {
+        report.send(REQUEST_ID.get()).unwrap()
+    }));
+    assert_eq!(seen.recv().unwrap().as_deref(), Some("req-detached"));
+}
+
+#[test]
+fn writes_inside_a_closure_spawned_with_a_handle_never_reach_the_caller() {
+    let _token = REQUEST_ID.set("req-parent".into());
+    let inner = ctxflow::rayon::spawn_with_handle(|| {
+        let _child = REQUEST_ID.set("req-child".into());
+        REQUEST_ID.get()
+    })
+    .join()
+    .unwrap();
+
+    assert_eq!(inner.as_deref(), Some("req-child"));
+    assert_eq!(REQUEST_ID.get().as_deref(), Some("req-parent"));
+}
+
+#[test]
 fn both_sides_of_join_see_callers_request_id() {
     let _token = REQUEST_ID.set("req-join".into());
 
