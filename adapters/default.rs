@@ -136,8 +136,7 @@ impl Spawner for DefaultSpawner {
     }
 }
 
-/// Spawns `future` on the [`DefaultSpawner`] in a snapshot of the caller's context: the Rust
-/// form of fapilog's `create_task_with_context`.
+/// Spawns `future` on the [`DefaultSpawner`] in a snapshot of the caller's context.
 ///
 /// ```
 /// use ctxflow::ContextVar;
@@ -174,8 +173,7 @@ where
     DefaultSpawner.spawn_named(name, future)
 }
 
-/// Runs `f` on the [`DefaultSpawner`]'s blocking pool in a snapshot of the caller's context:
-/// the Rust form of fapilog's `run_in_executor_with_context(None, f)`.
+/// Runs `f` on the [`DefaultSpawner`]'s blocking pool in a snapshot of the caller's context.
 ///
 /// ```
 /// use ctxflow::ContextVar;

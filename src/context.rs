@@ -251,7 +251,7 @@ impl Context {
     }
 
     /// A closure that runs `f` inside this snapshot, wherever it is called: the form to hand to
-    /// a thread pool (fapilog's `run_in_executor_with_context`).
+    /// a thread pool.
     ///
     /// ```
     /// use ctxflow::{Context, ContextVar};

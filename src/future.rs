@@ -179,8 +179,7 @@ pub trait InContext: Sized {
         WithContext::new(self, Handoff::from(context))
     }
 
-    /// Runs `self` inside the context current here and now, wherever it is polled later:
-    /// the form of fapilog's `preserve_context`.
+    /// Runs `self` inside the context current here and now, wherever it is polled later.
     ///
     /// ```
     /// use ctxflow::{ContextVar, InContext};
@@ -197,7 +196,7 @@ pub trait InContext: Sized {
 
 impl<T: Sized> InContext for T {}
 
-/// `future`, bound to the context current where this is called: fapilog's `preserve_context`.
+/// `future`, bound to the context current where this is called.
 /// The same as [`future.in_current_context()`](InContext::in_current_context).
 ///
 /// ```

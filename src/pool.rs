@@ -45,7 +45,7 @@ use crate::task;
 pub type Job = Box<dyn FnOnce() + Send + 'static>;
 
 /// A pool of your own, given a submit function once, that carries the caller's context into
-/// every closure it runs: the Rust form of `run_in_executor_with_context(executor, fn, *args)`.
+/// every closure it runs.
 ///
 /// The submit function receives a [`Job`] and must run it once, on any thread. A job that is
 /// dropped without running (the pool shut down) counts as cancelled: the

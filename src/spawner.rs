@@ -83,8 +83,7 @@ pub trait Spawner: Clone + Send + Sync + 'static {
         f.spawn_reporting(self)
     }
 
-    /// Spawns `future` as a task that runs in a snapshot of the caller's context: fapilog's
-    /// `create_task_with_context`. Inside [`suppress_flow`](crate::suppress_flow) it starts
+    /// Spawns `future` as a task that runs in a snapshot of the caller's context. Inside [`suppress_flow`](crate::suppress_flow) it starts
     /// empty.
     fn spawn<F>(&self, future: F) -> JoinHandle<F::Output>
     where
@@ -115,8 +114,8 @@ pub trait Spawner: Clone + Send + Sync + 'static {
         self.spawn_prepared(PreparedTask::new(Handoff::from(context), None, future))
     }
 
-    /// Runs `f` on the blocking pool in a snapshot of the caller's context: fapilog's
-    /// `run_in_executor_with_context`. Arguments travel in the closure's captures.
+    /// Runs `f` on the blocking pool in a snapshot of the caller's context.
+    /// Arguments travel in the closure's captures.
     fn spawn_blocking<F, R>(&self, f: F) -> JoinHandle<R>
     where
         F: FnOnce() -> R + Send + 'static,
