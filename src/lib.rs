@@ -46,7 +46,7 @@
     clippy::disallowed_methods,
     reason = "clippy.toml forbids raw spawns to code that uses ctxflow; ctxflow's spawners are built on them"
 )]
-#![cfg_attr(docsrs, feature(doc_auto_cfg))]
+#![cfg_attr(docsrs, feature(doc_cfg))]
 
 mod any_spawner;
 #[cfg(any(feature = "smol", feature = "async-std"))]
