@@ -4,9 +4,9 @@
 //! against its own `FutureExt::with_context`.
 //!
 //! ```text
-//! cargo bench --bench logging --features tracing   # ctxflow carries the span
-//! cargo bench --bench logging                      # feature off: ctxflow carries no span
-//! cargo bench --bench logging --features opentelemetry -- OpenTelemetry
+//! cargo bench -p ctxflow-benches --bench logging --features tracing   # ctxflow carries the span
+//! cargo bench -p ctxflow-benches --bench logging                      # off: no span carried
+//! cargo bench -p ctxflow-benches --bench logging --features opentelemetry -- OpenTelemetry
 //! ```
 //!
 //! What carrying the span adds to a poll is the difference between "WithContext,

@@ -1,6 +1,6 @@
 //! What a task costs in memory with and without ctxflow: the size of the future each runtime
 //! receives, the heap allocations each spawn makes, and the resident memory of a million
-//! pending tasks. Not a criterion benchmark: it prints tables (`cargo bench --bench memory`).
+//! pending tasks. Not a criterion benchmark: it prints tables (`cargo bench -p ctxflow-benches --bench memory`).
 //!
 //! The resident-memory figures come from child processes of this binary, one per variant, so
 //! that no variant inherits another's heap.
