@@ -67,4 +67,4 @@ mod span;
 
 pub use format::WithLogFields;
 pub use log_fields::LogFields;
-pub(crate) use span::{CarriedSpan, EnteredSpan};
+pub use span::SpanCarrier;

@@ -6,6 +6,8 @@ use std::fmt;
 use std::marker::PhantomData;
 use std::sync::Arc;
 
+use crate::carried::{Carried, Taking};
+use crate::carrier;
 use crate::current::{self, Installed, Scope};
 use crate::var::{ContextVar, VarInfo};
 
@@ -42,7 +44,14 @@ struct Entry {
 #[derive(Clone, Default)]
 pub struct Context {
     /// One thin pointer, so that installing a context moves one word.
-    entries: Option<Arc<Table>>,
+    entries: Option<Arc<Shared>>,
+}
+
+/// What a non-empty snapshot holds: its variables, and the carriers' state captured with it.
+#[derive(Clone)]
+struct Shared {
+    table: Table,
+    carried: Carried,
 }
 
 impl Context {
@@ -68,7 +77,39 @@ impl Context {
     /// assert_eq!(Context::current().get(&USER), Some(&7));
     /// ```
     pub fn current() -> Self {
+        let variables = Context::current_variables();
+        if !carrier::any() {
+            return variables;
+        }
+        variables.carrying(Carried::capture(Taking::All))
+    }
+
+    /// The current context's variables, without capturing the carriers: for what only reads
+    /// variables, such as a log line's fields.
+    #[inline]
+    pub(crate) fn current_variables() -> Self {
         current::read(Context::clone)
+    }
+
+    /// This snapshot's variables, with `carried` in place of what it carried.
+    fn carrying(mut self, carried: Carried) -> Self {
+        match &mut self.entries {
+            Some(shared) => Arc::make_mut(shared).carried = carried,
+            None if carried.is_empty() => {}
+            None => {
+                self.entries = Some(Arc::new(Shared {
+                    table: Table::Small(Small::default()),
+                    carried,
+                }))
+            }
+        }
+        self
+    }
+
+    /// The carriers' state this snapshot holds, installed wherever it is.
+    #[inline]
+    pub(crate) fn carried(&self) -> Option<&Carried> {
+        self.entries.as_deref().map(|shared| &shared.carried)
     }
 
     /// The part of the current context that flows into spawned work: the current context
@@ -98,6 +139,14 @@ impl Context {
 
     /// The current context without its non-flowing variables.
     pub(crate) fn flowing() -> Self {
+        let variables = Context::flowing_variables();
+        if !carrier::any() {
+            return variables;
+        }
+        variables.carrying(Carried::capture(Taking::Flowing))
+    }
+
+    fn flowing_variables() -> Self {
         current::read(|cx| {
             if cx.iter().all(|(var, _)| var.flows) {
                 return cx.clone();
@@ -111,7 +160,7 @@ impl Context {
             };
             let mut table = Table::one(var, value);
             let edit = Arc::get_mut(&mut table).expect("a new table is not shared");
-            flowing.for_each(|(var, value)| edit.push(var, value));
+            flowing.for_each(|(var, value)| edit.table.push(var, value));
             Context {
                 entries: Some(table),
             }
@@ -182,7 +231,9 @@ impl Context {
     /// assert_eq!(cx.len(), 2);
     /// ```
     pub fn len(&self) -> usize {
-        self.entries.as_deref().map_or(0, Table::len)
+        self.entries
+            .as_deref()
+            .map_or(0, |shared| shared.table.len())
     }
 
     /// Whether no variable is set in this snapshot.
@@ -192,7 +243,7 @@ impl Context {
     /// assert!(Context::default().is_empty());
     /// ```
     pub fn is_empty(&self) -> bool {
-        self.entries.is_none()
+        self.len() == 0
     }
 
     /// Whether both are the same snapshot: true for clones of one snapshot, and for two empty
@@ -247,7 +298,10 @@ impl Context {
     pub fn run<R>(&self, f: impl FnOnce() -> R) -> R {
         let mut scope = Scope::new(self.clone());
         let _installed = Installed::new(&mut scope);
-        f()
+        match self.carried() {
+            None => f(),
+            Some(carried) => carried.enter(f),
+        }
     }
 
     /// A closure that runs `f` inside this snapshot, wherever it is called: the form to hand to
@@ -306,14 +360,14 @@ impl Context {
 
     #[inline]
     pub(crate) fn value(&self, var: &'static VarInfo) -> Option<&Value> {
-        self.entries.as_deref()?.value(var)
+        self.entries.as_deref()?.table.value(var)
     }
 
     /// Sets `var`, copy-on-write; returns the value it replaces. Runs no user code: every value
     /// that leaves the table is handed back or still held by another snapshot.
     pub(crate) fn insert(&mut self, var: &'static VarInfo, value: Value) -> Option<Value> {
         match &mut self.entries {
-            Some(table) => Arc::make_mut(table).insert(var, value),
+            Some(shared) => Arc::make_mut(shared).table.insert(var, value),
             None => {
                 self.entries = Some(Table::one(var, value));
                 None
@@ -323,19 +377,19 @@ impl Context {
 
     /// Unsets `var`, copy-on-write; returns the value it had.
     pub(crate) fn remove(&mut self, var: &'static VarInfo) -> Option<Value> {
-        let table = self.entries.as_mut()?;
-        let previous = table.value(var)?.clone();
-        if table.len() == 1 {
+        let shared = self.entries.as_mut()?;
+        let previous = shared.table.value(var)?.clone();
+        if shared.table.len() == 1 && shared.carried.is_empty() {
             self.entries = None;
         } else {
-            Arc::make_mut(table).remove(var);
+            Arc::make_mut(shared).table.remove(var);
         }
         Some(previous)
     }
 
     /// The variables set and their values, in the table's order.
     fn iter(&self) -> impl Iterator<Item = (&'static VarInfo, &Value)> + '_ {
-        let (small, large) = match self.entries.as_deref() {
+        let (small, large) = match self.entries.as_deref().map(|shared| &shared.table) {
             None => (None, None),
             Some(Table::Small(small)) => (Some(small), None),
             Some(Table::Large(entries)) => (None, Some(entries)),
@@ -381,11 +435,14 @@ impl Table {
     /// Out of line: inlined, it gave every `set`, even one that replaces a value in place, a
     /// stack frame large enough to build a table in.
     #[inline(never)]
-    fn one(var: &'static VarInfo, value: Value) -> Arc<Table> {
+    fn one(var: &'static VarInfo, value: Value) -> Arc<Shared> {
         let mut small = Small::default();
         small.vars[0] = Some(var);
         small.values[0] = Some(value);
-        Arc::new(Table::Small(small))
+        Arc::new(Shared {
+            table: Table::Small(small),
+            carried: Carried::default(),
+        })
     }
 
     fn len(&self) -> usize {
@@ -462,7 +519,7 @@ impl Table {
         }
     }
 
-    /// Removes `var`; the table keeps at least one variable.
+    /// Removes `var`.
     fn remove(&mut self, var: &'static VarInfo) -> Option<Value> {
         match self {
             Table::Small(small) => {
@@ -572,9 +629,12 @@ fn downcast_checked<T: Send + Sync + 'static>(value: &Value) -> &T {
 impl fmt::Debug for Context {
     /// Names the variables set; values are not required to be `Debug`.
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.debug_struct("Context")
-            .field("vars", &DebugNames(self))
-            .finish()
+        let mut debug = f.debug_struct("Context");
+        debug.field("vars", &DebugNames(self));
+        if let Some(carried) = self.carried().filter(|carried| !carried.is_empty()) {
+            debug.field("carriers", carried);
+        }
+        debug.finish()
     }
 }
 

@@ -51,8 +51,9 @@ impl Drop for Release<'_> {
 impl<T> WithContext<T> {
     pub(crate) fn new(inner: T, handoff: Handoff) -> Self {
         WithContext {
+            // A copy beside the context, which leaves the wrapper while it is installed.
+            carried: handoff.context.carried().cloned().unwrap_or_default(),
             scope: Scope::new(handoff.context),
-            carried: handoff.carried,
             inner: Some(inner),
         }
     }
@@ -105,9 +106,8 @@ impl<T> WithContext<T> {
         let mut this = self.project();
         let release = Release(this.scope);
         if this.inner.is_some() {
-            let _entered = this.carried.enter();
             let _installed = Installed::or_skip(&mut *release.0);
-            this.inner.set(None);
+            this.carried.enter(|| this.inner.set(None));
         }
     }
 
@@ -115,9 +115,9 @@ impl<T> WithContext<T> {
     #[inline(always)]
     pub(crate) fn installed<R>(self: Pin<&mut Self>, f: impl FnOnce(Pin<&mut T>) -> R) -> R {
         let this = self.project();
-        let _entered = this.carried.enter();
         let _installed = Installed::new(this.scope);
-        f(this.inner.as_pin_mut().expect(DROPPED))
+        let inner = this.inner.as_pin_mut().expect(DROPPED);
+        this.carried.enter(|| f(inner))
     }
 }
 
@@ -145,11 +145,10 @@ impl<S: Stream> Stream for WithContext<S> {
 impl<T: Clone> Clone for WithContext<T> {
     /// A copy of the inner value with a copy of the context, as it is now.
     fn clone(&self) -> Self {
-        let handoff = Handoff {
-            context: self.scope.context.clone(),
-            carried: self.carried.clone(),
-        };
-        WithContext::new(self.inner().clone(), handoff)
+        WithContext::new(
+            self.inner().clone(),
+            Handoff::from(self.scope.context.clone()),
+        )
     }
 }
 

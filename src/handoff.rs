@@ -1,29 +1,24 @@
 //! [`Handoff`]: what a closure takes along when it is handed to another thread.
 
-use crate::carried::Carried;
 use crate::context::Context;
 
-/// The context, and the outside libraries' state, that a closure handed to a thread or a pool
-/// runs in. Each run installs both and puts the thread's own back afterwards, panics included.
+/// The context a closure handed to a thread or a pool runs in, with the carriers' state it
+/// captured. Each run installs both and puts the thread's own back afterwards, panics
+/// included.
 ///
 /// The default is the empty handoff: what a thread should see while it runs work that is not
 /// the caller's.
 #[derive(Clone, Debug, Default)]
 pub(crate) struct Handoff {
     pub(crate) context: Context,
-    pub(crate) carried: Carried,
 }
 
 impl Handoff {
-    /// What any spawn takes along from here: the flowing variables, or nothing at all inside
-    /// [`suppress_flow`](crate::suppress_flow).
+    /// What any spawn takes along from here: the flowing variables and carriers, or nothing at
+    /// all inside [`suppress_flow`](crate::suppress_flow).
     pub(crate) fn for_spawn() -> Self {
-        if crate::is_flow_suppressed() {
-            return Handoff::default();
-        }
         Handoff {
-            context: Context::flowing(),
-            carried: Carried::capture(),
+            context: Context::inheritable(),
         }
     }
 
@@ -31,12 +26,10 @@ impl Handoff {
     pub(crate) fn current() -> Self {
         Handoff {
             context: Context::current(),
-            carried: Carried::capture(),
         }
     }
 
     pub(crate) fn run<R>(&self, f: impl FnOnce() -> R) -> R {
-        let _entered = self.carried.enter();
         self.context.run(f)
     }
 
@@ -49,12 +42,9 @@ impl Handoff {
 }
 
 impl From<Context> for Handoff {
-    /// Exactly `context`, and none of the outside libraries' state, as every form that is given
-    /// its context explicitly (`spawn_in`, `in_context`) does.
+    /// Exactly `context`, with what it carries, as every form that is given its context
+    /// explicitly (`spawn_in`, `in_context`) does.
     fn from(context: Context) -> Self {
-        Handoff {
-            context,
-            carried: Carried::default(),
-        }
+        Handoff { context }
     }
 }

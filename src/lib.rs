@@ -46,6 +46,7 @@ mod any_spawner;
 mod builtin;
 #[path = "../adapters/carried.rs"]
 mod carried;
+mod carrier;
 mod context;
 mod current;
 mod flow;
@@ -68,6 +69,7 @@ pub mod pool;
 pub mod thread;
 
 pub use any_spawner::AnySpawner;
+pub use carrier::{register_carrier, Carrier, RegisterError};
 pub use context::{Context, ContextGuard};
 pub use flow::{is_flow_suppressed, suppress_flow};
 pub use future::{preserve_context, InContext, WithContext};

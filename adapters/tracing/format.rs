@@ -150,7 +150,7 @@ impl<E> WithLogFields<E> {
         S: Subscriber + for<'a> LookupSpan<'a>,
         N: for<'a> FormatFields<'a> + 'static,
     {
-        let context = Context::current();
+        let context = Context::current_variables();
         let mut set = self.fields.set_in(&context).peekable();
         if set.peek().is_none() {
             return self.format.format_event(ctx, writer, event);
@@ -189,7 +189,7 @@ impl<E> WithLogFields<E> {
         S: Subscriber + for<'a> LookupSpan<'a>,
         N: for<'a> FormatFields<'a> + 'static,
     {
-        let context = Context::current();
+        let context = Context::current_variables();
         let mut set = self.fields.set_in(&context).peekable();
         if set.peek().is_none() {
             return self.format.format_event(ctx, writer, event);
