@@ -243,7 +243,8 @@ pub(crate) fn capture<C: Carrier>(carrier: &C) -> Capture<C> {
 /// Keeps a carrier's state installed on this thread; restores the thread's own when dropped.
 pub(crate) struct Entered<'a, C: Carrier> {
     carrier: &'a C,
-    captured: &'a C::Captured,
+    /// `None`, with `saved`, when nothing was installed.
+    captured: Option<&'a C::Captured>,
     saved: Option<C::Saved>,
 }
 
@@ -251,32 +252,42 @@ pub(crate) struct Entered<'a, C: Carrier> {
 ///
 /// # Panics
 /// When the capture or the install panicked, with the carrier's name; nothing is installed.
+/// Not while the thread is already panicking: then the state is left out.
 #[inline]
 pub(crate) fn enter<'a, C: Carrier>(carrier: &'a C, captured: &'a Capture<C>) -> Entered<'a, C> {
-    let captured = match captured {
-        Ok(captured) => captured,
-        Err(CaptureFailed(message)) => failed::<C>("capturing", message),
+    let failure = match captured {
+        Ok(captured) => match panic::catch_unwind(AssertUnwindSafe(|| carrier.install(captured))) {
+            Ok(saved) => {
+                return Entered {
+                    carrier,
+                    captured: Some(captured),
+                    saved: Some(saved),
+                }
+            }
+            Err(payload) => ("installing", message(&*payload)),
+        },
+        Err(CaptureFailed(message)) => ("capturing", message.clone()),
     };
-    let saved = match panic::catch_unwind(AssertUnwindSafe(|| carrier.install(captured))) {
-        Ok(saved) => saved,
-        Err(payload) => failed::<C>("installing", &message(&*payload)),
-    };
-    Entered {
-        carrier,
-        captured,
-        saved: Some(saved),
+    // A future dropped while its task unwinds is dropped inside its context: a second panic
+    // there would abort the process, so the state is left out, and the first panic goes on.
+    if std::thread::panicking() {
+        return Entered {
+            carrier,
+            captured: None,
+            saved: None,
+        };
     }
+    failed::<C>(failure.0, &failure.1)
 }
 
 impl<C: Carrier> Drop for Entered<'_, C> {
     #[inline]
     fn drop(&mut self) {
-        let Some(saved) = self.saved.take() else {
+        let (Some(captured), Some(saved)) = (self.captured, self.saved.take()) else {
             return;
         };
-        let restored = panic::catch_unwind(AssertUnwindSafe(|| {
-            self.carrier.restore(self.captured, saved)
-        }));
+        let restored =
+            panic::catch_unwind(AssertUnwindSafe(|| self.carrier.restore(captured, saved)));
         // While unwinding, a second panic would abort: the first one is the task's panic, and
         // this one was already printed by the panic hook.
         if let Err(payload) = restored {

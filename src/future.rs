@@ -2,6 +2,7 @@
 
 use std::fmt;
 use std::future::{Future, IntoFuture};
+use std::panic::{self, AssertUnwindSafe};
 use std::pin::Pin;
 use std::task::{Context as TaskContext, Poll};
 
@@ -107,7 +108,17 @@ impl<T> WithContext<T> {
         let release = Release(this.scope);
         if this.inner.is_some() {
             let _installed = Installed::or_skip(&mut *release.0);
-            this.carried.enter(|| this.inner.set(None));
+            let mut inner = this.inner;
+            let dropped = panic::catch_unwind(AssertUnwindSafe(|| {
+                this.carried.enter(|| inner.set(None));
+            }));
+            if let Err(payload) = dropped {
+                // A carrier could not be installed: the value goes all the same, without it,
+                // so that it is never dropped later by a runtime that aborts on a panicking
+                // drop. The carrier's panic follows.
+                inner.set(None);
+                panic::resume_unwind(payload);
+            }
         }
     }
 

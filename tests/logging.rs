@@ -399,6 +399,30 @@ mod spans {
     use super::*;
 
     #[test]
+    fn work_given_the_current_context_by_hand_logs_in_the_callers_span() {
+        let lines = capture(|| {
+            each_runtime(|spawner| {
+                handle_request(async move {
+                    let wrapped = Context::current().wrap(|| info!("wrapped closure"));
+                    let envelope = Context::inheritable();
+                    let task = spawner.spawn_in(Context::current(), async {
+                        yield_now().await;
+                        info!("task in the current context");
+                    });
+                    std::thread::spawn(wrapped).join().unwrap();
+                    std::thread::spawn(move || envelope.run(|| info!("job from its envelope")))
+                        .join()
+                        .unwrap();
+                    task.await.unwrap();
+                })
+            })
+        });
+        lines.assert_each_runtime_logged("wrapped closure", IN_REQUEST);
+        lines.assert_each_runtime_logged("job from its envelope", IN_REQUEST);
+        lines.assert_each_runtime_logged("task in the current context", IN_REQUEST);
+    }
+
+    #[test]
     fn a_task_spawned_in_another_context_runs_outside_the_callers_span() {
         let lines = capture(|| {
             each_runtime(|spawner| {

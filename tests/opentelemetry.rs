@@ -168,3 +168,36 @@ fn what_a_task_attaches_never_reaches_its_spawner() {
         }
     });
 }
+
+#[test]
+fn work_given_the_current_context_by_hand_keeps_the_callers_trace() {
+    let (tracer, exporter) = tracer();
+    each_runtime(|spawner| {
+        let (tracer, exporter) = (tracer.clone(), exporter.clone());
+        async move {
+            let request = opentelemetry::Context::current_with_span(tracer.start("request"));
+            let parent = request.span().span_context().clone();
+            let (wrapped, envelope, task) = {
+                let _attached = request.attach();
+                let (in_closure, in_task) = (tracer.clone(), tracer.clone());
+                (
+                    Context::current().wrap(move || record_span(&in_closure, "wrapped closure")),
+                    Context::inheritable(),
+                    spawner.spawn_in(Context::current(), async move {
+                        yield_now().await;
+                        record_span(&in_task, "task in the current context")
+                    }),
+                )
+            };
+            let wrapped = std::thread::spawn(wrapped).join().unwrap();
+            let queued = std::thread::spawn(move || {
+                envelope.run(|| record_span(&tracer, "job from its envelope"))
+            })
+            .join()
+            .unwrap();
+            assert_child_of(&exporter, &wrapped, &parent);
+            assert_child_of(&exporter, &queued, &parent);
+            assert_child_of(&exporter, &task.await.unwrap(), &parent);
+        }
+    });
+}
