@@ -4,6 +4,7 @@
 //! installed by a direct call, so that carrying a span costs what entering it does. Carriers
 //! registered at run time come after them, through one indirect call each.
 
+use std::any::Any;
 use std::fmt;
 use std::sync::Arc;
 
@@ -92,6 +93,66 @@ impl Carried {
     }
 }
 
+/// The carriers' state installed until dropped, for a guard that cannot hold a closure's stack:
+/// [`Context::attach`](crate::Context::attach).
+pub(crate) struct Attached {
+    carried: Carried,
+    #[cfg(feature = "tracing")]
+    span: Option<<crate::tracing::SpanCarrier as Carrier>::Saved>,
+    #[cfg(feature = "opentelemetry")]
+    trace_context: Option<<crate::opentelemetry::ContextCarrier as Carrier>::Saved>,
+    /// One for each of `carried.registered`, as far as they were installed.
+    registered: Vec<Option<Box<dyn Any>>>,
+}
+
+impl Attached {
+    /// Installs `carried`, in the order [`Carried::enter`] does. If a carrier panics, the ones
+    /// installed before it are restored as the partly built guard drops.
+    pub(crate) fn install(carried: Carried) -> Self {
+        let mut attached = Attached {
+            carried,
+            #[cfg(feature = "tracing")]
+            span: None,
+            #[cfg(feature = "opentelemetry")]
+            trace_context: None,
+            registered: Vec::new(),
+        };
+        #[cfg(feature = "tracing")]
+        {
+            attached.span = attached.carried.span.install();
+        }
+        #[cfg(feature = "opentelemetry")]
+        {
+            attached.trace_context = attached.carried.trace_context.install();
+        }
+        if let Some(registered) = attached.carried.registered.clone() {
+            attached.registered.reserve_exact(registered.len());
+            for captured in registered.iter() {
+                let saved = captured.install();
+                attached.registered.push(saved);
+            }
+        }
+        attached
+    }
+}
+
+impl Drop for Attached {
+    fn drop(&mut self) {
+        if let Some(registered) = &self.carried.registered {
+            let installed = registered.iter().zip(self.registered.drain(..));
+            for (captured, saved) in installed.rev() {
+                captured.restore(saved);
+            }
+        }
+        #[cfg(feature = "opentelemetry")]
+        self.carried
+            .trace_context
+            .restore(self.trace_context.take());
+        #[cfg(feature = "tracing")]
+        self.carried.span.restore(self.span.take());
+    }
+}
+
 #[cold]
 fn enter_registered<R>(registered: &[Box<dyn Captured>], f: impl FnOnce() -> R) -> R {
     let mut f = Some(f);
@@ -151,6 +212,16 @@ impl<C: Builtin> Slot<C> {
         self.0
             .as_ref()
             .map(|captured| carrier::enter(C::CARRIER, captured))
+    }
+
+    fn install(&self) -> Option<C::Saved> {
+        carrier::install(C::CARRIER, self.0.as_ref()?)
+    }
+
+    fn restore(&self, saved: Option<C::Saved>) {
+        if let Some(captured) = &self.0 {
+            carrier::restore(C::CARRIER, captured, saved);
+        }
     }
 
     fn name(&self) -> Option<&'static str> {

@@ -7,9 +7,13 @@
 //! the same baggage. Spans started there are children of the creator's span, with no
 //! `FutureExt::with_context` and no context passed by hand.
 //!
+//! It is carried by [`ContextCarrier`], a [`Carrier`](crate::Carrier) captured with every
+//! ctxflow [`Context`](crate::Context) snapshot, so
+//! [`Context::current`](crate::Context::current)`().wrap(f)` and a job's
+//! [`Context::inheritable`](crate::Context::inheritable) carry it too.
 //! [`spawn_in`](crate::Spawner::spawn_in) and [`in_context`](crate::InContext::in_context) carry
-//! no OpenTelemetry context, as they carry nothing else of the caller's: their work sees the
-//! polling thread's own, which on a runtime's worker is empty.
+//! the OpenTelemetry context their snapshot holds; given [`Context::empty`](crate::Context::empty),
+//! their work sees the polling thread's own, which on a runtime's worker is empty.
 //!
 //! ```
 //! # #[cfg(any(feature = "tokio", feature = "smol", feature = "async-std"))] {

@@ -195,6 +195,9 @@ pub(crate) trait Captured: Send + Sync {
     fn name(&self) -> &'static str;
     /// Installs the state, runs `rest`, and restores the thread's own.
     fn enter(&self, rest: &mut dyn FnMut());
+    /// Installs the state until [`restore`](Self::restore) is given what this returns.
+    fn install(&self) -> Option<Box<dyn Any>>;
+    fn restore(&self, saved: Option<Box<dyn Any>>);
 }
 
 impl<C: Carrier> Registered for C {
@@ -224,6 +227,19 @@ impl<C: Carrier> Captured for Typed<C> {
         let _entered = enter(self.carrier, &self.captured);
         rest();
     }
+
+    fn install(&self) -> Option<Box<dyn Any>> {
+        install(self.carrier, &self.captured).map(|saved| Box::new(saved) as Box<dyn Any>)
+    }
+
+    fn restore(&self, saved: Option<Box<dyn Any>>) {
+        let saved = saved.map(|saved| {
+            *saved
+                .downcast::<C::Saved>()
+                .expect("a carrier's saved state is of its own type")
+        });
+        restore(self.carrier, &self.captured, saved);
+    }
 }
 
 /// What capturing a carrier gave: its state, or the message of the panic that stopped it,
@@ -243,27 +259,40 @@ pub(crate) fn capture<C: Carrier>(carrier: &C) -> Capture<C> {
 /// Keeps a carrier's state installed on this thread; restores the thread's own when dropped.
 pub(crate) struct Entered<'a, C: Carrier> {
     carrier: &'a C,
-    /// `None`, with `saved`, when nothing was installed.
-    captured: Option<&'a C::Captured>,
+    captured: &'a Capture<C>,
     saved: Option<C::Saved>,
 }
 
-/// Installs `captured`.
+/// Installs `captured` until the guard drops.
+///
+/// # Panics
+/// See [`install`].
+#[inline]
+pub(crate) fn enter<'a, C: Carrier>(carrier: &'a C, captured: &'a Capture<C>) -> Entered<'a, C> {
+    Entered {
+        carrier,
+        captured,
+        saved: install(carrier, captured),
+    }
+}
+
+impl<C: Carrier> Drop for Entered<'_, C> {
+    #[inline]
+    fn drop(&mut self) {
+        restore(self.carrier, self.captured, self.saved.take());
+    }
+}
+
+/// Installs `captured`; returns what it replaced, for [`restore`].
 ///
 /// # Panics
 /// When the capture or the install panicked, with the carrier's name; nothing is installed.
-/// Not while the thread is already panicking: then the state is left out.
+/// Not while the thread is already panicking: then the state is left out, and `None` says so.
 #[inline]
-pub(crate) fn enter<'a, C: Carrier>(carrier: &'a C, captured: &'a Capture<C>) -> Entered<'a, C> {
+pub(crate) fn install<C: Carrier>(carrier: &C, captured: &Capture<C>) -> Option<C::Saved> {
     let failure = match captured {
         Ok(captured) => match panic::catch_unwind(AssertUnwindSafe(|| carrier.install(captured))) {
-            Ok(saved) => {
-                return Entered {
-                    carrier,
-                    captured: Some(captured),
-                    saved: Some(saved),
-                }
-            }
+            Ok(saved) => return Some(saved),
             Err(payload) => ("installing", message(&*payload)),
         },
         Err(CaptureFailed(message)) => ("capturing", message.clone()),
@@ -271,29 +300,25 @@ pub(crate) fn enter<'a, C: Carrier>(carrier: &'a C, captured: &'a Capture<C>) ->
     // A future dropped while its task unwinds is dropped inside its context: a second panic
     // there would abort the process, so the state is left out, and the first panic goes on.
     if std::thread::panicking() {
-        return Entered {
-            carrier,
-            captured: None,
-            saved: None,
-        };
+        return None;
     }
     failed::<C>(failure.0, &failure.1)
 }
 
-impl<C: Carrier> Drop for Entered<'_, C> {
-    #[inline]
-    fn drop(&mut self) {
-        let (Some(captured), Some(saved)) = (self.captured, self.saved.take()) else {
-            return;
-        };
-        let restored =
-            panic::catch_unwind(AssertUnwindSafe(|| self.carrier.restore(captured, saved)));
-        // While unwinding, a second panic would abort: the first one is the task's panic, and
-        // this one was already printed by the panic hook.
-        if let Err(payload) = restored {
-            if !std::thread::panicking() {
-                failed::<C>("restoring", &message(&*payload));
-            }
+/// Puts back what [`install`] replaced.
+///
+/// # Panics
+/// When the restore panicked, with the carrier's name; not while the thread is already
+/// panicking, when a second panic would abort (the hook has printed this one already).
+#[inline]
+pub(crate) fn restore<C: Carrier>(carrier: &C, captured: &Capture<C>, saved: Option<C::Saved>) {
+    let (Ok(captured), Some(saved)) = (captured, saved) else {
+        return;
+    };
+    let restored = panic::catch_unwind(AssertUnwindSafe(|| carrier.restore(captured, saved)));
+    if let Err(payload) = restored {
+        if !std::thread::panicking() {
+            failed::<C>("restoring", &message(&*payload));
         }
     }
 }

@@ -6,7 +6,7 @@ use std::fmt;
 use std::marker::PhantomData;
 use std::sync::Arc;
 
-use crate::carried::{Carried, Taking};
+use crate::carried::{Attached, Carried, Taking};
 use crate::carrier;
 use crate::current::{self, Installed, Scope};
 use crate::var::{ContextVar, VarInfo};
@@ -91,19 +91,28 @@ impl Context {
         current::read(Context::clone)
     }
 
-    /// This snapshot's variables, with `carried` in place of what it carried.
-    fn carrying(mut self, carried: Carried) -> Self {
-        match &mut self.entries {
-            Some(shared) => Arc::make_mut(shared).carried = carried,
-            None if carried.is_empty() => {}
-            None => {
-                self.entries = Some(Arc::new(Shared {
-                    table: Table::Small(Small::default()),
-                    carried,
-                }))
-            }
+    /// This snapshot's variables, with `carried` in place of what it carried. The variables'
+    /// table is shared, not copied: the new snapshot is one allocation whatever its size, and
+    /// is the same snapshot of variables for [`ptr_eq`](Self::ptr_eq).
+    fn carrying(self, carried: Carried) -> Self {
+        let table = match self.variables() {
+            None if carried.is_empty() => return Context::empty(),
+            None => Table::Small(Small::default()),
+            Some(variables) => Table::Of(variables.clone()),
+        };
+        Context {
+            entries: Some(Arc::new(Shared { table, carried })),
         }
-        self
+    }
+
+    /// The table that holds this snapshot's variables; `None` when none is set.
+    fn variables(&self) -> Option<&Arc<Shared>> {
+        let shared = self.entries.as_ref()?;
+        match &shared.table {
+            Table::Of(variables) => Some(variables),
+            table if table.len() == 0 => None,
+            _ => Some(shared),
+        }
     }
 
     /// The carriers' state this snapshot holds, installed wherever it is.
@@ -146,7 +155,8 @@ impl Context {
         variables.carrying(Carried::capture(Taking::Flowing))
     }
 
-    fn flowing_variables() -> Self {
+    /// The current context's flowing variables, without capturing the carriers.
+    pub(crate) fn flowing_variables() -> Self {
         current::read(|cx| {
             if cx.iter().all(|(var, _)| var.flows) {
                 return cx.clone();
@@ -258,7 +268,7 @@ impl Context {
     /// assert!(!Context::ptr_eq(&cx, &Context::empty().with_value(&A, 1)));
     /// ```
     pub fn ptr_eq(a: &Context, b: &Context) -> bool {
-        match (&a.entries, &b.entries) {
+        match (a.variables(), b.variables()) {
             (None, None) => true,
             (Some(a), Some(b)) => Arc::ptr_eq(a, b),
             _ => false,
@@ -296,12 +306,18 @@ impl Context {
     /// assert_eq!(REQUEST_ID.get(), None);
     /// ```
     pub fn run<R>(&self, f: impl FnOnce() -> R) -> R {
-        let mut scope = Scope::new(self.clone());
-        let _installed = Installed::new(&mut scope);
-        match self.carried() {
+        self.run_variables(|| match self.carried() {
             None => f(),
             Some(carried) => carried.enter(f),
-        }
+        })
+    }
+
+    /// Runs `f` with this snapshot's variables installed, and none of what it carries.
+    #[inline]
+    pub(crate) fn run_variables<R>(&self, f: impl FnOnce() -> R) -> R {
+        let mut scope = Scope::new(self.clone());
+        let _installed = Installed::new(&mut scope);
+        f()
     }
 
     /// A closure that runs `f` inside this snapshot, wherever it is called: the form to hand to
@@ -350,12 +366,17 @@ impl Context {
         let position = crate::strict::attached(std::panic::Location::caller());
         let mut previous = Scope::new(self.clone());
         current::exchange(&mut previous);
-        ContextGuard {
+        let mut guard = ContextGuard {
+            carried: None,
             previous,
             #[cfg(feature = "strict")]
             position,
             _not_send: PhantomData,
+        };
+        if let Some(carried) = self.carried().filter(|carried| !carried.is_empty()) {
+            guard.carried = Some(Attached::install(carried.clone()));
         }
+        guard
     }
 
     #[inline]
@@ -389,10 +410,11 @@ impl Context {
 
     /// The variables set and their values, in the table's order.
     fn iter(&self) -> impl Iterator<Item = (&'static VarInfo, &Value)> + '_ {
-        let (small, large) = match self.entries.as_deref().map(|shared| &shared.table) {
+        let (small, large) = match self.entries.as_deref().map(|shared| shared.table.flat()) {
             None => (None, None),
             Some(Table::Small(small)) => (Some(small), None),
             Some(Table::Large(entries)) => (None, Some(entries)),
+            Some(Table::Of(_)) => unreachable!("a table is flat"),
         };
         let small = small.into_iter().flat_map(|small| {
             small
@@ -416,6 +438,9 @@ enum Table {
     Small(Small),
     /// More than [`SMALL`]: a lookup bisects.
     Large(Vec<Entry>),
+    /// The variables of another snapshot, which is not itself `Of` one: a snapshot that carries
+    /// the carriers' state shares the table of the variables it was taken with.
+    Of(Arc<Shared>),
 }
 
 /// The most variables a [`Small`] table holds, and so the longest scan a lookup makes.
@@ -449,7 +474,24 @@ impl Table {
         match self {
             Table::Small(small) => small.len(),
             Table::Large(entries) => entries.len(),
+            Table::Of(variables) => variables.table.len(),
         }
+    }
+
+    /// The table that holds the entries: this one, or the one it is `Of`.
+    fn flat(&self) -> &Table {
+        match self {
+            Table::Of(variables) => &variables.table,
+            table => table,
+        }
+    }
+
+    /// This table, made a copy of the one it is `Of`, so that it can be edited.
+    fn own(&mut self) -> &mut Table {
+        if let Table::Of(variables) = self {
+            *self = variables.table.clone();
+        }
+        self
     }
 
     #[inline]
@@ -463,6 +505,20 @@ impl Table {
                 small.values[index].as_ref()
             }
             Table::Large(entries) => bisect(entries, var),
+            Table::Of(variables) => variables.table.flat_value(var),
+        }
+    }
+
+    /// [`value`](Self::value) in a table that is not `Of` another.
+    #[inline(never)]
+    fn flat_value(&self, var: &'static VarInfo) -> Option<&Value> {
+        match self {
+            Table::Small(small) => {
+                let index = small.vars.iter().position(|key| is(*key, var))?;
+                small.values[index].as_ref()
+            }
+            Table::Large(entries) => bisect(entries, var),
+            Table::Of(_) => None,
         }
     }
 
@@ -474,6 +530,7 @@ impl Table {
 
     fn insert(&mut self, var: &'static VarInfo, value: Value) -> Option<Value> {
         match self {
+            Table::Of(_) => self.own().insert(var, value),
             Table::Small(small) => {
                 if let Some(index) = small.vars.iter().position(|key| is(*key, var)) {
                     return small.values[index].replace(value);
@@ -501,6 +558,7 @@ impl Table {
     /// Inserts `var`, which is not in the table, at `index`, where it sorts.
     fn insert_at(&mut self, index: usize, var: &'static VarInfo, value: Value) {
         match self {
+            Table::Of(_) => self.own().insert_at(index, var, value),
             Table::Small(small) => {
                 let len = small.len();
                 if len < SMALL {
@@ -522,6 +580,7 @@ impl Table {
     /// Removes `var`.
     fn remove(&mut self, var: &'static VarInfo) -> Option<Value> {
         match self {
+            Table::Of(_) => self.own().remove(var),
             Table::Small(small) => {
                 let index = small.vars.iter().position(|key| is(*key, var))?;
                 let len = small.len();
@@ -656,6 +715,8 @@ impl fmt::Debug for DebugNames<'_> {
 /// ```
 #[must_use = "the context is detached again as soon as the guard drops"]
 pub struct ContextGuard {
+    /// Restored before the variables: the reverse of the order they were installed.
+    carried: Option<Attached>,
     previous: Scope,
     #[cfg(feature = "strict")]
     position: usize,
@@ -666,7 +727,13 @@ impl Drop for ContextGuard {
     fn drop(&mut self) {
         #[cfg(feature = "strict")]
         crate::strict::detached(self.position);
+        // The variables come back also when a carrier's restore panics.
+        let carried = self.carried.take();
+        let restored = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| drop(carried)));
         current::exchange(&mut self.previous);
+        if let Err(payload) = restored {
+            std::panic::resume_unwind(payload);
+        }
     }
 }
 

@@ -52,9 +52,8 @@ impl Drop for Release<'_> {
 impl<T> WithContext<T> {
     pub(crate) fn new(inner: T, handoff: Handoff) -> Self {
         WithContext {
-            // A copy beside the context, which leaves the wrapper while it is installed.
-            carried: handoff.context.carried().cloned().unwrap_or_default(),
             scope: Scope::new(handoff.context),
+            carried: handoff.carried,
             inner: Some(inner),
         }
     }
@@ -104,7 +103,7 @@ impl<T> WithContext<T> {
     /// releases the context, so its values go as soon as the work is done, also when that
     /// `Drop` panics.
     pub(crate) fn close(self: Pin<&mut Self>) {
-        let mut this = self.project();
+        let this = self.project();
         let release = Release(this.scope);
         if this.inner.is_some() {
             let _installed = Installed::or_skip(&mut *release.0);
@@ -156,10 +155,11 @@ impl<S: Stream> Stream for WithContext<S> {
 impl<T: Clone> Clone for WithContext<T> {
     /// A copy of the inner value with a copy of the context, as it is now.
     fn clone(&self) -> Self {
-        WithContext::new(
-            self.inner().clone(),
-            Handoff::from(self.scope.context.clone()),
-        )
+        let handoff = Handoff {
+            context: self.scope.context.clone(),
+            carried: self.carried.clone(),
+        };
+        WithContext::new(self.inner().clone(), handoff)
     }
 }
 

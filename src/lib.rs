@@ -34,7 +34,9 @@
 //! Logging and trace context come along too: with feature `tracing` the current `tracing` span
 //! follows every spawn, and [`tracing::LogFields`] puts context variables such as a request id
 //! on every log line, text or JSON (feature `tracing-json`); with feature `opentelemetry`,
-//! OpenTelemetry's own context follows every spawn (see [`opentelemetry`]).
+//! OpenTelemetry's own context follows every spawn (see [`opentelemetry`]). Both are
+//! [`Carrier`]s: any library's ambient state kept in a thread-local (Sentry's hub, a tenant, a
+//! locale) can flow the same way, as part of every [`Context`].
 //! HTTP services built on tower (axum, hyper) give every request a context of its own, with its
 //! request id, W3C trace context and baggage, through `ctxflow::tower` (feature `tower`).
 #![deny(missing_docs)]
@@ -144,4 +146,6 @@ mod guides {
     struct Flow;
     #[doc = include_str!("../docs/logging.md")]
     struct Logging;
+    #[doc = include_str!("../docs/carriers.md")]
+    struct Carriers;
 }
