@@ -6,6 +6,7 @@
 
 use std::any::Any;
 use std::fmt;
+use std::panic::{self, AssertUnwindSafe};
 use std::sync::Arc;
 
 use crate::carrier::{self, Capture, Captured, Carrier};
@@ -137,19 +138,32 @@ impl Attached {
 }
 
 impl Drop for Attached {
+    /// Restores every carrier, also after one of them panics; then that panic goes on.
     fn drop(&mut self) {
+        let mut first_panic = None;
+        let mut restore = |restore: &mut dyn FnMut()| {
+            if let Err(payload) = panic::catch_unwind(AssertUnwindSafe(restore)) {
+                first_panic.get_or_insert(payload);
+            }
+        };
         if let Some(registered) = &self.carried.registered {
             let installed = registered.iter().zip(self.registered.drain(..));
             for (captured, saved) in installed.rev() {
-                captured.restore(saved);
+                let mut saved = Some(saved);
+                restore(&mut || captured.restore(saved.take().flatten()));
             }
         }
         #[cfg(feature = "opentelemetry")]
-        self.carried
-            .trace_context
-            .restore(self.trace_context.take());
+        restore(&mut || {
+            self.carried
+                .trace_context
+                .restore(self.trace_context.take())
+        });
         #[cfg(feature = "tracing")]
-        self.carried.span.restore(self.span.take());
+        restore(&mut || self.carried.span.restore(self.span.take()));
+        if let Some(payload) = first_panic {
+            panic::resume_unwind(payload);
+        }
     }
 }
 

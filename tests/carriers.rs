@@ -242,12 +242,13 @@ fn what_a_task_installs_never_reaches_its_spawner_or_its_next_poll_elsewhere() {
 fn context_wrap_run_and_in_context_carry_the_tenant_to_another_thread() {
     register();
     let (wrapped, context, future) = as_tenant("acme", || {
-        let _id = REQUEST_ID.set("req-1");
-        (
-            Context::current().wrap(|| (tenant(), REQUEST_ID.get())),
-            Context::current(),
-            async { tenant() }.in_current_context(),
-        )
+        REQUEST_ID.sync_scope("req-1", || {
+            (
+                Context::current().wrap(|| (tenant(), REQUEST_ID.get())),
+                Context::current(),
+                async { tenant() }.in_current_context(),
+            )
+        })
     });
     assert_eq!(
         std::thread::spawn(wrapped).join().unwrap(),
@@ -333,8 +334,7 @@ fn snapshot_with(fault: Fault) -> Context {
     as_tenant("acme", || {
         LOCALE.with(|locale| *locale.borrow_mut() = Some("fr"));
         FAULT.with(|cell| cell.set(fault));
-        let _id = REQUEST_ID.set("req-faulty");
-        let snapshot = Context::current();
+        let snapshot = REQUEST_ID.sync_scope("req-faulty", Context::current);
         FAULT.with(|cell| cell.set(Fault::None));
         LOCALE.with(|locale| *locale.borrow_mut() = None);
         snapshot
@@ -421,4 +421,36 @@ fn a_panicking_carrier_is_the_panic_of_the_task_it_runs_on_every_runtime() {
             assert_eq!(thread_state(), before, "{doing}");
         }
     });
+}
+
+#[test]
+fn an_attached_context_installs_the_carriers_until_its_guard_drops() {
+    register();
+    let snapshot = as_tenant("acme", || {
+        REQUEST_ID.sync_scope("req-attached", Context::current)
+    });
+    {
+        let _guard = snapshot.attach();
+        assert_eq!(
+            (tenant(), REQUEST_ID.get()),
+            (Some("acme"), Some("req-attached"))
+        );
+    }
+    assert_eq!((tenant(), REQUEST_ID.get()), (None, None));
+}
+
+#[test]
+fn attaching_a_context_whose_carrier_panics_leaves_the_thread_as_it_was() {
+    register();
+    let _own = REQUEST_ID.set("own");
+    for (fault, doing, message) in FAULTS {
+        let snapshot = snapshot_with(fault);
+        let before = thread_state();
+        let alive = SAVED_ALIVE.load(Ordering::SeqCst);
+        let payload = panic::catch_unwind(AssertUnwindSafe(|| drop(snapshot.attach())))
+            .expect_err("the carrier's panic is the attach's or the detach's");
+        assert_named(&panic_message(&*payload), doing, message);
+        assert_eq!(thread_state(), before, "{doing}");
+        assert_eq!(SAVED_ALIVE.load(Ordering::SeqCst), alive, "{doing}");
+    }
 }
