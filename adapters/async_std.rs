@@ -1,7 +1,9 @@
 //! [`AsyncStdSpawner`]: ctxflow's [`Spawner`] over async-std's global runtime
 //! (feature `async-std`).
 //!
-//! async-std is deprecated in favour of smol; this adapter keeps existing services working.
+//! async-std has been discontinued upstream (its README says so and recommends smol); this
+//! adapter keeps existing services working, and runs the whole conformance suite. For new code
+//! that should not depend on one runtime, use smol (feature `smol`).
 
 use std::future::Future;
 

@@ -3,12 +3,12 @@
 use std::any::Any;
 use std::cmp::Ordering;
 use std::fmt;
-use std::marker::PhantomData;
 use std::sync::Arc;
 
-use crate::carried::{Attached, Carried, Taking};
+use crate::carried::{Carried, Taking};
 use crate::carrier;
 use crate::current::{self, Installed, Scope};
+use crate::guard::ContextGuard;
 use crate::var::{ContextVar, VarInfo};
 
 /// A value as a context stores it: shared between snapshots, never copied.
@@ -362,21 +362,7 @@ impl Context {
     #[must_use = "the context is detached again as soon as the guard drops"]
     #[track_caller]
     pub fn attach(&self) -> ContextGuard {
-        #[cfg(feature = "strict")]
-        let position = crate::strict::attached(std::panic::Location::caller());
-        let mut previous = Scope::new(self.clone());
-        current::exchange(&mut previous);
-        let mut guard = ContextGuard {
-            carried: None,
-            previous,
-            #[cfg(feature = "strict")]
-            position,
-            _not_send: PhantomData,
-        };
-        if let Some(carried) = self.carried().filter(|carried| !carried.is_empty()) {
-            guard.carried = Some(Attached::install(carried.clone()));
-        }
-        guard
+        ContextGuard::attach(self.clone())
     }
 
     #[inline]
@@ -685,6 +671,17 @@ fn downcast_checked<T: Send + Sync + 'static>(value: &Value) -> &T {
         .expect("a context variable always holds its own type")
 }
 
+impl Drop for Context {
+    /// The last holder of a snapshot releases its values with an empty context installed, so
+    /// that a value whose `Drop` sets a variable writes where nobody reads: not into the
+    /// context of whatever runs on this thread next.
+    fn drop(&mut self) {
+        if let Some(table) = self.entries.take().and_then(Arc::into_inner) {
+            current::drop_aside(table);
+        }
+    }
+}
+
 impl fmt::Debug for Context {
     /// Names the variables set; values are not required to be `Debug`.
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
@@ -702,44 +699,6 @@ struct DebugNames<'a>(&'a Context);
 impl fmt::Debug for DebugNames<'_> {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.debug_list().entries(self.0.names()).finish()
-    }
-}
-
-/// Keeps a context attached to this thread; see [`Context::attach`].
-///
-/// It cannot leave its thread:
-///
-/// ```compile_fail
-/// let guard = ctxflow::Context::empty().attach();
-/// std::thread::spawn(move || drop(guard));
-/// ```
-#[must_use = "the context is detached again as soon as the guard drops"]
-pub struct ContextGuard {
-    /// Restored before the variables: the reverse of the order they were installed.
-    carried: Option<Attached>,
-    previous: Scope,
-    #[cfg(feature = "strict")]
-    position: usize,
-    _not_send: PhantomData<*const ()>,
-}
-
-impl Drop for ContextGuard {
-    fn drop(&mut self) {
-        #[cfg(feature = "strict")]
-        crate::strict::detached(self.position);
-        // The variables come back also when a carrier's restore panics.
-        let carried = self.carried.take();
-        let restored = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| drop(carried)));
-        current::exchange(&mut self.previous);
-        if let Err(payload) = restored {
-            std::panic::resume_unwind(payload);
-        }
-    }
-}
-
-impl fmt::Debug for ContextGuard {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.debug_struct("ContextGuard").finish_non_exhaustive()
     }
 }
 

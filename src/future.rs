@@ -106,7 +106,7 @@ impl<T> WithContext<T> {
         let this = self.project();
         let release = Release(this.scope);
         if this.inner.is_some() {
-            let _installed = Installed::or_skip(&mut *release.0);
+            let _installed = Installed::new(&mut *release.0);
             let mut inner = this.inner;
             let dropped = panic::catch_unwind(AssertUnwindSafe(|| {
                 this.carried.enter(|| inner.set(None));

@@ -532,3 +532,264 @@ mod flow {
         });
     }
 }
+
+mod timers {
+    use super::*;
+
+    use std::future::Future;
+    use std::pin::pin;
+    use std::task::Poll;
+    use std::time::{Duration, Instant};
+
+    use ctxflow::time::{interval, sleep, sleep_until, timeout};
+    use futures::future::{self, Either};
+
+    const SHORT: Duration = Duration::from_millis(10);
+
+    /// Runs `future` against a short sleep and says whether it finished first.
+    async fn finishes_before_a_short_sleep<F: Future>(future: F) -> bool {
+        matches!(
+            future::select(pin!(future), pin!(sleep(SHORT))).await,
+            Either::Left(_)
+        )
+    }
+
+    #[test]
+    fn code_generic_over_the_spawner_sleeps_in_its_tasks_on_every_runtime() {
+        async fn retry_later<S: Spawner>(spawner: &S) -> Option<String> {
+            let retry = spawner.spawn(async {
+                sleep(Duration::from_millis(2)).await;
+                request_id()
+            });
+            retry.await.unwrap()
+        }
+        each_runtime(|spawner| async move {
+            let _token = REQUEST_ID.set("req-retry".into());
+            assert_eq!(retry_later(&spawner).await.as_deref(), Some("req-retry"));
+        });
+    }
+
+    #[test]
+    fn a_sleep_never_ends_before_its_deadline_and_keeps_the_tasks_context() {
+        each_runtime(|_spawner| async move {
+            let _token = REQUEST_ID.set("req-sleep".into());
+            // Lower bounds only: a timer never fires early; how late it fires is not asserted.
+            let start = Instant::now();
+            sleep(SHORT).await;
+            assert!(start.elapsed() >= SHORT);
+            assert_eq!(request_id().as_deref(), Some("req-sleep"));
+
+            let deadline = Instant::now() + SHORT;
+            sleep_until(deadline).await;
+            assert!(Instant::now() >= deadline);
+            assert_eq!(request_id().as_deref(), Some("req-sleep"));
+        });
+    }
+
+    #[test]
+    fn tasks_woken_by_their_timers_each_see_only_their_own_id() {
+        each_runtime(|spawner| async move {
+            let handles: Vec<_> = (0..200u64)
+                .map(|id| {
+                    USER_ID.sync_scope(id, || {
+                        spawner.spawn(async move {
+                            for round in 0..3 {
+                                sleep(Duration::from_millis((id + round) % 4)).await;
+                                assert_eq!(USER_ID.get(), Some(id));
+                            }
+                            let ticks = timeout(SHORT * 100, async {
+                                let mut ticks = interval(Duration::from_millis(1));
+                                ticks.tick().await;
+                                ticks.tick().await;
+                                USER_ID.get()
+                            });
+                            ticks.await.unwrap()
+                        })
+                    })
+                })
+                .collect();
+            for (id, handle) in handles.into_iter().enumerate() {
+                assert_eq!(handle.await.unwrap(), Some(id as u64));
+            }
+            assert_eq!(USER_ID.get(), None);
+        });
+    }
+
+    #[test]
+    fn local_tasks_sleep_and_time_out_on_every_runtimes_local_executor() {
+        ctxflow::testing::each_local_runtime(|local| async move {
+            use ctxflow::LocalSpawner;
+            let _token = REQUEST_ID.set("req-local".into());
+            let not_send = std::rc::Rc::new(1);
+            let task = local.spawn_local(async move {
+                sleep(Duration::from_millis(1)).await;
+                let stuck = timeout(Duration::from_millis(1), std::future::pending::<()>());
+                (*not_send, stuck.await.is_err(), request_id())
+            });
+            let seen = task.await.unwrap();
+            assert_eq!(seen, (1, true, Some("req-local".to_string())));
+        });
+    }
+
+    #[test]
+    fn yield_now_is_pending_once_then_ready_and_keeps_the_context() {
+        each_runtime(|_spawner| async move {
+            let _token = REQUEST_ID.set("req-yield".into());
+            let mut turn = pin!(ctxflow::yield_now());
+            assert!(futures::poll!(turn.as_mut()).is_pending());
+            assert!(futures::poll!(turn.as_mut()).is_ready());
+            ctxflow::yield_now().await;
+            assert_eq!(request_id().as_deref(), Some("req-yield"));
+        });
+    }
+
+    #[test]
+    fn a_zero_or_past_deadline_yields_once_then_completes() {
+        each_runtime(|_spawner| async move {
+            for mut elapsed in [
+                Box::pin(sleep(Duration::ZERO)),
+                Box::pin(sleep_until(Instant::now())),
+            ] {
+                assert!(futures::poll!(elapsed.as_mut()).is_pending());
+                assert!(futures::poll!(elapsed.as_mut()).is_ready());
+                assert!(
+                    futures::poll!(elapsed.as_mut()).is_ready(),
+                    "still ready after completing"
+                );
+            }
+        });
+    }
+
+    #[test]
+    fn a_zero_timeout_lets_a_ready_future_win_and_gives_up_on_a_pending_one_after_one_yield() {
+        each_runtime(|_spawner| async move {
+            assert_eq!(timeout(Duration::ZERO, async { 5 }).await, Ok(5));
+
+            let polls = AtomicUsize::new(0);
+            let stuck = future::poll_fn(|_| {
+                polls.fetch_add(1, Ordering::SeqCst);
+                Poll::<()>::Pending
+            });
+            let mut timed = pin!(timeout(Duration::ZERO, stuck));
+            assert!(futures::poll!(timed.as_mut()).is_pending());
+            assert!(matches!(
+                futures::poll!(timed.as_mut()),
+                Poll::Ready(Err(_))
+            ));
+            assert_eq!(polls.load(Ordering::SeqCst), 2);
+        });
+    }
+
+    #[test]
+    fn a_future_that_times_out_is_dropped_at_the_deadline_inside_the_awaiting_tasks_context() {
+        each_runtime(|_spawner| async move {
+            let _token = REQUEST_ID.set("req-timeout".into());
+            let (probe, dropped_in) = DropProbe::new(request_id);
+            let late = async move {
+                let _probe = probe;
+                std::future::pending::<()>().await;
+            };
+            let mut timed = Box::pin(timeout(SHORT, late));
+            let error = timed.as_mut().await.unwrap_err();
+            assert_eq!(error.to_string(), "deadline has elapsed");
+            // The `Timeout` goes later and elsewhere; the late future went at the deadline.
+            Context::empty().run(|| drop(timed));
+            assert_eq!(
+                *dropped_in.lock().unwrap(),
+                [Some("req-timeout".to_string())]
+            );
+            assert_eq!(request_id().as_deref(), Some("req-timeout"));
+        });
+    }
+
+    #[test]
+    fn a_future_that_finishes_in_time_gives_its_output_and_sees_the_context() {
+        each_runtime(|spawner| async move {
+            let _token = REQUEST_ID.set("req-in-time".into());
+            let child = spawner.spawn(async {
+                yield_now().await;
+                request_id()
+            });
+            let seen = timeout(Duration::from_secs(60), child).await;
+            assert_eq!(seen.unwrap().unwrap().as_deref(), Some("req-in-time"));
+            let direct = timeout(Duration::from_secs(60), async {
+                sleep(Duration::from_millis(1)).await;
+                request_id()
+            });
+            assert_eq!(direct.await.unwrap().as_deref(), Some("req-in-time"));
+        });
+    }
+
+    #[test]
+    fn duration_max_saturates_instead_of_overflowing_and_never_fires() {
+        each_runtime(|_spawner| async move {
+            assert_eq!(timeout(Duration::MAX, async { 1 }).await, Ok(1));
+            let never = timeout(Duration::MAX, std::future::pending::<()>());
+            assert!(!finishes_before_a_short_sleep(never).await);
+
+            let forever = sleep(Duration::MAX);
+            let a_year = Duration::from_secs(86_400 * 365);
+            assert!(forever.deadline() > Instant::now() + a_year);
+            assert!(!finishes_before_a_short_sleep(forever).await);
+
+            let mut once = interval(Duration::MAX);
+            once.tick().await;
+            assert!(!finishes_before_a_short_sleep(once.tick()).await);
+        });
+    }
+
+    #[test]
+    fn an_interval_ticks_at_once_then_once_per_period() {
+        each_runtime(|_spawner| async move {
+            let _token = REQUEST_ID.set("req-tick".into());
+            let period = Duration::from_millis(5);
+            let created = Instant::now();
+            let mut ticks = interval(period);
+            let first = {
+                let mut first = pin!(ticks.tick());
+                assert!(futures::poll!(first.as_mut()).is_pending(), "one yield");
+                match futures::poll!(first.as_mut()) {
+                    Poll::Ready(due) => due,
+                    Poll::Pending => panic!("the first tick waited for a timer"),
+                }
+            };
+            assert!(first >= created);
+            let second = ticks.tick().await;
+            let third = ticks.tick().await;
+            assert!(second - first >= period && third - second >= period);
+            assert!(Instant::now() >= third);
+            assert_eq!(request_id().as_deref(), Some("req-tick"));
+        });
+    }
+
+    #[test]
+    fn a_late_tick_is_not_followed_by_a_burst_of_catch_up_ticks() {
+        each_runtime(|_spawner| async move {
+            let period = Duration::from_millis(5);
+            let mut ticks = interval(period);
+            let first = ticks.tick().await;
+            sleep(period * 4).await; // three ticks missed
+            let late = ticks.tick().await;
+            let next = ticks.tick().await;
+            // Catching up would put `next` at `first + 2 * period`.
+            assert!(next - late >= period);
+            assert!(next - first >= period * 5, "{:?}", next - first);
+        });
+    }
+
+    #[test]
+    fn timers_made_outside_any_runtime_run_on_the_runtime_that_awaits_them() {
+        each_runtime(|_spawner| {
+            // This closure runs before the runtime starts; the body it returns runs inside it.
+            let delay = sleep(Duration::from_millis(1));
+            let bounded = timeout(Duration::from_secs(60), async { 3 });
+            let mut ticks = interval(Duration::from_millis(1));
+            async move {
+                delay.await;
+                assert_eq!(bounded.await, Ok(3));
+                ticks.tick().await;
+                ticks.tick().await;
+            }
+        });
+    }
+}

@@ -746,3 +746,164 @@ mod thread_exit {
         assert_eq!(*seen.lock().unwrap(), Some(None));
     }
 }
+
+mod thread_exit_after_storage {
+    use super::*;
+    use std::cell::RefCell;
+    use std::sync::mpsc;
+
+    /// What a thread-local destructor that runs after ctxflow's storage is gone observed.
+    #[derive(Debug, PartialEq)]
+    struct Observed {
+        /// Whether the values left in the thread's context had been released already.
+        context_released: bool,
+        sync_scope: Option<u64>,
+        run: Option<u64>,
+        scope: Option<u64>,
+        after: Option<u64>,
+    }
+
+    /// When dropped, uses every form that installs a context and reports what each saw.
+    struct InstallsOnDrop {
+        report: mpsc::Sender<Observed>,
+        released: Arc<AtomicUsize>,
+    }
+
+    impl Drop for InstallsOnDrop {
+        fn drop(&mut self) {
+            let sync_scope = REQUEST_ID.sync_scope(1, request_id);
+            let run = Context::empty().with_value(&REQUEST_ID, 2).run(request_id);
+            let scope = futures::executor::block_on(REQUEST_ID.scope(3, async {
+                yield_now().await;
+                request_id()
+            }));
+            let _ = self.report.send(Observed {
+                context_released: self.released.load(Ordering::SeqCst) == 0,
+                sync_scope,
+                run,
+                scope,
+                after: request_id(),
+            });
+        }
+    }
+
+    thread_local! {
+        static INSTALLS_ON_DROP: RefCell<Option<InstallsOnDrop>> = const { RefCell::new(None) };
+    }
+
+    #[test]
+    fn sync_scope_run_and_scope_work_in_a_thread_local_destructor_that_runs_after_ctxflows() {
+        let (report, observed) = mpsc::channel();
+        let alive = Arc::new(AtomicUsize::new(0));
+        let released = alive.clone();
+        std::thread::spawn(move || {
+            // Registered first, so destroyed last: after ctxflow's own storage.
+            INSTALLS_ON_DROP.with(|slot| {
+                *slot.borrow_mut() = Some(InstallsOnDrop { report, released });
+            });
+            let _held = HELD.set(Counted::new(&alive));
+        })
+        .join()
+        .unwrap();
+        assert_eq!(
+            observed.recv().unwrap(),
+            Observed {
+                context_released: true,
+                sync_scope: Some(1),
+                run: Some(2),
+                scope: Some(3),
+                after: None,
+            }
+        );
+    }
+}
+
+mod drops_that_write {
+    use super::*;
+
+    /// Sets the request id when dropped, and drops the token: a write meant to stay.
+    struct SetsOnDrop;
+
+    impl Drop for SetsOnDrop {
+        fn drop(&mut self) {
+            let _token = REQUEST_ID.set(666);
+        }
+    }
+
+    static SETS_ON_DROP: ContextVar<SetsOnDrop> = ContextVar::new("sets_on_drop");
+
+    fn writes_on_release() -> Context {
+        Context::empty().with_value(&SETS_ON_DROP, SetsOnDrop)
+    }
+
+    /// Raw blocking closures, which ctxflow does not wrap, see no context on the pool threads.
+    async fn assert_pool_clean(spawner: &AnySpawner) {
+        for _ in 0..16 {
+            let (sender, receiver) = oneshot::channel();
+            ctxflow::testing::spawn_blocking_unwrapped(spawner, move || {
+                let _ = sender.send(request_id());
+            });
+            assert_eq!(
+                receiver.await.unwrap(),
+                None,
+                "a write reached a pool thread"
+            );
+        }
+    }
+
+    #[test]
+    fn a_released_value_whose_drop_sets_a_variable_never_reaches_the_workers() {
+        each_runtime(|spawner| async move {
+            let tasks: Vec<_> = (0..8)
+                .map(|_| {
+                    spawner.spawn_in(writes_on_release(), async {
+                        yield_now().await;
+                    })
+                })
+                .collect();
+            for task in tasks {
+                task.await.unwrap();
+            }
+            assert_workers_clean(&spawner).await;
+            let closures: Vec<_> = (0..8)
+                .map(|_| spawner.spawn_blocking_in(writes_on_release(), || ()))
+                .collect();
+            for closure in closures {
+                closure.await.unwrap();
+            }
+            assert_pool_clean(&spawner).await;
+            assert_eq!(request_id(), None);
+        });
+    }
+
+    #[test]
+    fn a_released_value_whose_drop_sets_a_variable_never_reaches_the_thread_that_ran_it() {
+        let spawner = Manual::default();
+        let task = spawner.spawn_in(writes_on_release(), async {});
+        let closure = spawner.spawn_blocking_in(writes_on_release(), || ());
+        let mut raw = spawner.take_task();
+        let polled = Pin::new(&mut raw).poll(&mut TaskContext::from_waker(Waker::noop()));
+        assert_eq!(polled, Poll::Ready(()));
+        assert_eq!(request_id(), None, "after a task");
+        spawner.take_blocking().run();
+        assert_eq!(request_id(), None, "after a blocking closure");
+        futures::executor::block_on(async {
+            task.await.unwrap();
+            closure.await.unwrap();
+        });
+    }
+
+    #[test]
+    fn a_value_set_inside_run_or_a_guard_whose_drop_sets_a_variable_never_reaches_the_caller() {
+        Context::empty().run(|| {
+            let _token = SETS_ON_DROP.set(SetsOnDrop);
+        });
+        assert_eq!(request_id(), None, "after run");
+        let guard = Context::empty().attach();
+        let _token = SETS_ON_DROP.set(SetsOnDrop);
+        drop(guard);
+        assert_eq!(request_id(), None, "after a guard");
+        drop(writes_on_release());
+        assert_eq!(request_id(), None, "after a dropped snapshot");
+    }
+}

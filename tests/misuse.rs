@@ -296,3 +296,55 @@ mod owned_tokio_runtime {
         drop(keep_parked);
     }
 }
+
+mod guards_out_of_order {
+    use super::*;
+
+    /// The next install: in strict mode it reports the misuse, and either way it must leave the
+    /// thread's context as it found it.
+    fn next_install() {
+        let outcome = panic::catch_unwind(|| Context::empty().run(|| ()));
+        assert_eq!(outcome.is_err(), cfg!(feature = "strict"));
+    }
+
+    #[test]
+    fn guards_dropped_out_of_order_leave_the_thread_with_the_context_it_had_before_them() {
+        let _token = REQUEST_ID.set(1);
+        let before = Context::current();
+        let first = Context::empty().with_value(&REQUEST_ID, 2).attach();
+        let second = Context::empty().with_value(&REQUEST_ID, 3).attach();
+        drop(first);
+        assert_eq!(request_id(), Some(3), "the newest guard's context stays");
+        drop(second);
+        assert_unchanged(&before);
+        next_install();
+        assert_unchanged(&before);
+    }
+
+    #[test]
+    fn three_guards_dropped_in_any_order_leave_the_thread_as_it_was() {
+        let orders = [
+            [0, 1, 2],
+            [0, 2, 1],
+            [1, 0, 2],
+            [1, 2, 0],
+            [2, 0, 1],
+            [2, 1, 0],
+        ];
+        for order in orders {
+            let _token = REQUEST_ID.set(1);
+            let before = Context::current();
+            let mut guards: Vec<_> = (0..3)
+                .map(|step| Some(Context::current().with_value(&STEP, step).attach()))
+                .collect();
+            for index in order {
+                drop(guards[index].take());
+            }
+            assert_unchanged(&before);
+            if order != [2, 1, 0] {
+                next_install();
+            }
+            assert_unchanged(&before);
+        }
+    }
+}
