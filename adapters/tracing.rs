@@ -58,17 +58,13 @@
 //! # }
 //! ```
 
-#[path = "tracing/escape.rs"]
-mod escape;
 #[path = "tracing/format.rs"]
 mod format;
-#[path = "tracing/log_fields.rs"]
-mod log_fields;
 #[path = "tracing/record.rs"]
 mod record;
 #[path = "tracing/span.rs"]
 mod span;
 
+pub use crate::log_fields::LogFields;
 pub use format::WithLogFields;
-pub use log_fields::LogFields;
 pub use span::SpanCarrier;

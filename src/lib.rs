@@ -102,9 +102,18 @@ pub mod async_std;
 #[cfg(any(feature = "tokio", feature = "smol", feature = "async-std"))]
 #[path = "../adapters/default.rs"]
 mod default_spawner;
+#[cfg(any(feature = "tracing", feature = "log"))]
+#[path = "../adapters/tracing/escape.rs"]
+mod escape;
 #[cfg(feature = "hyper")]
 #[path = "../adapters/hyper.rs"]
 mod hyper;
+#[cfg(feature = "log")]
+#[path = "../adapters/log.rs"]
+pub mod log;
+#[cfg(any(feature = "tracing", feature = "log"))]
+#[path = "../adapters/tracing/log_fields.rs"]
+mod log_fields;
 #[cfg(feature = "opentelemetry")]
 #[path = "../adapters/opentelemetry.rs"]
 pub mod opentelemetry;

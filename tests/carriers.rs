@@ -454,3 +454,21 @@ fn attaching_a_context_whose_carrier_panics_leaves_the_thread_as_it_was() {
         assert_eq!(SAVED_ALIVE.load(Ordering::SeqCst), alive, "{doing}");
     }
 }
+
+#[test]
+fn guards_dropped_out_of_order_leave_the_carriers_state_as_it_was() {
+    register();
+    let first = as_tenant("first", Context::current);
+    let second = as_tenant("second", Context::current);
+    let outer = first.attach();
+    let inner = second.attach();
+    assert_eq!(tenant(), Some("second"));
+    drop(outer);
+    assert_eq!(
+        tenant(),
+        Some("second"),
+        "the later guard is still attached"
+    );
+    drop(inner);
+    assert_eq!(tenant(), None);
+}

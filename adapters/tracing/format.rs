@@ -17,8 +17,8 @@ use tracing_subscriber::fmt::time::FormatTime;
 use tracing_subscriber::fmt::{FmtContext, FormatEvent, FormatFields};
 use tracing_subscriber::registry::LookupSpan;
 
-use super::log_fields::LogFields;
 use super::record::with_record;
+use crate::log_fields::LogFields;
 use crate::Context;
 
 /// A `tracing_subscriber::fmt` format that also writes the [`LogFields`] set where each line
