@@ -1,6 +1,6 @@
 //! Context variables on every line of the `log` crate (feature `log`).
 //!
-//! [`ContextLogger`] wraps any [`log::Log`](::log::Log) (env_logger, log4rs, your own) and
+//! [`ContextLogger`] wraps any [`log::Log`] (env_logger, log4rs, your own) and
 //! adds the [`LogFields`] set where each record is logged to its key-values:
 //! `request_id=req-123` on env_logger's lines (with its `unstable-kv` feature), a member of a
 //! JSON line for a logger that writes JSON. Values are escaped as on `tracing` lines: bare when
@@ -33,7 +33,7 @@ use ::log::{Log, Metadata, Record};
 use crate::escape::Escaped;
 pub use crate::log_fields::LogFields;
 
-/// A [`log::Log`](::log::Log) that adds context variables to every record's key-values, then
+/// A [`log::Log`] that adds context variables to every record's key-values, then
 /// hands the record to the logger it wraps.
 #[derive(Debug)]
 pub struct ContextLogger<L> {

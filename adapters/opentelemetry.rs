@@ -7,8 +7,8 @@
 //! the same baggage. Spans started there are children of the creator's span, with no
 //! `FutureExt::with_context` and no context passed by hand.
 //!
-//! It is carried by [`ContextCarrier`], a [`Carrier`](crate::Carrier) captured with every
-//! ctxflow [`Context`](crate::Context) snapshot, so
+//! It is carried by [`ContextCarrier`], a [`Carrier`] captured with every
+//! [`ctxflow::Context`](crate::Context) snapshot, so
 //! [`Context::current`](crate::Context::current)`().wrap(f)` and a job's
 //! [`Context::inheritable`](crate::Context::inheritable) carry it too.
 //! [`spawn_in`](crate::Spawner::spawn_in) and [`in_context`](crate::InContext::in_context) carry
@@ -48,7 +48,7 @@ use ::opentelemetry::{Context, ContextGuard};
 use crate::carried::Builtin;
 use crate::Carrier;
 
-/// Carries OpenTelemetry's current [`Context`](::opentelemetry::Context): captured with every
+/// Carries OpenTelemetry's current [`Context`]: captured with every
 /// snapshot and attached around each poll (or closure) that runs in it, as its own
 /// `FutureExt::with_context` does. It is compiled in with feature `opentelemetry`; nothing
 /// needs to register it.
