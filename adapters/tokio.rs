@@ -13,10 +13,18 @@ use std::sync::Arc;
 use ::tokio::runtime::{Handle, Runtime};
 
 use crate::runtime_join::RuntimeJoin;
+
+#[cfg(tokio_unstable)]
+#[path = "tokio/hooks.rs"]
+mod hooks;
+#[cfg(not(tokio_unstable))]
+#[path = "tokio/no_hooks.rs"]
+mod hooks;
 use crate::{
     BlockingTask, InContext, JoinHandle, LocalSpawner, NoRuntime, PreparedBlocking, PreparedTask,
     Spawner, Task,
 };
+pub use hooks::*;
 
 /// Spawns on a tokio runtime through its [`Handle`].
 ///

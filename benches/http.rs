@@ -2,6 +2,10 @@
 //! directly through `tower::ServiceExt::oneshot` (the layer's own cost, nothing else), and served
 //! over HTTP/1 on 127.0.0.1 to hyper-util's client (the cost a real request sees). Each bench
 //! takes 1 s of warm-up and 3 s of measurement.
+#![allow(
+    clippy::disallowed_methods,
+    reason = "the runtimes' own spawns are the baselines measured against"
+)]
 
 use std::hint::black_box;
 use std::net::Ipv4Addr;

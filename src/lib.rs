@@ -44,9 +44,16 @@
 //! request id, W3C trace context and baggage, through `ctxflow::tower` (feature `tower`).
 #![deny(missing_docs)]
 #![forbid(unsafe_code)]
+#![allow(
+    clippy::disallowed_methods,
+    reason = "clippy.toml forbids raw spawns to code that uses ctxflow; ctxflow's spawners are built on them"
+)]
 #![cfg_attr(docsrs, feature(doc_auto_cfg))]
 
 mod any_spawner;
+#[cfg(any(feature = "smol", feature = "async-std"))]
+#[path = "../adapters/async_task_join.rs"]
+mod async_task_join;
 #[path = "../adapters/builtin.rs"]
 mod builtin;
 #[path = "../adapters/carried.rs"]

@@ -309,6 +309,63 @@ mod cancellation {
         assert_eq!(alive.load(Ordering::SeqCst), 0);
     }
 
+    /// Spawners whose tasks run on threads of their own, so that the test thread can act while
+    /// a task's poll is under way; each with its runtime's name.
+    fn spawners_on_threads_of_their_own() -> Vec<(&'static str, AnySpawner)> {
+        let mut spawners = Vec::new();
+        #[cfg(feature = "tokio")]
+        {
+            let runtime = tokio::runtime::Builder::new_multi_thread()
+                .worker_threads(1)
+                .build()
+                .unwrap();
+            spawners.push(("tokio", ctxflow::tokio::TokioSpawner::from(runtime).into()));
+        }
+        #[cfg(feature = "smol")]
+        {
+            let executor = Arc::new(smol::Executor::new());
+            let runner = executor.clone();
+            // Runs for the rest of the test process; a runtime's own thread carries no context.
+            #[allow(clippy::disallowed_methods, reason = "the executor's own thread")]
+            std::thread::spawn(move || smol::block_on(runner.run(pending::<()>())));
+            spawners.push(("smol", ctxflow::smol::SmolSpawner::new(executor).into()));
+        }
+        #[cfg(feature = "async-std")]
+        spawners.push((
+            "async-std",
+            ctxflow::async_std::AsyncStdSpawner::new().into(),
+        ));
+        spawners
+    }
+
+    #[test]
+    fn an_abort_that_lands_while_the_last_poll_returns_leaves_the_task_its_outcome() {
+        for (runtime, spawner) in spawners_on_threads_of_their_own() {
+            for panics in [false, true] {
+                let (reached, on_reached) = std::sync::mpsc::channel();
+                let (go, on_go) = std::sync::mpsc::channel::<()>();
+                let handle = spawner.spawn(async move {
+                    reached.send(()).unwrap();
+                    on_go.recv().unwrap();
+                    if panics {
+                        panic!("last poll failed");
+                    }
+                    7
+                });
+                on_reached.recv().unwrap();
+                // The task is in its last poll, which returns once the abort is done.
+                handle.abort();
+                go.send(()).unwrap();
+                let outcome = handle.join().map_err(|error| error.to_string());
+                let expected = match panics {
+                    false => Ok(7),
+                    true => Err("task panicked: last poll failed".to_string()),
+                };
+                assert_eq!(outcome, expected, "on {runtime}");
+            }
+        }
+    }
+
     /// A blocking closure in request 5's context that counts its runs and records, when
     /// dropped, the request id it sees.
     struct Probed {
@@ -712,6 +769,10 @@ mod thread_exit {
 
     static READS_ON_DROP: ContextVar<ReadsOnDrop> = ContextVar::new("reads_on_drop");
 
+    #[allow(
+        clippy::disallowed_methods,
+        reason = "a plain thread whose exit destroys the context is the subject"
+    )]
     #[test]
     fn a_value_dropped_when_its_thread_exits_can_read_the_context_and_sees_it_empty() {
         let seen = Arc::new(Mutex::new(Vec::new()));
@@ -726,6 +787,10 @@ mod thread_exit {
         assert_eq!(*seen.lock().unwrap(), [None]);
     }
 
+    #[allow(
+        clippy::disallowed_methods,
+        reason = "a plain thread whose exit destroys the context is the subject"
+    )]
     #[test]
     fn a_value_dropped_when_its_thread_exits_can_set_a_variable_that_goes_nowhere() {
         struct SetsOnDrop(Arc<Mutex<Option<Option<u64>>>>);
@@ -792,6 +857,10 @@ mod thread_exit_after_storage {
     }
 
     #[test]
+    #[allow(
+        clippy::disallowed_methods,
+        reason = "a plain thread, so that its thread-locals are registered in a known order"
+    )]
     fn sync_scope_run_and_scope_work_in_a_thread_local_destructor_that_runs_after_ctxflows() {
         let (report, observed) = mpsc::channel();
         let alive = Arc::new(AtomicUsize::new(0));

@@ -159,6 +159,58 @@ mod task_groups {
     }
 
     #[test]
+    fn aborted_and_panicking_members_are_joined_with_their_errors() {
+        each_runtime(|spawner| async move {
+            let mut group = TaskGroup::new(spawner);
+            group.spawn(std::future::pending::<u32>());
+            group.spawn(async { panic!("member failed") });
+            let panicked = group.join_next().await.unwrap().unwrap_err();
+            assert_eq!(panicked.to_string(), "task panicked: member failed");
+            group.abort_all();
+            let aborted = group.join_next().await.unwrap().unwrap_err();
+            assert!(aborted.is_cancelled());
+            assert!(group.join_next().await.is_none());
+        });
+    }
+
+    #[test]
+    fn members_detached_from_a_group_never_show_up_among_its_later_members() {
+        use futures::StreamExt;
+        each_runtime(|spawner| async move {
+            let mut group = TaskGroup::new(spawner);
+            let mut gates = Vec::new();
+            let (finished, mut on_finished) = futures::channel::mpsc::unbounded();
+            for id in 0..5u32 {
+                let (open, gate) = oneshot::channel::<()>();
+                gates.push(open);
+                let finished = finished.clone();
+                group.spawn(async move {
+                    gate.await.unwrap();
+                    finished.unbounded_send(id).unwrap();
+                    id
+                });
+            }
+            group.detach_all();
+            assert!(group.is_empty());
+            let (open, gate) = oneshot::channel::<()>();
+            group.spawn(async move {
+                gate.await.unwrap();
+                100
+            });
+            // The detached members end first, each in a place a later member may reuse.
+            for open in gates {
+                open.send(()).unwrap();
+            }
+            for _ in 0..5 {
+                on_finished.next().await.unwrap();
+            }
+            open.send(()).unwrap();
+            assert_eq!(group.join_next().await.unwrap().unwrap(), 100);
+            assert!(group.join_next().await.is_none());
+        });
+    }
+
+    #[test]
     fn the_seeds_items_are_processed_concurrently_each_with_its_own_item_id() {
         fn process() -> String {
             let item_id = ITEM_ID.get().map_or("-".into(), |id| id.to_string());

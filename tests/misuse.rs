@@ -49,6 +49,10 @@ mod foreign_tokens {
         assert_unchanged(&before);
     }
 
+    #[allow(
+        clippy::disallowed_methods,
+        reason = "a plain thread, so that the token comes from another context"
+    )]
     #[test]
     fn a_token_from_another_thread_is_refused_and_changes_nothing() {
         let token = std::thread::spawn(|| REQUEST_ID.set(1)).join().unwrap();

@@ -179,6 +179,10 @@ mod nested_polls {
 mod shared_snapshots {
     use super::*;
 
+    #[allow(
+        clippy::disallowed_methods,
+        reason = "plain threads, each installing the snapshot itself"
+    )]
     #[test]
     fn one_snapshot_installed_on_several_threads_at_once_is_seen_by_each_and_changed_by_none() {
         const THREADS: u64 = 8;
