@@ -221,11 +221,24 @@ impl<C: Builtin> Slot<C> {
         Slot(takes.then(|| carrier::capture(C::CARRIER)))
     }
 
+    /// Installs the state for one poll. The integrations' carriers are called directly, with
+    /// no `catch_unwind` around them (it kept each call out of line, and cost more than the
+    /// span's own enter): a panicking subscriber unwinds as it does through
+    /// `tracing::Instrument`, restoring what was installed before it.
     #[inline]
-    fn enter(&self) -> Option<carrier::Entered<'_, C>> {
-        self.0
-            .as_ref()
-            .map(|captured| carrier::enter(C::CARRIER, captured))
+    fn enter(&self) -> Option<Entered<'_, C>> {
+        match self.0.as_ref()? {
+            Ok(captured) => Some(Entered {
+                captured,
+                saved: Some(C::CARRIER.install(captured)),
+            }),
+            Err(_) => {
+                // Raises the capture's panic, named; leaves the state out while unwinding.
+                let saved = self.install();
+                debug_assert!(saved.is_none());
+                None
+            }
+        }
     }
 
     fn install(&self) -> Option<C::Saved> {
@@ -240,6 +253,21 @@ impl<C: Builtin> Slot<C> {
 
     fn name(&self) -> Option<&'static str> {
         self.0.as_ref().map(|_| C::NAME)
+    }
+}
+
+/// Keeps one of the integrations' carriers installed until dropped.
+struct Entered<'a, C: Builtin> {
+    captured: &'a C::Captured,
+    saved: Option<C::Saved>,
+}
+
+impl<C: Builtin> Drop for Entered<'_, C> {
+    #[inline]
+    fn drop(&mut self) {
+        if let Some(saved) = self.saved.take() {
+            C::CARRIER.restore(self.captured, saved);
+        }
     }
 }
 
