@@ -238,6 +238,10 @@ fn what_a_task_installs_never_reaches_its_spawner_or_its_next_poll_elsewhere() {
     });
 }
 
+#[allow(
+    clippy::disallowed_methods,
+    reason = "a plain thread: the context must get there with nothing but the snapshot"
+)]
 #[test]
 fn context_wrap_run_and_in_context_carry_the_tenant_to_another_thread() {
     register();
@@ -268,6 +272,10 @@ fn context_wrap_run_and_in_context_carry_the_tenant_to_another_thread() {
     assert!(format!("{:?}", Context::current()).contains("tenant"));
 }
 
+#[allow(
+    clippy::disallowed_methods,
+    reason = "a plain thread: the context must get there with nothing but the snapshot"
+)]
 #[test]
 fn threads_pools_and_job_envelopes_see_the_tenant_of_where_they_were_made() {
     register();

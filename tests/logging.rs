@@ -398,6 +398,10 @@ mod fields {
 mod spans {
     use super::*;
 
+    #[allow(
+        clippy::disallowed_methods,
+        reason = "a plain thread: the context must get there with nothing but the snapshot"
+    )]
     #[test]
     fn work_given_the_current_context_by_hand_logs_in_the_callers_span() {
         let lines = capture(|| {

@@ -169,6 +169,10 @@ fn what_a_task_attaches_never_reaches_its_spawner() {
     });
 }
 
+#[allow(
+    clippy::disallowed_methods,
+    reason = "a plain thread: the context must get there with nothing but the snapshot"
+)]
 #[test]
 fn work_given_the_current_context_by_hand_keeps_the_callers_trace() {
     let (tracer, exporter) = tracer();
