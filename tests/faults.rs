@@ -126,9 +126,8 @@ impl Spawner for Manual {
 mod panics {
     use super::*;
 
-    #[test]
-    fn tasks_that_panic_in_poll_release_their_values_and_leave_the_workers_clean() {
-        each_runtime(|spawner| async move {
+    each_runtime! {
+        fn tasks_that_panic_in_poll_release_their_values_and_leave_the_workers_clean(spawner) {
             let alive = Arc::new(AtomicUsize::new(0));
             let tasks: Vec<_> = (0..50)
                 .map(|id| {
@@ -149,13 +148,11 @@ mod panics {
             }
             assert_eq!(alive.load(Ordering::SeqCst), 0);
             assert_runtime_healthy(&spawner).await;
-        });
+        }
     }
 
-    #[test]
-    fn a_task_whose_future_panics_when_dropped_does_so_inside_its_context_and_releases_its_values()
-    {
-        each_runtime(|spawner| async move {
+    each_runtime! {
+        fn a_task_whose_future_panics_when_dropped_does_so_inside_its_context_and_releases_its_values(spawner) {
             let alive = Arc::new(AtomicUsize::new(0));
             let seen = Arc::new(Mutex::new(Vec::new()));
             // One completes and panics as it is dropped; one is aborted and panics the same way.
@@ -186,12 +183,11 @@ mod panics {
             assert_eq!(seen, [Some(1), Some(2)]);
             assert_eq!(alive.load(Ordering::SeqCst), 0);
             assert_runtime_healthy(&spawner).await;
-        });
+        }
     }
 
-    #[test]
-    fn blocking_closures_that_panic_release_their_values_and_leave_the_pool_clean() {
-        each_runtime(|spawner| async move {
+    each_runtime! {
+        fn blocking_closures_that_panic_release_their_values_and_leave_the_pool_clean(spawner) {
             let alive = Arc::new(AtomicUsize::new(0));
             let closures: Vec<_> = (0..20)
                 .map(|id| {
@@ -217,16 +213,15 @@ mod panics {
                 assert_eq!(closure.await.unwrap(), (id, None));
             }
             assert_runtime_healthy(&spawner).await;
-        });
+        }
     }
 }
 
 mod cancellation {
     use super::*;
 
-    #[test]
-    fn tasks_aborted_while_pending_are_dropped_inside_their_context_and_release_their_values() {
-        each_runtime(|spawner| async move {
+    each_runtime! {
+        fn tasks_aborted_while_pending_are_dropped_inside_their_context_and_release_their_values(spawner) {
             let alive = Arc::new(AtomicUsize::new(0));
             let mut started = Vec::new();
             let mut probes = Vec::new();
@@ -258,7 +253,7 @@ mod cancellation {
             }
             assert_eq!(alive.load(Ordering::SeqCst), 0);
             assert_runtime_healthy(&spawner).await;
-        });
+        }
     }
 
     /// A waker that calls `on_clone` each time it is cloned, and does nothing else.
@@ -503,9 +498,8 @@ mod release_before_report {
         }
     }
 
-    #[test]
-    fn a_task_or_blocking_closure_releases_its_context_before_its_handle_reports() {
-        each_runtime(|spawner| async move {
+    each_runtime! {
+        fn a_task_or_blocking_closure_releases_its_context_before_its_handle_reports(spawner) {
             let task = watched(|cx, gate| {
                 spawner.spawn_in(cx, async move {
                     yield_now().await;
@@ -528,7 +522,7 @@ mod release_before_report {
                 let handle = slot.lock().unwrap().take().unwrap();
                 handle.await.unwrap();
             }
-        });
+        }
     }
 
     #[test]
@@ -674,6 +668,8 @@ mod shutdown {
             assert_eq!(alive.load(Ordering::SeqCst), 0, "{}", runtime.name());
             assert!(Context::current().is_empty());
         }
+        // Kept on the function: the point is that after every runtime above was shut down with
+        // tasks pending, a fresh instance of each still works in the same process.
         each_runtime(|spawner| async move { assert_runtime_healthy(&spawner).await });
     }
 }
@@ -686,10 +682,8 @@ mod dropped_handles {
     static HELD_THEN_RELEASED: ContextVar<(Counted, OnRelease)> =
         ContextVar::new("held_then_released");
 
-    #[test]
-    fn a_task_whose_handle_is_dropped_before_during_or_after_its_run_finishes_in_its_context_and_releases_its_values(
-    ) {
-        each_runtime(|spawner| async move {
+    each_runtime! {
+        fn a_task_whose_handle_is_dropped_before_during_or_after_its_run_finishes_in_its_context_and_releases_its_values(spawner) {
             for when in [
                 "before it starts",
                 "while it is pending",
@@ -736,12 +730,11 @@ mod dropped_handles {
                 }
             }
             assert_runtime_healthy(&spawner).await;
-        });
+        }
     }
 
-    #[test]
-    fn a_finished_tasks_unread_result_is_released_with_its_handle() {
-        each_runtime(|spawner| async move {
+    each_runtime! {
+        fn a_finished_tasks_unread_result_is_released_with_its_handle(spawner) {
             let results = Arc::new(AtomicUsize::new(0));
             let result = results.clone();
             let task = spawner.spawn(async move { Counted::new(&result) });
@@ -751,7 +744,7 @@ mod dropped_handles {
             assert_eq!(results.load(Ordering::SeqCst), 1, "kept for the handle");
             drop(task);
             assert_eq!(results.load(Ordering::SeqCst), 0);
-        });
+        }
     }
 }
 
@@ -920,9 +913,8 @@ mod drops_that_write {
         }
     }
 
-    #[test]
-    fn a_released_value_whose_drop_sets_a_variable_never_reaches_the_workers() {
-        each_runtime(|spawner| async move {
+    each_runtime! {
+        fn a_released_value_whose_drop_sets_a_variable_never_reaches_the_workers(spawner) {
             let tasks: Vec<_> = (0..8)
                 .map(|_| {
                     spawner.spawn_in(writes_on_release(), async {
@@ -942,7 +934,7 @@ mod drops_that_write {
             }
             assert_pool_clean(&spawner).await;
             assert_eq!(request_id(), None);
-        });
+        }
     }
 
     #[test]

@@ -113,9 +113,8 @@ mod foreign_tokens {
         assert_eq!(request_id(), Some(1));
     }
 
-    #[test]
-    fn a_token_from_one_task_is_refused_by_another_on_every_runtime() {
-        each_runtime(|spawner| async move {
+    each_runtime! {
+        fn a_token_from_one_task_is_refused_by_another_on_every_runtime(spawner) {
             let issued = spawner.spawn(async {
                 let token = REQUEST_ID.set(1);
                 yield_now().await;
@@ -136,7 +135,7 @@ mod foreign_tokens {
             assert!(matches!(refused, Err(ResetError::OtherContext { .. })));
             assert!(unchanged);
             assert_eq!(seen, Some(2));
-        });
+        }
     }
 }
 
@@ -191,23 +190,22 @@ mod unset {
 
     static NEVER_SET: ContextVar<String> = ContextVar::new("never_set");
 
-    #[test]
-    fn a_variable_never_set_reads_as_absent_everywhere() {
-        let _token = REQUEST_ID.set(1);
-        let before = Context::current();
-        assert_eq!(NEVER_SET.get(), None);
-        assert!(!NEVER_SET.is_set());
-        assert_eq!(NEVER_SET.with(|value| value.cloned()), None);
-        assert_eq!(before.get(&NEVER_SET), None);
-        assert_eq!(Context::empty().get(&NEVER_SET), None);
-        assert_eq!(before.without(&NEVER_SET).len(), before.len());
-        assert_unchanged(&before);
-        each_runtime(|spawner| async move {
+    each_runtime! {
+        fn a_variable_never_set_reads_as_absent_everywhere(spawner) {
+            let _token = REQUEST_ID.set(1);
+            let before = Context::current();
+            assert_eq!(NEVER_SET.get(), None);
+            assert!(!NEVER_SET.is_set());
+            assert_eq!(NEVER_SET.with(|value| value.cloned()), None);
+            assert_eq!(before.get(&NEVER_SET), None);
+            assert_eq!(Context::empty().get(&NEVER_SET), None);
+            assert_eq!(before.without(&NEVER_SET).len(), before.len());
+            assert_unchanged(&before);
             let task = spawner.spawn(async { NEVER_SET.get() });
             let closure = spawner.spawn_blocking(|| NEVER_SET.is_set());
             assert_eq!(task.await.unwrap(), None);
             assert!(!closure.await.unwrap());
-        });
+        }
     }
 
     #[test]

@@ -26,9 +26,8 @@ fn request_id() -> Option<u64> {
 mod block_on {
     use super::*;
 
-    #[test]
-    fn block_on_inside_a_blocking_closure_runs_in_the_closures_context_and_gives_it_back() {
-        each_runtime(|spawner| async move {
+    each_runtime! {
+        fn block_on_inside_a_blocking_closure_runs_in_the_closures_context_and_gives_it_back(spawner) {
             let _token = REQUEST_ID.set(1);
             let inner = spawner.clone();
             let seen = spawner.spawn_blocking(move || {
@@ -58,12 +57,11 @@ mod block_on {
                 "the closure's own, as before"
             );
             assert_eq!(request_id(), Some(1));
-        });
+        }
     }
 
-    #[test]
-    fn a_block_on_that_panics_inside_a_blocking_closure_gives_the_closure_its_context_back() {
-        each_runtime(|spawner| async move {
+    each_runtime! {
+        fn a_block_on_that_panics_inside_a_blocking_closure_gives_the_closure_its_context_back(spawner) {
             let inner = spawner.clone();
             let seen =
                 spawner.spawn_blocking_in(Context::empty().with_value(&REQUEST_ID, 5), move || {
@@ -77,7 +75,7 @@ mod block_on {
                     (outcome.is_err(), request_id())
                 });
             assert_eq!(seen.await.unwrap(), (true, Some(5)));
-        });
+        }
     }
 }
 
@@ -146,9 +144,8 @@ mod nested_polls {
         assert_eq!((request_id(), STEP.get()), (None, None));
     }
 
-    #[test]
-    fn context_run_inside_a_tasks_poll_is_undone_before_the_poll_ends() {
-        each_runtime(|spawner| async move {
+    each_runtime! {
+        fn context_run_inside_a_tasks_poll_is_undone_before_the_poll_ends(spawner) {
             let task = spawner.spawn_in(Context::empty().with_value(&REQUEST_ID, 1), async {
                 let other = Context::empty().with_value(&REQUEST_ID, 2);
                 let mut seen = Vec::new();
@@ -172,7 +169,7 @@ mod nested_polls {
             for seen in task.await.unwrap() {
                 assert_eq!(seen, ((Some(2), Some(3), None, true), Some(1), None));
             }
-        });
+        }
     }
 }
 
@@ -228,9 +225,8 @@ mod shared_snapshots {
         assert_eq!(alive.load(Ordering::SeqCst), 0);
     }
 
-    #[test]
-    fn one_snapshot_given_to_many_tasks_and_closures_at_once_is_seen_by_each_and_changed_by_none() {
-        each_runtime(|spawner| async move {
+    each_runtime! {
+        fn one_snapshot_given_to_many_tasks_and_closures_at_once_is_seen_by_each_and_changed_by_none(spawner) {
             let alive = Arc::new(AtomicUsize::new(0));
             let cx = Context::empty()
                 .with_value(&REQUEST_ID, 7)
@@ -264,7 +260,7 @@ mod shared_snapshots {
             assert_eq!(alive.load(Ordering::SeqCst), 1);
             drop(cx);
             assert_eq!(alive.load(Ordering::SeqCst), 0);
-        });
+        }
     }
 }
 

@@ -95,9 +95,8 @@ mod local_tasks {
     use ctxflow::LocalSpawner;
     use futures::channel::oneshot;
 
-    #[test]
-    fn a_guard_held_across_an_await_is_reported_in_its_own_task_naming_where_it_was_made() {
-        ctxflow::testing::each_local_runtime(|local| async move {
+    ctxflow::testing::each_local_runtime! {
+        fn a_guard_held_across_an_await_is_reported_in_its_own_task_naming_where_it_was_made(local) {
             let (held, on_held) = oneshot::channel();
             let misuser = local.spawn_local(async move {
                 let _guard = Context::empty().with_value(&STEP, 1).attach();
@@ -122,6 +121,6 @@ mod local_tasks {
                 "{message}"
             );
             assert!(Context::empty().run(|| true), "reported once, in its task");
-        });
+        }
     }
 }

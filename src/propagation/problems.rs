@@ -86,14 +86,7 @@ impl fmt::Display for ImportProblem {
 
 impl fmt::Display for ImportError {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str("cannot import context: ")?;
-        for (i, problem) in self.problems.iter().enumerate() {
-            if i > 0 {
-                f.write_str("; ")?;
-            }
-            write!(f, "{problem}")?;
-        }
-        Ok(())
+        write_problems(f, "cannot import context: ", &self.problems)
     }
 }
 
@@ -170,15 +163,24 @@ impl fmt::Display for ExportProblem {
 
 impl fmt::Display for ExportError {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str("cannot export context: ")?;
-        for (i, problem) in self.problems.iter().enumerate() {
-            if i > 0 {
-                f.write_str("; ")?;
-            }
-            write!(f, "{problem}")?;
-        }
-        Ok(())
+        write_problems(f, "cannot export context: ", &self.problems)
     }
+}
+
+/// `what` followed by every problem, separated by semicolons.
+fn write_problems(
+    f: &mut fmt::Formatter<'_>,
+    what: &str,
+    problems: &[impl fmt::Display],
+) -> fmt::Result {
+    f.write_str(what)?;
+    for (i, problem) in problems.iter().enumerate() {
+        if i > 0 {
+            f.write_str("; ")?;
+        }
+        write!(f, "{problem}")?;
+    }
+    Ok(())
 }
 
 impl Error for ExportError {}
