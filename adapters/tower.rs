@@ -46,17 +46,21 @@
 
 #[path = "tower/client.rs"]
 mod client;
+#[path = "tower/header_map.rs"]
+mod header_map;
 #[path = "tower/request_id.rs"]
 mod request_id;
 #[path = "tower/response_body.rs"]
 mod response_body;
 #[path = "tower/server.rs"]
 mod server;
+#[cfg(feature = "trace-context")]
 #[path = "tower/trace_headers.rs"]
 mod trace_headers;
 
 pub use client::{InjectContextLayer, InjectContextService};
-pub use request_id::MakeRequestUuidV7;
+pub use request_id::{IncomingRequestId, MakeRequestUuidV7};
 pub use response_body::ResponseBody;
 pub use server::{RequestContextLayer, RequestContextService, ResponseFuture};
+#[cfg(feature = "trace-context")]
 pub use trace_headers::inject_context;

@@ -83,6 +83,9 @@ pub use var::{ContextVar, ResetError, Token};
 #[cfg(feature = "async-std")]
 #[path = "../adapters/async_std.rs"]
 pub mod async_std;
+#[cfg(feature = "carrier")]
+#[path = "../adapters/carrier.rs"]
+pub mod carrier;
 #[cfg(any(feature = "tokio", feature = "smol", feature = "async-std"))]
 #[path = "../adapters/default.rs"]
 mod default_spawner;

@@ -7,19 +7,22 @@ use std::sync::Arc;
 use std::task::{ready, Context as TaskContext, Poll};
 
 use http::{HeaderName, HeaderValue, Request, Response};
+#[cfg(feature = "trace-context")]
 use opentelemetry::context::FutureExt as _;
 use pin_project_lite::pin_project;
 use tower_http::request_id::MakeRequestId;
 use tower_layer::Layer;
 use tower_service::Service;
 
-use super::request_id::{IdRules, MakeRequestUuidV7};
+use super::request_id::{IdRules, IncomingRequestId, MakeRequestUuidV7};
 use super::response_body::ResponseBody;
+#[cfg(feature = "trace-context")]
 use super::trace_headers;
-use crate::{ContextVar, InContext, Propagation, WithContext};
-
-/// Longer incoming ids are ignored: an id is logged with every line of the request.
-const DEFAULT_MAX_REQUEST_ID_LEN: usize = 128;
+use crate::carrier::request_id::DEFAULT_MAX_REQUEST_ID_LEN;
+use crate::carrier::TraceSlot;
+#[cfg(feature = "trace-context")]
+use crate::Propagation;
+use crate::{ContextVar, InContext, WithContext};
 
 /// Gives every request its own context: a [`tower::Layer`](Layer) for axum's `Router::layer`,
 /// tower's `ServiceBuilder`, and hyper services (through hyper-util's `TowerToHyperService`).
@@ -83,7 +86,10 @@ struct Settings {
     request_id: &'static ContextVar<String>,
     header: HeaderName,
     max_request_id_len: usize,
+    incoming: IncomingRequestId,
+    #[cfg(feature = "trace-context")]
     propagation: Propagation,
+    span: bool,
 }
 
 impl RequestContextLayer {
@@ -105,7 +111,10 @@ impl RequestContextLayer {
                 request_id,
                 header: HeaderName::from_static("x-request-id"),
                 max_request_id_len: DEFAULT_MAX_REQUEST_ID_LEN,
+                incoming: IncomingRequestId::default(),
+                #[cfg(feature = "trace-context")]
                 propagation: Propagation::new(),
+                span: false,
             }),
             make_request_id: MakeRequestUuidV7,
         }
@@ -172,7 +181,44 @@ impl<M> RequestContextLayer<M> {
         self
     }
 
-    /// Sets the variables `propagation` lists from the request's W3C `baggage` header; the
+    /// Which of the ids a request brings are used: by default the request id header, else the
+    /// request id variable's entry in the baggage, else a fresh id (see [`IncomingRequestId`]).
+    ///
+    /// ```
+    /// use axum::{routing::get, Router};
+    /// use ctxflow::tower::{IncomingRequestId, RequestContextLayer};
+    /// use ctxflow::ContextVar;
+    /// use tower::ServiceExt;
+    ///
+    /// static REQUEST_ID: ContextVar<String> = ContextVar::new("request_id");
+    ///
+    /// let edge = Router::new()
+    ///     .route("/", get(|| async { "ok" }))
+    ///     .layer(RequestContextLayer::new(&REQUEST_ID).incoming_request_id(IncomingRequestId::Fresh));
+    /// let request = http::Request::builder()
+    ///     .uri("/")
+    ///     .header("x-request-id", "chosen-by-the-caller")
+    ///     .body(axum::body::Body::empty())
+    ///     .unwrap();
+    /// let response = futures::executor::block_on(edge.oneshot(request)).unwrap();
+    /// assert_ne!(response.headers()["x-request-id"], "chosen-by-the-caller");
+    /// ```
+    pub fn incoming_request_id(mut self, incoming: IncomingRequestId) -> Self {
+        Arc::make_mut(&mut self.settings).incoming = incoming;
+        self
+    }
+
+    /// Opens an info-level `tracing` span named `request` around each request's future and
+    /// `call`, with fields `method`, `path` (the request's URI path) and `request_id`, as
+    /// tower-http's `TraceLayer` does; tasks spawned from the handler through ctxflow carry it
+    /// with feature `tracing`. Off by default.
+    pub fn trace_span(mut self, enabled: bool) -> Self {
+        Arc::make_mut(&mut self.settings).span = enabled;
+        self
+    }
+
+    /// Sets the variables `propagation` lists from the request's W3C `baggage` header
+    /// (feature `trace-context`); the
     /// client side sends them with [`InjectContextLayer`](super::InjectContextLayer) or
     /// [`inject_context`](super::inject_context). Values that do not parse, or baggage over
     /// the propagation's limits, are ignored with a debug-level event, all of them at once.
@@ -199,6 +245,7 @@ impl<M> RequestContextLayer<M> {
     /// let body = futures::executor::block_on(response.into_body().collect()).unwrap();
     /// assert_eq!(body.to_bytes(), "acme");
     /// ```
+    #[cfg(feature = "trace-context")]
     pub fn propagation(mut self, propagation: Propagation) -> Self {
         Arc::make_mut(&mut self.settings).propagation = propagation;
         self
@@ -260,9 +307,9 @@ impl<M: fmt::Debug> fmt::Debug for RequestContextLayer<M> {
             .field("request_id", &self.settings.request_id.name())
             .field("header", &self.settings.header)
             .field("max_request_id_len", &self.settings.max_request_id_len)
-            .field("propagation", &self.settings.propagation)
+            .field("incoming", &self.settings.incoming)
             .field("make_request_id", &self.make_request_id)
-            .finish()
+            .finish_non_exhaustive()
     }
 }
 
@@ -337,30 +384,59 @@ where
 
     fn call(&mut self, mut request: Request<ReqBody>) -> Self::Future {
         let settings = &*self.settings;
+        #[cfg(feature = "trace-context")]
+        let trace_headers::Incoming {
+            variables,
+            trace_context,
+        } = trace_headers::extract(request.headers(), &settings.propagation);
+        #[cfg(not(feature = "trace-context"))]
+        let variables = crate::Context::empty();
         let rules = IdRules {
             header: &settings.header,
             max_len: settings.max_request_id_len,
+            incoming: settings.incoming,
         };
-        let id = rules.choose(&mut request, &mut self.make_request_id);
-        let incoming = trace_headers::extract(request.headers(), &settings.propagation);
-        let context = incoming.variables.with_value(settings.request_id, id.text);
+        let id = rules.choose(
+            &mut request,
+            &mut self.make_request_id,
+            variables.get(settings.request_id),
+        );
+        let span = match settings.span {
+            true => tracing::info_span!(
+                "request",
+                method = %request.method(),
+                path = request.uri().path(),
+                request_id = id.text.as_str(),
+            ),
+            false => tracing::Span::none(),
+        };
+        let context = variables.with_value(settings.request_id, id.text);
         // Whatever the inner service does before returning its future already belongs to the
         // request: axum runs extractors there, other services may spawn.
         let inner = context.run(|| {
-            let _attached = incoming.trace_context.clone().attach();
+            #[cfg(feature = "trace-context")]
+            let _attached = trace_context.clone().attach();
+            let _entered = span.enter();
             self.inner.call(request)
         });
+        #[cfg(feature = "trace-context")]
+        let inner = inner.with_context(trace_context.clone());
         ResponseFuture {
-            inner: inner
-                .with_context(incoming.trace_context.clone())
-                .in_context(context),
-            trace_context: incoming.trace_context,
+            inner: inner.in_context(context),
+            #[cfg(feature = "trace-context")]
+            trace_context,
+            #[cfg(not(feature = "trace-context"))]
+            trace_context: (),
+            span,
             echo: Some((settings.header.clone(), id.header_value)),
         }
     }
 }
 
+#[cfg(feature = "trace-context")]
 type RequestScoped<F> = WithContext<opentelemetry::context::WithContext<F>>;
+#[cfg(not(feature = "trace-context"))]
+type RequestScoped<F> = WithContext<F>;
 
 pin_project! {
     /// The response of a [`RequestContextService`]: the inner service's future, polled inside the
@@ -386,7 +462,8 @@ pin_project! {
         #[pin]
         inner: RequestScoped<F>,
         // For the body, which goes on being polled after the future is done.
-        trace_context: opentelemetry::Context,
+        trace_context: TraceSlot,
+        span: tracing::Span,
         echo: Option<(HeaderName, HeaderValue)>,
     }
 }
@@ -399,7 +476,10 @@ where
 
     fn poll(self: Pin<&mut Self>, cx: &mut TaskContext<'_>) -> Poll<Self::Output> {
         let mut this = self.project();
-        let response = ready!(this.inner.as_mut().poll(cx))?;
+        let response = {
+            let _entered = this.span.enter();
+            ready!(this.inner.as_mut().poll(cx))?
+        };
         // The context as the handler left it, so the body sees what the handler set.
         let context = this.inner.context().clone();
         let trace_context = std::mem::take(this.trace_context);
