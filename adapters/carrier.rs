@@ -168,10 +168,16 @@ impl ContextCarrier {
         &self.propagation
     }
 
-    /// Writes the current context into `carrier`: the request id when one is set, and with
-    /// feature `trace-context` the trace context and baggage.
+    /// Writes the current context into `carrier`: the request id when one is set and usable
+    /// (an id [`extract`](Self::extract) would refuse is left out), and with feature
+    /// `trace-context` the trace context and baggage.
     pub fn inject(&self, carrier: &mut dyn Injector) {
-        if let Some(id) = self.request_id.get() {
+        // An id the receiving side would refuse is not sent: it makes its own instead.
+        let id = self.request_id.with(|id| {
+            id.filter(|id| check_request_id(id.as_bytes(), self.max_request_id_len).is_ok())
+                .cloned()
+        });
+        if let Some(id) = id {
             carrier.set(&self.request_id_key, id);
         }
         #[cfg(feature = "trace-context")]

@@ -92,6 +92,9 @@ mod default_spawner;
 #[cfg(feature = "hyper")]
 #[path = "../adapters/hyper.rs"]
 mod hyper;
+#[cfg(feature = "nats")]
+#[path = "../adapters/nats.rs"]
+pub mod nats;
 #[cfg(feature = "opentelemetry")]
 #[path = "../adapters/opentelemetry.rs"]
 pub mod opentelemetry;
