@@ -89,6 +89,9 @@ pub mod carrier;
 #[cfg(any(feature = "tokio", feature = "smol", feature = "async-std"))]
 #[path = "../adapters/default.rs"]
 mod default_spawner;
+#[cfg(feature = "grpc")]
+#[path = "../adapters/grpc.rs"]
+pub mod grpc;
 #[cfg(feature = "hyper")]
 #[path = "../adapters/hyper.rs"]
 mod hyper;
