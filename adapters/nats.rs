@@ -22,10 +22,11 @@
 //! let consumer = carrier.clone();
 //! ctxflow::spawn(async move {
 //!     while let Some(message) = orders.next().await {
+//!         let context = ctxflow::nats::extract(&consumer, &message);
 //!         let handle = async move {
 //!             println!("request_id={} {:?}", REQUEST_ID.get().unwrap(), message.payload);
 //!         };
-//!         ctxflow::spawn(ctxflow::nats::extract(&consumer, &message).scope(handle)).detach();
+//!         ctxflow::spawn(context.scope(handle)).detach();
 //!     }
 //! })
 //! .detach();

@@ -132,7 +132,9 @@ pub use default_spawner::{block_on, spawn, spawn_blocking, spawn_named, DefaultS
     feature = "rayon",
     feature = "tracing-json",
     feature = "opentelemetry",
-    feature = "tower"
+    feature = "tower",
+    feature = "trace-context",
+    feature = "nats"
 ))]
 mod guides {
     #[doc = include_str!("../README.md")]
@@ -151,4 +153,6 @@ mod guides {
     struct Flow;
     #[doc = include_str!("../docs/logging.md")]
     struct Logging;
+    #[doc = include_str!("../docs/messaging.md")]
+    struct Messaging;
 }
