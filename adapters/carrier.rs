@@ -287,7 +287,7 @@ impl Extracted {
             #[cfg(feature = "trace-context")]
             trace_context: self.trace_context,
             #[cfg(not(feature = "trace-context"))]
-            trace_context: (),
+            trace_context: TraceSlot,
         }
     }
 }
@@ -325,7 +325,8 @@ impl<F> fmt::Debug for Scoped<F> {
 pub(crate) type TraceSlot = opentelemetry::Context;
 /// The OpenTelemetry context work runs with: nothing without feature `trace-context`.
 #[cfg(not(feature = "trace-context"))]
-pub(crate) type TraceSlot = ();
+#[derive(Clone, Debug, Default)]
+pub(crate) struct TraceSlot;
 
 /// Attaches `slot` to this thread until the guard is dropped.
 #[cfg(feature = "trace-context")]
@@ -337,7 +338,9 @@ pub(crate) fn attach(slot: &TraceSlot) -> opentelemetry::ContextGuard {
 /// Attaches `slot` to this thread until the guard is dropped.
 #[cfg(not(feature = "trace-context"))]
 #[inline]
-pub(crate) fn attach(_slot: &TraceSlot) {}
+pub(crate) fn attach(_slot: &TraceSlot) -> TraceSlot {
+    TraceSlot
+}
 
 /// Where a refused request id came from.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]

@@ -194,6 +194,9 @@ fn assert_uuid_v7(id: &str) {
     assert_eq!(uuid.get_version(), Some(uuid::Version::SortRand), "{id}");
 }
 
+/// What a message is, the headers it carries, and the one problem they must be reported as.
+type HostileCase = (&'static str, Vec<(&'static str, String)>, CarrierProblem);
+
 // On one thread, where the test's log subscriber is the default.
 #[tokio::test(flavor = "current_thread")]
 async fn a_message_with_hostile_headers_is_handled_in_a_fresh_context_with_a_typed_error_and_a_warning(
@@ -218,7 +221,7 @@ async fn a_message_with_hostile_headers_is_handled_in_a_fresh_context_with_a_typ
         source: RequestIdSource::Key,
         reason,
     };
-    let cases: Vec<(&str, Vec<(&str, String)>, CarrierProblem)> = vec![
+    let cases: Vec<HostileCase> = vec![
         (
             "an oversized request id",
             vec![("x-request-id", "x".repeat(10_000))],
@@ -298,7 +301,7 @@ async fn a_message_with_hostile_headers_is_handled_in_a_fresh_context_with_a_typ
         assert!(ids.insert(seen.request_id.clone()), "{case}: a reused id");
         assert_eq!(seen.trace_id, TraceId::INVALID, "{case}");
         assert_eq!(seen.tenant, None, "{case}");
-        assert_eq!(seen.problems, [expected.clone()], "{case}");
+        assert_eq!(seen.problems, std::slice::from_ref(expected), "{case}");
     }
 
     let log = String::from_utf8(captured.0.lock().unwrap().clone()).unwrap();

@@ -426,7 +426,7 @@ where
             #[cfg(feature = "trace-context")]
             trace_context,
             #[cfg(not(feature = "trace-context"))]
-            trace_context: (),
+            trace_context: TraceSlot,
             span,
             echo: Some((settings.header.clone(), id.header_value)),
         }
