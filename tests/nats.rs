@@ -76,8 +76,8 @@ struct Seen {
     problems: Vec<CarrierProblem>,
 }
 
-/// Handles every message of `subscriber` in its publisher's context, reporting what each
-/// handler saw.
+/// Handles every message of `subscriber` in its publisher's context, each in a task of its own,
+/// reporting what each handler saw.
 fn consume(
     mut subscriber: async_nats::Subscriber,
     carrier: ContextCarrier,
@@ -90,20 +90,28 @@ fn consume(
                 .error()
                 .map(|error| error.problems().to_vec())
                 .unwrap_or_default();
-            let seen = seen.clone();
             let handle = async move {
                 // A hop through the runtime: the context must hold across it.
                 tokio::task::yield_now().await;
                 let trace_context = opentelemetry::Context::current();
-                let _ = seen.send(Seen {
+                Seen {
                     request_id: REQUEST_ID.get().unwrap_or_default(),
                     trace_id: trace_context.span().span_context().trace_id(),
                     tenant: TENANT.get(),
                     payload: String::from_utf8(message.payload.to_vec()).unwrap(),
                     problems,
-                });
+                }
             };
-            ctxflow::spawn(extracted.scope(handle)).detach();
+            let handling = ctxflow::spawn(extracted.scope(handle));
+            // Reported once the handler's task is over and its future dropped, consumer span
+            // and all.
+            let seen = seen.clone();
+            ctxflow::spawn(async move {
+                if let Ok(handled) = handling.await {
+                    let _ = seen.send(handled);
+                }
+            })
+            .detach();
         }
     })
     .detach();
@@ -178,6 +186,23 @@ async fn ten_thousand_messages_from_a_hundred_concurrent_requests_are_each_handl
 #[derive(Clone, Default)]
 struct Captured(Arc<Mutex<Vec<u8>>>);
 
+/// The warnings of the whole test binary, from a global subscriber: a subscriber of one thread
+/// would miss events whose callsites another test's thread registered first.
+fn warnings() -> &'static Captured {
+    static CAPTURED: OnceLock<Captured> = OnceLock::new();
+    CAPTURED.get_or_init(|| {
+        let captured = Captured::default();
+        let writer = captured.clone();
+        let subscriber = tracing_subscriber::fmt()
+            .with_max_level(tracing::Level::WARN)
+            .with_writer(move || writer.clone())
+            .with_ansi(false)
+            .finish();
+        tracing::subscriber::set_global_default(subscriber).unwrap();
+        captured
+    })
+}
+
 impl io::Write for Captured {
     fn write(&mut self, bytes: &[u8]) -> io::Result<usize> {
         self.0.lock().unwrap().extend_from_slice(bytes);
@@ -197,22 +222,13 @@ fn assert_uuid_v7(id: &str) {
 /// What a message is, the headers it carries, and the one problem they must be reported as.
 type HostileCase = (&'static str, Vec<(&'static str, String)>, CarrierProblem);
 
-// On one thread, where the test's log subscriber is the default.
-#[tokio::test(flavor = "current_thread")]
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_message_with_hostile_headers_is_handled_in_a_fresh_context_with_a_typed_error_and_a_warning(
 ) {
     let Some(client) = connect("hostile_headers").await else {
         return;
     };
-    let captured = Captured::default();
-    let writer = captured.clone();
-    let subscriber = tracing_subscriber::fmt()
-        .with_max_level(tracing::Level::WARN)
-        .with_writer(move || writer.clone())
-        .with_ansi(false)
-        .finish();
-    let _logging = tracing::subscriber::set_default(subscriber);
-
+    let captured = warnings();
     let subject = subject("hostile");
     let mut seen = consume(client.subscribe(subject.clone()).await.unwrap(), carrier());
     client.flush().await.unwrap();
@@ -305,7 +321,10 @@ async fn a_message_with_hostile_headers_is_handled_in_a_fresh_context_with_a_typ
     }
 
     let log = String::from_utf8(captured.0.lock().unwrap().clone()).unwrap();
-    let warnings: Vec<&str> = log.lines().filter(|line| line.contains("WARN")).collect();
+    let warnings: Vec<&str> = log
+        .lines()
+        .filter(|line| line.contains("WARN") && line.contains(&subject))
+        .collect();
     assert_eq!(warnings.len(), cases.len(), "{log}");
     assert!(warnings
         .iter()
