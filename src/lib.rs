@@ -35,8 +35,11 @@
 //! follows every spawn, and [`tracing::LogFields`] puts context variables such as a request id
 //! on every log line, text or JSON (feature `tracing-json`); with feature `opentelemetry`,
 //! OpenTelemetry's own context follows every spawn (see [`opentelemetry`]).
-//! HTTP services built on tower (axum, hyper) give every request a context of its own, with its
-//! request id, W3C trace context and baggage, through `ctxflow::tower` (feature `tower`).
+//! HTTP services built on tower (axum, hyper, tonic) give every request a context of its own,
+//! with its request id, through `ctxflow::tower` (feature `tower`), and W3C trace context and
+//! baggage with feature `trace-context`; NATS messages are handled in their publisher's
+//! context through `ctxflow::nats` (feature `nats`), and any other carrier of text pairs
+//! through `ctxflow::carrier`.
 #![deny(missing_docs)]
 #![forbid(unsafe_code)]
 #![cfg_attr(docsrs, feature(doc_auto_cfg))]
