@@ -29,13 +29,14 @@ use crate::{ContextVar, InContext, WithContext};
 ///
 /// For each request it
 /// 1. starts from an empty context, whatever the serving task had;
-/// 2. sets `request_id` to the id tower-http's `SetRequestIdLayer` chose when it ran first
-///    (its `RequestId` extension), else the `x-request-id` header, else a fresh id from the
-///    [`MakeRequestId`] (a UUID v7 by default), and records the id on the request as
-///    `SetRequestIdLayer` does;
-/// 3. extracts the W3C `traceparent`, `tracestate` and `baggage` headers with OpenTelemetry's
-///    propagators, and sets the variables the [`propagation`](Self::propagation) lists from
-///    the baggage;
+/// 2. with feature `trace-context`, extracts the W3C `traceparent`, `tracestate` and `baggage`
+///    headers with OpenTelemetry's propagators, and sets the variables the `propagation`
+///    lists from the baggage;
+/// 3. sets `request_id` to the id tower-http's `SetRequestIdLayer` chose when it ran first
+///    (its `RequestId` extension), else the `x-request-id` header, else the request id
+///    variable's entry in the baggage, else a fresh id from the [`MakeRequestId`] (a UUID v7
+///    by default), and records the id on the request as `SetRequestIdLayer` does; see
+///    [`incoming_request_id`](Self::incoming_request_id) to trust less;
 /// 4. runs the inner service's `call`, every poll of its future and every frame of its
 ///    response's body (a [`ResponseBody`]) inside that context, with the extracted
 ///    OpenTelemetry context attached;
@@ -45,7 +46,8 @@ use crate::{ContextVar, InContext, WithContext};
 /// context after the response is sent. A header that is too long or malformed never fails the
 /// request: it is ignored with a debug-level `tracing` event.
 ///
-/// A request id, whether from the header, the `RequestId` extension or the [`MakeRequestId`],
+/// A request id, whether from the header, the baggage, the `RequestId` extension or the
+/// [`MakeRequestId`],
 /// is used only when it is non-empty, at most [`max_request_id_len`](Self::max_request_id_len)
 /// bytes long, and made of ASCII letters, digits and `-` `_` `.` `:` `/` `+` `=` `@`: enough
 /// for UUIDs, ULIDs, base64 ids, `host:pid` or `name@host`, and nothing that could add a field
