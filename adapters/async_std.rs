@@ -1,13 +1,22 @@
 //! [`AsyncStdSpawner`]: ctxflow's [`Spawner`] over async-std's global runtime
 //! (feature `async-std`).
 //!
-//! async-std is deprecated in favour of smol; this adapter keeps existing services working.
+//! async-std has been discontinued upstream (its README says so and recommends smol); this
+//! adapter keeps existing services working, and runs the whole conformance suite. For new code
+//! that should not depend on one runtime, use smol (feature `smol`).
+//!
+//! ctxflow's [`JoinHandle`] wraps async-std's own handle here (see `async_task_join`): a task is
+//! one allocation, as with `task::spawn`.
 
 use std::future::Future;
+use std::pin::Pin;
+use std::task::{Context as TaskContext, Poll, Waker};
 
 use ::async_std::task;
 
-use crate::{BlockingTask, InContext, LocalSpawner, Spawner, Task};
+use crate::async_task_join::{cancelling, AsyncTaskJoin, Contained, NativeTask};
+use crate::runtime_join::RuntimeJoin;
+use crate::{BlockingTask, InContext, JoinHandle, LocalSpawner, PreparedTask, Spawner, Task};
 
 /// Spawns on async-std's global runtime; task names are handed to async-std.
 ///
@@ -65,6 +74,89 @@ impl Spawner for AsyncStdSpawner {
 
     fn block_on<F: Future>(&self, future: F) -> F::Output {
         task::block_on(future.in_current_context())
+    }
+
+    // async-std's own handle, detached on drop and cancelled by `abort`, carries the outcome:
+    // the task needs no slot of ctxflow's.
+    fn spawn_prepared<F>(&self, task: PreparedTask<F>) -> JoinHandle<F::Output>
+    where
+        F: Future + Send + 'static,
+        F::Output: Send + 'static,
+    {
+        let (task, name, abort_key) = Contained::new(task);
+        let handle = match name {
+            Some(name) => task::Builder::new()
+                .name(name.to_string())
+                .spawn(task)
+                .expect("async-std refused to spawn a named task"),
+            None => task::spawn(task),
+        };
+        let handle = AsyncTaskJoin::new(
+            NativeJoin::new(handle),
+            |join, abort_key| cancelling(join.handle.cancel(), abort_key),
+            abort_key,
+        );
+        JoinHandle::from_runtime(RuntimeJoin::AsyncStd(handle))
+    }
+}
+
+/// async-std's own handle, with the `is_finished` it lacks: that polls the handle with the
+/// waker of its last poll, so whoever awaits it stays the one woken.
+pub(crate) struct NativeJoin<T> {
+    handle: task::JoinHandle<T>,
+    /// The output a poll from `is_finished` found; boxed, as it is rare, so that a handle's size
+    /// does not depend on its output's.
+    output: Option<Box<T>>,
+    awaiter: Option<Waker>,
+}
+
+// The output is never pinned: only the handle is polled, and it is `Unpin`.
+impl<T> Unpin for NativeJoin<T> {}
+
+impl<T> NativeJoin<T> {
+    fn new(handle: task::JoinHandle<T>) -> Self {
+        NativeJoin {
+            handle,
+            output: None,
+            awaiter: None,
+        }
+    }
+}
+
+impl<T> NativeTask for NativeJoin<T> {
+    type Output = T;
+
+    fn poll_output(&mut self, cx: &mut TaskContext<'_>) -> Poll<Option<T>> {
+        if let Some(output) = self.output.take() {
+            return Poll::Ready(Some(*output));
+        }
+        if !self
+            .awaiter
+            .as_ref()
+            .is_some_and(|awaiter| awaiter.will_wake(cx.waker()))
+        {
+            self.awaiter = Some(cx.waker().clone());
+        }
+        // Only `cancel` ends an async-std task early, and it consumes the handle: a handle
+        // still here is polled to the task's output.
+        Pin::new(&mut self.handle).poll(cx).map(Some)
+    }
+
+    fn is_finished(&mut self) -> bool {
+        if self.output.is_none() {
+            let waker = self.awaiter.as_ref().unwrap_or(Waker::noop());
+            if let Poll::Ready(output) =
+                Pin::new(&mut self.handle).poll(&mut TaskContext::from_waker(waker))
+            {
+                self.output = Some(Box::new(output));
+            }
+        }
+        self.output.is_some()
+    }
+
+    fn detach(self) {
+        // async-std's handle detaches when dropped.
+        drop(self.handle);
     }
 }
 

@@ -170,7 +170,9 @@ impl ContextCarrier {
 
     /// Writes the current context into `carrier`: the request id when one is set and usable
     /// (an id [`extract`](Self::extract) would refuse is left out), and with feature
-    /// `trace-context` the trace context and baggage.
+    /// `trace-context` the trace context and baggage. When the listed variables cannot be
+    /// exported ([`ExportError`](crate::ExportError)), none of them is written and a debug-level
+    /// event says why; the request id and the other baggage entries still are.
     pub fn inject(&self, carrier: &mut dyn Injector) {
         // An id the receiving side would refuse is not sent: it makes its own instead.
         let id = self.request_id.with(|id| {

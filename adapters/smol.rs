@@ -1,4 +1,7 @@
 //! [`SmolSpawner`]: ctxflow's [`Spawner`] over smol's executors (feature `smol`).
+//!
+//! ctxflow's [`JoinHandle`] wraps smol's own `Task` here (see `async_task_join`): a task is one
+//! allocation, as with `Executor::spawn`, and dropping the handle detaches it.
 
 use std::fmt;
 use std::future::Future;
@@ -6,7 +9,13 @@ use std::sync::Arc;
 
 use std::rc::Rc;
 
-use crate::{BlockingTask, InContext, LocalSpawner, Spawner, Task};
+use std::pin::Pin;
+use std::task::{Context as TaskContext, Poll};
+
+use crate::async_task_join::{cancelling, AsyncTaskJoin, Contained, NativeTask};
+use crate::runtime_join::RuntimeJoin;
+use crate::{BlockingTask, InContext, JoinHandle, LocalSpawner, PreparedTask, Spawner, Task};
+use ::async_task::FallibleTask;
 use ::smol::{Executor, LocalExecutor};
 
 /// Spawns on an [`Executor`] (smol's global one, or one of the application's); blocking
@@ -76,6 +85,42 @@ impl Spawner for SmolSpawner {
             Some(executor) => ::smol::block_on(executor.run(future)),
             None => ::smol::block_on(future),
         }
+    }
+
+    // smol's own task, detached on drop and cancelled by `abort`, carries the outcome: the task
+    // needs no slot of ctxflow's.
+    fn spawn_prepared<F>(&self, task: PreparedTask<F>) -> JoinHandle<F::Output>
+    where
+        F: Future + Send + 'static,
+        F::Output: Send + 'static,
+    {
+        let (task, _name, abort_key) = Contained::new(task);
+        let task = match &self.executor {
+            Some(executor) => executor.spawn(task),
+            None => ::smol::spawn(task),
+        };
+        let handle = AsyncTaskJoin::new(
+            task.fallible(),
+            |task, abort_key| cancelling(task.cancel(), abort_key),
+            abort_key,
+        );
+        JoinHandle::from_runtime(RuntimeJoin::Smol(handle))
+    }
+}
+
+impl<T> NativeTask for FallibleTask<T> {
+    type Output = T;
+
+    fn poll_output(&mut self, cx: &mut TaskContext<'_>) -> Poll<Option<T>> {
+        Pin::new(self).poll(cx)
+    }
+
+    fn is_finished(&mut self) -> bool {
+        FallibleTask::is_finished(self)
+    }
+
+    fn detach(self) {
+        FallibleTask::detach(self)
     }
 }
 

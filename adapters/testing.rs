@@ -1,22 +1,52 @@
 //! Run one test body on every enabled runtime (feature `testing`).
 //!
+//! [`each_runtime!`] turns one async test body into one `#[test]` per runtime, and
+//! [`each_local_runtime!`] does the same for `!Send` bodies on each runtime's local executor.
+//! The runtimes are those of ctxflow's features, so a crate's dev-dependency enables the ones its
+//! tests should run on:
+//!
+//! ```toml
+//! [dev-dependencies]
+//! ctxflow = { version = "0.1", features = ["testing", "tokio", "smol", "async-std"] }
+//! ```
+//!
 //! ```
 //! use ctxflow::{ContextVar, Spawner};
 //!
 //! static REQUEST_ID: ContextVar<u32> = ContextVar::new("request_id");
 //!
-//! ctxflow::testing::each_runtime(|spawner| async move {
-//!     let _token = REQUEST_ID.set(7);
-//!     let child = spawner.spawn(async { REQUEST_ID.get() });
-//!     assert_eq!(child.await.unwrap(), Some(7));
-//! });
+//! ctxflow::testing::each_runtime! {
+//!     fn a_child_sees_the_parents_request_id(spawner) {
+//!         let _token = REQUEST_ID.set(7);
+//!         let child = spawner.spawn(async { REQUEST_ID.get() });
+//!         assert_eq!(child.await.unwrap(), Some(7));
+//!     }
+//! }
+//! # fn main() {}
 //! ```
+//!
+//! This generates `a_child_sees_the_parents_request_id::tokio_multi_thread`,
+//! `::tokio_current_thread`, `::smol` and `::async_std`, so the output names each runtime's
+//! result and `cargo test tokio_current_thread` runs one runtime's tests. A runtime whose feature
+//! is off gets an ignored test that names the feature it needs.
+//!
+//! The functions [`each_runtime()`] and [`each_local_runtime()`] run one body on every runtime in
+//! turn inside a single test, for tests that need all of them in one process; [`Runtime`] and
+//! [`LocalRuntime`] run a body on one runtime.
 
 use std::any::Any;
 use std::future::Future;
 use std::panic::{self, AssertUnwindSafe};
 
+#[path = "testing/macros.rs"]
+mod macros;
+
 use crate::{task, AnyLocalSpawner, AnySpawner, Context, InContext, JoinError, Spawner};
+
+#[doc(inline)]
+pub use crate::__each_local_runtime as each_local_runtime;
+#[doc(inline)]
+pub use crate::__each_runtime as each_runtime;
 
 /// A runtime `each_runtime` runs a body on.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -121,9 +151,12 @@ impl Runtime {
     }
 }
 
-/// Runs one async test body on a fresh instance of every enabled runtime: tokio multi-thread
-/// and current-thread, smol, async-std. The body runs as a ctxflow task that starts with an
-/// empty context, and gets the runtime's spawner.
+/// Runs one async test body on a fresh instance of every enabled runtime in turn, all inside
+/// the calling test: tokio multi-thread and current-thread, smol, async-std. The body runs as a
+/// ctxflow task that starts with an empty context, and gets the runtime's spawner. A test that
+/// runs one body per runtime is better written with
+/// [`each_runtime!`](crate::testing::each_runtime!), which gives each runtime its own test; this
+/// function is for tests that need every runtime in one process.
 ///
 /// # Panics
 /// When the body panics on any runtime, after trying them all, naming each runtime that failed
@@ -147,9 +180,11 @@ where
 }
 
 /// Runs one async test body, which need not be `Send`, on the local executor of every enabled
-/// runtime: a tokio `LocalSet` on a current-thread runtime, a smol `LocalExecutor`, async-std's
-/// `spawn_local`. The body runs on the test thread in an empty context and gets the runtime's
-/// local spawner.
+/// runtime in turn, all inside the calling test: a tokio `LocalSet` on a current-thread runtime,
+/// a smol `LocalExecutor`, async-std's `spawn_local`. The body runs on the test thread in an
+/// empty context and gets the runtime's local spawner. A test that runs one body per runtime is
+/// better written with [`each_local_runtime!`](crate::testing::each_local_runtime!), which gives
+/// each runtime its own test.
 ///
 /// # Panics
 /// When the body panics on any runtime, after trying them all, naming each runtime that failed
@@ -173,35 +208,108 @@ where
     B: Fn(AnyLocalSpawner) -> Fut,
     Fut: Future<Output = ()> + 'static,
 {
-    let runs: &[(&str, &dyn Fn())] = &[
-        #[cfg(feature = "tokio")]
-        ("tokio (LocalSet)", &|| {
-            let runtime = ::tokio::runtime::Builder::new_current_thread()
-                .enable_all()
-                .build()
-                .expect("start a tokio runtime");
-            let spawner = crate::tokio::TokioLocalSpawner;
-            let body = body(spawner.into()).in_context(Context::empty());
-            ::tokio::task::LocalSet::new().block_on(&runtime, body);
-        }),
-        #[cfg(feature = "smol")]
-        ("smol (LocalExecutor)", &|| {
-            let executor = std::rc::Rc::new(::smol::LocalExecutor::new());
-            let spawner = crate::smol::SmolLocalSpawner::new(executor.clone());
-            let body = body(spawner.into()).in_context(Context::empty());
-            ::smol::block_on(executor.run(body));
-        }),
-        #[cfg(feature = "async-std")]
-        ("async-std (spawn_local)", &|| {
-            let spawner = crate::async_std::AsyncStdLocalSpawner;
-            ::async_std::task::block_on(body(spawner.into()).in_context(Context::empty()));
-        }),
-    ];
-    let outcomes = runs.iter().map(|(name, run)| {
-        let outcome = panic::catch_unwind(AssertUnwindSafe(run));
-        (*name, outcome.map_err(|payload| panic_message(&*payload)))
+    let outcomes = LocalRuntime::all().iter().map(|runtime| {
+        let outcome = panic::catch_unwind(AssertUnwindSafe(|| runtime.run(&body)));
+        (
+            runtime.name(),
+            outcome.map_err(|payload| panic_message(&*payload)),
+        )
     });
     assert_all_passed("each_local_runtime", outcomes);
+}
+
+/// A local executor `each_local_runtime` runs a body on.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+#[non_exhaustive]
+pub enum LocalRuntime {
+    /// A tokio `LocalSet` on a current-thread runtime.
+    #[cfg(feature = "tokio")]
+    TokioLocal,
+    /// A smol `LocalExecutor`.
+    #[cfg(feature = "smol")]
+    SmolLocal,
+    /// async-std's `spawn_local`.
+    #[cfg(feature = "async-std")]
+    AsyncStdLocal,
+}
+
+impl LocalRuntime {
+    /// Every local executor the enabled features provide.
+    pub fn all() -> &'static [LocalRuntime] {
+        &[
+            #[cfg(feature = "tokio")]
+            LocalRuntime::TokioLocal,
+            #[cfg(feature = "smol")]
+            LocalRuntime::SmolLocal,
+            #[cfg(feature = "async-std")]
+            LocalRuntime::AsyncStdLocal,
+        ]
+    }
+
+    /// A name for messages.
+    pub fn name(self) -> &'static str {
+        match self {
+            #[cfg(feature = "tokio")]
+            LocalRuntime::TokioLocal => "tokio (LocalSet)",
+            #[cfg(feature = "smol")]
+            LocalRuntime::SmolLocal => "smol (LocalExecutor)",
+            #[cfg(feature = "async-std")]
+            LocalRuntime::AsyncStdLocal => "async-std (spawn_local)",
+        }
+    }
+
+    /// Runs `body` on the test thread in an empty context on a fresh instance of this local
+    /// executor, and waits for it; a panic in the body unwinds out of `run`.
+    pub fn run<B, Fut>(self, body: B)
+    where
+        B: FnOnce(AnyLocalSpawner) -> Fut,
+        Fut: Future<Output = ()> + 'static,
+    {
+        match self {
+            #[cfg(feature = "tokio")]
+            LocalRuntime::TokioLocal => {
+                let runtime = ::tokio::runtime::Builder::new_current_thread()
+                    .enable_all()
+                    .build()
+                    .expect("start a tokio runtime");
+                let spawner = crate::tokio::TokioLocalSpawner;
+                let body = body(spawner.into()).in_context(Context::empty());
+                ::tokio::task::LocalSet::new().block_on(&runtime, body);
+            }
+            #[cfg(feature = "smol")]
+            LocalRuntime::SmolLocal => {
+                let executor = std::rc::Rc::new(::smol::LocalExecutor::new());
+                let spawner = crate::smol::SmolLocalSpawner::new(executor.clone());
+                let body = body(spawner.into()).in_context(Context::empty());
+                ::smol::block_on(executor.run(body));
+            }
+            #[cfg(feature = "async-std")]
+            LocalRuntime::AsyncStdLocal => {
+                let spawner = crate::async_std::AsyncStdLocalSpawner;
+                ::async_std::task::block_on(body(spawner.into()).in_context(Context::empty()));
+            }
+        }
+    }
+}
+
+/// What the test macros expand to; not an API.
+#[doc(hidden)]
+pub mod __private {
+    use super::*;
+
+    /// Runs `body` on `runtime` and fails the calling test with the body's own panic, so that
+    /// `#[should_panic(expected = ..)]` sees its message.
+    pub fn run_test<B, Fut>(runtime: Runtime, body: B)
+    where
+        B: FnOnce(AnySpawner) -> Fut,
+        Fut: Future<Output = ()> + Send + 'static,
+    {
+        match runtime.run(body) {
+            Ok(()) => {}
+            Err(error) if error.is_panic() => panic::resume_unwind(error.into_panic()),
+            Err(error) => panic!("on {}: {error}", runtime.name()),
+        }
+    }
 }
 
 fn assert_all_passed<'a>(

@@ -13,20 +13,65 @@ use std::sync::Arc;
 use ::tokio::runtime::{Handle, Runtime};
 
 use crate::runtime_join::RuntimeJoin;
+
+#[cfg(tokio_unstable)]
+#[path = "tokio/hooks.rs"]
+mod hooks;
+#[cfg(not(tokio_unstable))]
+#[path = "tokio/no_hooks.rs"]
+mod hooks;
 use crate::{
     BlockingTask, InContext, JoinHandle, LocalSpawner, NoRuntime, PreparedBlocking, PreparedTask,
     Spawner, Task,
 };
+pub use hooks::*;
 
 /// Spawns on a tokio runtime through its [`Handle`].
 ///
 /// Built from a [`Runtime`] it owns the runtime, so that [`block_on`](Spawner::block_on) can
 /// drive a current-thread runtime (a `Handle` alone cannot). The owned runtime shuts down when
-/// the last clone of the spawner drops, which tokio forbids inside asynchronous code.
+/// the last clone of the spawner drops:
+///
+/// - outside any tokio runtime, the drop waits, as dropping a `Runtime` does, for the running
+///   blocking closures to finish and the worker threads to stop;
+/// - inside a tokio runtime (in one of its tasks, or in one of this runtime's own tasks, as when
+///   the spawner lives in a server's state), where tokio forbids that wait, the drop hands the
+///   runtime to [`Runtime::shutdown_background`] instead. Its tasks are still dropped, with the
+///   values they hold: by its worker threads for a multi-thread runtime, at once on the dropping
+///   thread for a current-thread one. Only the wait is skipped: blocking closures already
+///   running finish on their own.
 #[derive(Clone, Debug)]
 pub struct TokioSpawner {
     handle: Handle,
-    runtime: Option<Arc<Runtime>>,
+    runtime: Option<Arc<OwnedRuntime>>,
+}
+
+/// The runtime of a spawner built from one, shut down without blocking when its last owner
+/// drops inside asynchronous code.
+#[derive(Debug)]
+struct OwnedRuntime(Option<Runtime>);
+
+impl OwnedRuntime {
+    fn get(&self) -> &Runtime {
+        self.0
+            .as_ref()
+            .expect("ctxflow: the owned tokio runtime is only taken when dropped")
+    }
+}
+
+impl Drop for OwnedRuntime {
+    fn drop(&mut self) {
+        let Some(runtime) = self.0.take() else {
+            return;
+        };
+        // tokio panics when a runtime is dropped where blocking is not allowed; from inside any
+        // runtime, shutting down without waiting is what it allows.
+        if Handle::try_current().is_ok() {
+            runtime.shutdown_background();
+        } else {
+            drop(runtime);
+        }
+    }
 }
 
 impl TokioSpawner {
@@ -88,7 +133,7 @@ impl From<Runtime> for TokioSpawner {
     fn from(runtime: Runtime) -> Self {
         TokioSpawner {
             handle: runtime.handle().clone(),
-            runtime: Some(Arc::new(runtime)),
+            runtime: Some(Arc::new(OwnedRuntime(Some(runtime)))),
         }
     }
 }
@@ -113,7 +158,7 @@ impl Spawner for TokioSpawner {
     fn block_on<F: Future>(&self, future: F) -> F::Output {
         let future = future.in_current_context();
         match &self.runtime {
-            Some(runtime) => runtime.block_on(future),
+            Some(runtime) => runtime.get().block_on(future),
             None => self.handle.block_on(future),
         }
     }

@@ -4,6 +4,10 @@
 //! also with `InjectContextLayer` on the client sending the caller's request id, so that both
 //! ends of a hop between services are measured. Each bench takes 1 s of warm-up and 3 s of
 //! measurement.
+#![allow(
+    clippy::disallowed_methods,
+    reason = "the runtimes' own spawns are the baselines measured against"
+)]
 
 use std::hint::black_box;
 use std::net::Ipv4Addr;

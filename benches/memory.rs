@@ -8,6 +8,10 @@
 //! `--workload VARIANT` runs the spawn benchmark's work once on a current-thread runtime and
 //! exits: a fixed amount of work to count instructions on, which no other load on the machine
 //! can disturb (`valgrind --tool=callgrind <this binary> --workload ctxflow`).
+#![allow(
+    clippy::disallowed_methods,
+    reason = "the runtimes' own spawns are the baselines measured against"
+)]
 
 mod common;
 
@@ -359,8 +363,14 @@ const WORKLOAD_TASKS: usize = 10_000;
 const WORKLOAD_YIELDS: usize = 10;
 
 /// Spawns and awaits `WORKLOAD_TASKS` tasks that yield `WORKLOAD_YIELDS` times, on a tokio
-/// current-thread runtime; `none` only starts and stops the runtime, to subtract.
+/// current-thread runtime (or, for the `smol-` variants, a smol executor run by `block_on`);
+/// `none` only starts and stops the runtime, to subtract. `task-group` spawns into a
+/// `TaskGroup` and joins its members as they finish.
 fn workload(variant: &str) {
+    if let Some(variant) = variant.strip_prefix("smol-") {
+        smol_workload(variant);
+        return;
+    }
     async fn work() {
         for _ in 0..WORKLOAD_YIELDS {
             tokio::task::yield_now().await;
@@ -393,10 +403,59 @@ fn workload(variant: &str) {
                     handle.await.unwrap();
                 }
             }
+            "task-group" => {
+                let mut group = ctxflow::TaskGroup::new(spawner.clone());
+                for _ in 0..WORKLOAD_TASKS {
+                    group.spawn(work());
+                }
+                while let Some(outcome) = group.join_next().await {
+                    outcome.unwrap();
+                }
+            }
             _ => panic!("unknown workload {variant}"),
         }
     };
     runtime.block_on(driver.in_context(context_with(1)));
+}
+
+/// The same work on a smol executor that the calling thread runs.
+fn smol_workload(variant: &str) {
+    async fn work() {
+        for _ in 0..WORKLOAD_YIELDS {
+            smol::future::yield_now().await;
+        }
+    }
+
+    let executor = Arc::new(smol::Executor::new());
+    let spawner = ctxflow::smol::SmolSpawner::new(executor.clone());
+    let any = AnySpawner::from(spawner.clone());
+    let driver = async {
+        match variant {
+            "none" => {}
+            "raw" => {
+                let tasks: Vec<_> = (0..WORKLOAD_TASKS)
+                    .map(|_| executor.spawn(work()))
+                    .collect();
+                for task in tasks {
+                    task.await;
+                }
+            }
+            "ctxflow" => {
+                let handles: Vec<_> = (0..WORKLOAD_TASKS).map(|_| spawner.spawn(work())).collect();
+                for handle in handles {
+                    handle.await.unwrap();
+                }
+            }
+            "any-spawner" => {
+                let handles: Vec<_> = (0..WORKLOAD_TASKS).map(|_| any.spawn(work())).collect();
+                for handle in handles {
+                    handle.await.unwrap();
+                }
+            }
+            _ => panic!("unknown workload smol-{variant}"),
+        }
+    };
+    smol::block_on(executor.run(driver.in_context(context_with(1))));
 }
 
 fn main() {

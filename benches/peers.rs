@@ -1,6 +1,10 @@
 //! ctxflow next to the other ways of carrying context across polls and spawns: tokio's
 //! task-locals, OpenTelemetry's `Context`, tracing's spans and dcontext's stores. Each does
 //! the same job on the same workload. See `docs/performance.md` for the figures.
+#![allow(
+    clippy::disallowed_methods,
+    reason = "the runtimes' own spawns are the baselines measured against"
+)]
 
 mod common;
 

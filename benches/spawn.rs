@@ -1,6 +1,10 @@
 //! What carrying the context costs a spawned task, on each runtime: the runtime's own spawn
 //! against ctxflow's spawner and the type-erased `AnySpawner`, for tasks and for blocking
 //! closures. See `docs/performance.md` for the figures, and `benches/memory.rs` for the bytes.
+#![allow(
+    clippy::disallowed_methods,
+    reason = "the runtimes' own spawns are the baselines measured against"
+)]
 
 mod common;
 
@@ -335,6 +339,90 @@ fn single_thread(c: &mut Bench) {
     group.finish();
 }
 
+/// tokio's task hooks (`--cfg tokio_unstable`), which give every task a context, against the
+/// same runtime without them, and against a ctxflow spawn on the runtime without them. Tasks
+/// that finish at their first poll measure the spawn; tasks that yield `POLLS` times measure
+/// the poll. All on one current-thread runtime, timed on its thread, so that the ratios are
+/// CPU cost alone.
+#[cfg(tokio_unstable)]
+fn tokio_hooks(c: &mut Bench) {
+    use ctxflow::tokio::{ContextHooks, TokioSpawner};
+
+    const POLLS: usize = 100;
+    const POLLED_TASKS: usize = 100;
+
+    async fn finish() {}
+
+    async fn yield_often() {
+        for _ in 0..POLLS {
+            tokio::task::yield_now().await;
+        }
+    }
+
+    async fn raw_spawn_all<F: Future<Output = ()> + Send + 'static>(tasks: usize, work: fn() -> F) {
+        let handles: Vec<_> = (0..tasks).map(|_| tokio::spawn(work())).collect();
+        for handle in handles {
+            handle.await.unwrap();
+        }
+    }
+
+    async fn ctxflow_spawn_all<F: Future<Output = ()> + Send + 'static>(
+        tasks: usize,
+        work: fn() -> F,
+    ) {
+        let spawner = TokioSpawner::current();
+        let handles: Vec<_> = (0..tasks).map(|_| spawner.spawn(work())).collect();
+        for handle in handles {
+            handle.await.unwrap();
+        }
+    }
+
+    /// One group: `tasks` tasks, each polled `polls` times, spawned three ways.
+    fn compare<F: Future<Output = ()> + Send + 'static>(
+        c: &mut Bench,
+        name: &str,
+        tasks: usize,
+        polls: usize,
+        work: fn() -> F,
+    ) {
+        let plain = tokio::runtime::Builder::new_current_thread()
+            .build()
+            .expect("a tokio runtime");
+        let hooked = tokio::runtime::Builder::new_current_thread()
+            .carry_context()
+            .build()
+            .expect("a tokio runtime with ctxflow's hooks");
+        let run = |runtime: &tokio::runtime::Runtime, driver: Driver| {
+            runtime.block_on(in_request(driver))
+        };
+
+        let mut group = c.benchmark_group(name);
+        group.throughput(Throughput::Elements((tasks * polls) as u64));
+        group.bench_function("raw", |b| {
+            b.iter(|| run(&plain, Box::pin(raw_spawn_all(tasks, work))))
+        });
+        group.bench_function("raw_hooked", |b| {
+            b.iter(|| run(&hooked, Box::pin(raw_spawn_all(tasks, work))))
+        });
+        group.bench_function("ctxflow", |b| {
+            b.iter(|| run(&plain, Box::pin(ctxflow_spawn_all(tasks, work))))
+        });
+        group.finish();
+    }
+
+    compare(c, "spawn/tokio_hooks", TASKS, 1, finish);
+    compare(c, "poll/tokio_hooks", POLLED_TASKS, POLLS + 1, yield_often);
+}
+
+/// Without `--cfg tokio_unstable` tokio has no task hooks to measure.
+#[cfg(not(tokio_unstable))]
+fn tokio_hooks(_: &mut Bench) {}
+
+criterion_group! {
+    name = hooks;
+    config = common::single_threaded();
+    targets = tokio_hooks
+}
 criterion_group! {
     name = benches;
     config = common::slow();
@@ -345,4 +433,4 @@ criterion_group! {
     config = common::single_threaded();
     targets = single_thread
 }
-criterion_main!(benches, single);
+criterion_main!(benches, single, hooks);

@@ -105,7 +105,7 @@ async fn self_test() -> Result<(), Box<dyn Error>> {
     let serving = axum::serve(listener, app(shop.clone())).with_graceful_shutdown(async {
         let _ = stopped.await;
     });
-    let server = tokio::spawn(async move { serving.await });
+    let server = ctxflow::spawn(async move { serving.await });
 
     let client = Client::builder(TokioExecutor::new()).build_http::<Full<Bytes>>();
     let orders = [

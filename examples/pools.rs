@@ -29,6 +29,7 @@ fn main() {
     println!("{:<34} sees {:?}", "caller", REQUEST_ID.get());
 
     println!("\n-- std::thread");
+    #[allow(clippy::disallowed_methods, reason = "shows what a plain thread sees")]
     let plain = std::thread::spawn(|| REQUEST_ID.get()).join().unwrap();
     println!("{:<34} sees {plain:?}", "std::thread::spawn");
     let carried = ctxflow::thread::spawn(|| REQUEST_ID.get()).join().unwrap();
@@ -56,6 +57,10 @@ fn main() {
 
     println!("\n-- a pool of the application's own");
     let (queue, jobs) = mpsc::channel::<Job>();
+    #[allow(
+        clippy::disallowed_methods,
+        reason = "the application's own pool is a plain thread; `ContextPool` carries each job's context"
+    )]
     let worker = std::thread::spawn(move || jobs.into_iter().for_each(|job| job()));
     let raw_queue = queue.clone();
     let own_pool = ContextPool::new(move |job| queue.send(job).expect("the worker is running"));

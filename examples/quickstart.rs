@@ -56,12 +56,18 @@ async fn handle_request() {
     futures::join!(preserve_context(worker()), preserve_context(worker()));
 
     // Any thread, through a wrapped closure; a plain thread sees nothing
-    std::thread::spawn(Context::current().wrap(|| log("std::thread with a wrapped closure")))
-        .join()
-        .unwrap();
-    std::thread::spawn(|| log("std::thread without ctxflow"))
-        .join()
-        .unwrap();
+    #[allow(
+        clippy::disallowed_methods,
+        reason = "shows a plain thread, wrapped and not"
+    )]
+    {
+        std::thread::spawn(Context::current().wrap(|| log("std::thread with a wrapped closure")))
+            .join()
+            .unwrap();
+        std::thread::spawn(|| log("std::thread without ctxflow"))
+            .join()
+            .unwrap();
+    }
 
     // Isolation: the child's write stays in the child
     ctxflow::spawn(async {

@@ -2,8 +2,13 @@
 //!
 //! Every install moves one pointer: the snapshot is moved in, the previous one moved out, and
 //! moved back when the guard drops, also while unwinding. No reference count is touched.
+//!
+//! The thread's slot is never destroyed, so a context can be installed at any time, also by a
+//! thread-local destructor that runs while the thread exits, after ctxflow's own. What the
+//! thread's own scope still holds then is released by [`ThreadExit`].
 
 use std::cell::{Cell, RefCell};
+use std::mem::ManuallyDrop;
 use std::sync::atomic::{AtomicU64, Ordering};
 
 use crate::context::Context;
@@ -15,57 +20,94 @@ pub(crate) struct Scope {
     /// Zero until this scope first issues a token, so installing a scope never touches
     /// the global counter.
     id: u64,
+    /// A misuse of a guard seen while this scope was installed, reported when it is next
+    /// installed: in the task that made it, not in whatever runs next on the thread.
+    #[cfg(feature = "strict")]
+    pub(crate) violation: Option<String>,
 }
 
 static NEXT_SCOPE_ID: AtomicU64 = AtomicU64::new(1);
 
+/// The identity of the thread's own scope once [`ThreadExit`] has released it.
+const EXITED: u64 = u64::MAX;
+
 impl Scope {
     pub(crate) const fn new(context: Context) -> Self {
-        Scope { context, id: 0 }
+        Scope {
+            context,
+            id: 0,
+            #[cfg(feature = "strict")]
+            violation: None,
+        }
+    }
+
+    /// A scope with an identity from the start, so that the code that installed it can tell
+    /// later whether it is still the current one.
+    pub(crate) fn identified(context: Context) -> Self {
+        let mut scope = Scope::new(context);
+        scope.id = NEXT_SCOPE_ID.fetch_add(1, Ordering::Relaxed);
+        scope
+    }
+
+    pub(crate) fn id(&self) -> u64 {
+        self.id
+    }
+}
+
+#[cfg(feature = "strict")]
+impl Drop for Scope {
+    fn drop(&mut self) {
+        crate::strict::unreported(self.violation.take());
     }
 }
 
 thread_local! {
-    static CURRENT: RefCell<Context> = const { RefCell::new(Context::empty()) };
+    /// `ManuallyDrop` has no destructor, so this slot is never destroyed and needs no check of
+    /// whether it still exists: [`ThreadExit`] empties it instead.
+    static CURRENT: ManuallyDrop<RefCell<Context>> =
+        const { ManuallyDrop::new(RefCell::new(Context::empty())) };
     /// The current scope's id, apart from the context: an integer cell needs no destructor,
     /// so it costs no more than a plain load and store, and the context moves alone.
     static SCOPE_ID: Cell<u64> = const { Cell::new(0) };
+    /// Registered by the first write to the thread's scope.
+    static THREAD_EXIT: ThreadExit = const { ThreadExit };
 }
 
-/// Reads the current context. `read` must not change the current context: it runs under a
-/// shared borrow.
+/// Releases what the thread's own scope holds when the thread exits, as a destructor would.
 ///
-/// While the thread's storage is being destroyed, its context is empty: the values it held are
-/// being dropped, and a `Drop` that reads a variable must not abort the process (a panic in a
-/// thread-local destructor does).
+/// Afterwards the thread's own scope is marked [`EXITED`]: a write to it from a later
+/// destructor goes to a throwaway context, where it is released at once, instead of staying
+/// in a slot that is never destroyed. Contexts installed after that work as usual.
+struct ThreadExit;
+
+impl Drop for ThreadExit {
+    fn drop(&mut self) {
+        SCOPE_ID.set(EXITED);
+        let left = CURRENT.with(|current| std::mem::take(&mut *current.borrow_mut()));
+        drop(left);
+    }
+}
+
+/// Reads the current context. `read` must not run user code: it runs under a shared borrow.
 #[inline]
 pub(crate) fn read<R>(read: impl FnOnce(&Context) -> R) -> R {
-    // One thread-local access, not a check and then an access: every `get` comes through here.
-    let mut read = Some(read);
-    let mut call = |context: &Context| (read.take().expect("`read` is called once"))(context);
-    match CURRENT.try_with(|current| call(&current.borrow())) {
-        Ok(value) => value,
-        Err(_) => call(&Context::empty()),
-    }
+    CURRENT.with(|current| read(&current.borrow()))
 }
 
 /// Changes the current context. `change` must not run user code that could touch the context,
 /// so it must hand every replaced value back to the caller instead of dropping it.
-///
-/// While the thread's storage is being destroyed, the change goes to a throwaway empty context,
-/// for the same reason as in [`read`].
 #[inline]
 pub(crate) fn update<R>(change: impl FnOnce(&mut Context) -> R) -> R {
-    if storage_is_gone() {
+    if !exit_registered() && SCOPE_ID.get() == EXITED {
         return change(&mut Context::empty());
     }
     CURRENT.with(|current| change(&mut current.borrow_mut()))
 }
 
-/// Whether this thread's storage is already destroyed: the thread is exiting.
+/// Registers [`ThreadExit`] if it is not yet; `false` once it has run.
 #[inline]
-fn storage_is_gone() -> bool {
-    CURRENT.try_with(|_| ()).is_err()
+fn exit_registered() -> bool {
+    THREAD_EXIT.try_with(|_| ()).is_ok()
 }
 
 /// The current scope's identity, given on first use so that installing a scope never touches
@@ -79,26 +121,61 @@ pub(crate) fn scope_id() -> u64 {
     })
 }
 
-/// Swaps `scope` with the thread's current one; `false` when the thread's storage is already
-/// destroyed (the thread is exiting).
+/// Whether the scope with identity `id` is the current one.
+pub(crate) fn is_current(id: u64) -> bool {
+    SCOPE_ID.get() == id
+}
+
+/// Swaps `scope` with the thread's current one.
 // Inlined into each wrapper's poll: out of line, the install and the restore were compiled
 // with different store widths, and each poll stalled on a load that could not be forwarded.
 #[inline]
-pub(crate) fn exchange(scope: &mut Scope) -> bool {
-    let swapped = CURRENT
-        .try_with(|current| std::mem::swap(&mut *current.borrow_mut(), &mut scope.context))
-        .is_ok();
-    if swapped {
-        scope.id = SCOPE_ID.with(|id| id.replace(scope.id));
+pub(crate) fn exchange(scope: &mut Scope) {
+    CURRENT.with(|current| std::mem::swap(&mut *current.borrow_mut(), &mut scope.context));
+    scope.id = SCOPE_ID.replace(scope.id);
+}
+
+/// Installs `scope` for a guard, which may leave it installed for good.
+pub(crate) fn attach(scope: &mut Scope) {
+    exit_registered();
+    exchange(scope);
+}
+
+/// Drops `released`, values of a context nobody holds any more, with an empty context
+/// installed: what their `Drop` sets goes nowhere, instead of into the context of whatever runs
+/// here next (a worker's, or the caller's). What they set is released the same way in turn.
+pub(crate) fn drop_aside<T>(released: T) {
+    /// Puts the thread's context back, also when a `Drop` panics.
+    struct Aside(Option<Context>);
+    impl Drop for Aside {
+        fn drop(&mut self) {
+            if let Some(context) = &mut self.0 {
+                swap_free(context);
+            }
+        }
     }
-    swapped
+    let mut scratch = Context::empty();
+    // Only a `Drop` run under a borrow of the slot finds it borrowed; it runs in place then.
+    let aside = Aside(swap_free(&mut scratch).then_some(scratch));
+    drop(released);
+    drop(aside);
+}
+
+/// Swaps `context` with the thread's current one unless the slot is borrowed.
+fn swap_free(context: &mut Context) -> bool {
+    CURRENT.with(|current| match current.try_borrow_mut() {
+        Ok(mut current) => {
+            std::mem::swap(&mut *current, context);
+            true
+        }
+        Err(_) => false,
+    })
 }
 
 /// Keeps a scope installed on this thread until dropped; then the previous scope is back and
 /// `slot` holds the installed scope with whatever was set in it.
 pub(crate) struct Installed<'a> {
     slot: &'a mut Scope,
-    installed: bool,
     #[cfg(feature = "strict")]
     guards: usize,
 }
@@ -107,27 +184,15 @@ impl<'a> Installed<'a> {
     /// Installs `slot`.
     ///
     /// # Panics
-    /// When the thread is exiting and its storage is gone: running the caller's code without
-    /// its context would silently lose it.
+    /// With feature `strict`, when a misused guard is still unreported (see
+    /// [`strict`](crate::strict)).
     #[inline]
     pub(crate) fn new(slot: &'a mut Scope) -> Self {
-        let guard = Self::or_skip(slot);
-        assert!(
-            guard.installed,
-            "ctxflow: cannot install a context while this thread's storage is being destroyed"
-        );
-        guard
-    }
-
-    /// Installs `slot` if the thread's storage still exists; for drops during thread exit.
-    #[inline]
-    pub(crate) fn or_skip(slot: &'a mut Scope) -> Self {
         #[cfg(feature = "strict")]
-        crate::strict::report();
-        let installed = exchange(slot);
+        crate::strict::report(&mut slot.violation);
+        exchange(slot);
         Installed {
             slot,
-            installed,
             #[cfg(feature = "strict")]
             guards: crate::strict::depth(),
         }
@@ -138,9 +203,7 @@ impl Drop for Installed<'_> {
     #[inline]
     fn drop(&mut self) {
         #[cfg(feature = "strict")]
-        crate::strict::leave(self.guards);
-        if self.installed {
-            exchange(self.slot);
-        }
+        crate::strict::leave(self.guards, &mut self.slot.violation);
+        exchange(self.slot);
     }
 }

@@ -106,7 +106,7 @@ impl<T> WithContext<T> {
         let release = Release(this.scope);
         if this.inner.is_some() {
             let _entered = this.carried.enter();
-            let _installed = Installed::or_skip(&mut *release.0);
+            let _installed = Installed::new(&mut *release.0);
             this.inner.set(None);
         }
     }

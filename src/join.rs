@@ -1,11 +1,11 @@
 //! [`JoinHandle`] and [`JoinError`]: one handle, one behaviour, whatever the runtime.
 //!
-//! A handle reads one of two things. Where the runtime's own handle already detaches on drop,
-//! turns panics into errors and aborts from synchronous code, it wraps that handle. Elsewhere
-//! the task reports its outcome into a small shared slot and the runtime's own handle is
-//! detached: that is how dropping a handle detaches everywhere (smol's `Task` would cancel),
-//! how a panic becomes a [`JoinError`] everywhere (async-executor would re-raise it), and how
-//! `abort` works on runtimes that cannot cancel a task from synchronous code.
+//! A handle reads one of two things. ctxflow's own spawners spawn on tokio, smol and async-std
+//! with the runtime's own handle, which the handle wraps (tokio's already behaves as ctxflow's;
+//! smol's and async-std's are adapted in `async_task_join`). For any other spawner the task
+//! reports its outcome into a small shared slot and the runtime's own handle is detached: that
+//! is how dropping a handle detaches everywhere, how a panic becomes a [`JoinError`] everywhere,
+//! and how `abort` works on runtimes that cannot cancel a task from synchronous code.
 
 use std::any::Any;
 use std::fmt;

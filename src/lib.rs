@@ -29,7 +29,10 @@
 //! Tasks and blocking closures go through a [`Spawner`]: [`tokio::TokioSpawner`],
 //! [`smol::SmolSpawner`] or [`async_std::AsyncStdSpawner`], each behind the Cargo feature of
 //! the same name, or the free functions [`spawn`], [`spawn_blocking`] and [`block_on`], which
-//! use the runtime the features select.
+//! use the runtime the features select. Timers come with them: [`time::sleep`],
+//! [`time::timeout`] and [`time::interval`] use the timer of the runtime that polls them, so code
+//! that takes a `Spawner` names no runtime for its timers either; [`yield_now`] needs no runtime.
+//! async-std has been discontinued upstream; smol is the runtime-neutral choice for new code.
 //!
 //! Logging and trace context come along too: with feature `tracing` the current `tracing` span
 //! follows every spawn, and [`tracing::LogFields`] puts context variables such as a request id
@@ -42,9 +45,16 @@
 //! through `ctxflow::carrier`.
 #![deny(missing_docs)]
 #![forbid(unsafe_code)]
+#![allow(
+    clippy::disallowed_methods,
+    reason = "clippy.toml forbids raw spawns to code that uses ctxflow; ctxflow's spawners are built on them"
+)]
 #![cfg_attr(docsrs, feature(doc_auto_cfg))]
 
 mod any_spawner;
+#[cfg(any(feature = "smol", feature = "async-std"))]
+#[path = "../adapters/async_task_join.rs"]
+mod async_task_join;
 #[path = "../adapters/builtin.rs"]
 mod builtin;
 #[path = "../adapters/carried.rs"]
@@ -55,6 +65,7 @@ mod flow;
 mod future;
 mod futures_spawn;
 mod group;
+mod guard;
 mod handoff;
 mod join;
 mod local;
@@ -65,23 +76,31 @@ mod spawner;
 #[cfg(feature = "strict")]
 mod strict;
 mod task;
+#[cfg(any(feature = "tokio", feature = "smol", feature = "async-std"))]
+#[path = "../adapters/timer.rs"]
+mod timer;
 mod var;
+mod yield_now;
 
 pub mod pool;
 pub mod thread;
+#[cfg(any(feature = "tokio", feature = "smol", feature = "async-std"))]
+pub mod time;
 
 pub use any_spawner::AnySpawner;
-pub use context::{Context, ContextGuard};
+pub use context::Context;
 pub use flow::{is_flow_suppressed, suppress_flow};
 pub use future::{preserve_context, InContext, WithContext};
 pub use futures_spawn::CarryContext;
 pub use group::TaskGroup;
+pub use guard::ContextGuard;
 pub use join::{JoinError, JoinHandle};
 pub use local::{AnyLocalSpawner, LocalSpawner};
-pub use propagation::{ImportError, ImportProblem, Propagation};
+pub use propagation::{ExportError, ExportProblem, ImportError, ImportProblem, Propagation};
 pub use spawner::{NoRuntime, Spawner};
 pub use task::{task_name, BlockingTask, PreparedBlocking, PreparedTask, Task};
 pub use var::{ContextVar, ResetError, Token};
+pub use yield_now::{yield_now, YieldNow};
 
 #[cfg(feature = "async-std")]
 #[path = "../adapters/async_std.rs"]

@@ -1,6 +1,5 @@
 //! [`Propagation`]: the variables that cross process boundaries, as text pairs.
 
-use std::error::Error;
 use std::fmt;
 use std::str::FromStr;
 use std::sync::Arc;
@@ -8,13 +7,19 @@ use std::sync::Arc;
 use crate::context::Context;
 use crate::var::ContextVar;
 
+mod problems;
+
+pub use problems::{ExportError, ExportProblem, ImportError, ImportProblem};
+
 /// The variables that leave the process with a job or a request, and how they travel: as text
 /// pairs (name, value), each written with the variable's `Display` and read back with its
 /// `FromStr`. The same pairs are what an HTTP integration sends as W3C `baggage`.
 ///
-/// Variables not listed never leave the process. Importing checks everything before building
-/// anything: a bad entry gives a typed [`ImportProblem`], and no half-built context comes back.
-/// Entries under names no listed variable has are ignored (other systems' baggage).
+/// Variables not listed never leave the process. Exporting refuses, with a typed
+/// [`ExportProblem`], any value its import would refuse, so what [`export`](Self::export) gives
+/// always imports. Importing a bad entry gives a typed [`ImportProblem`], and no half-built
+/// context comes back. Entries under names no listed variable has are ignored whatever they
+/// hold (other systems' baggage), but count towards the size limits.
 ///
 /// ```
 /// use ctxflow::{Context, ContextVar, Propagation};
@@ -29,7 +34,7 @@ use crate::var::ContextVar;
 ///     .with_value(&TENANT, "acme".to_string())
 ///     .with_value(&PRIORITY, 3)
 ///     .with_value(&DB_SESSION, 99);
-/// let pairs = propagation.export(&here);
+/// let pairs = propagation.export(&here).unwrap();
 /// assert_eq!(pairs, [("priority".to_string(), "3".to_string()), ("tenant".into(), "acme".into())]);
 ///
 /// // ...in the other process:
@@ -42,6 +47,10 @@ use crate::var::ContextVar;
 ///
 /// let error = propagation.import([("priority", "high")]).unwrap_err();
 /// assert_eq!(error.to_string(), "cannot import context: `priority`: invalid digit found in string");
+///
+/// let here = Context::empty().with_value(&TENANT, "acme\nHost: evil".to_string());
+/// let error = propagation.export(&here).unwrap_err();
+/// assert_eq!(error.to_string(), "cannot export context: `tenant`: value has control characters");
 /// ```
 #[derive(Clone)]
 pub struct Propagation {
@@ -75,13 +84,27 @@ impl Propagation {
     ///
     /// # Panics
     /// When another listed variable has the same name: the receiving side could not tell them
-    /// apart.
+    /// apart. When the name is not a W3C baggage key (an HTTP token: one or more ASCII letters,
+    /// digits or ``!#$%&'*+-.^_`|~``): no carrier could hold it.
+    ///
+    /// ```should_panic
+    /// use ctxflow::{ContextVar, Propagation};
+    /// static USER: ContextVar<String> = ContextVar::new("user name");
+    /// let _ = Propagation::new().var(&USER); // panics: a space is not allowed in a name
+    /// ```
     pub fn var<T>(mut self, var: &'static ContextVar<T>) -> Self
     where
         T: fmt::Display + FromStr + Send + Sync + 'static,
         T::Err: fmt::Display,
     {
         let name = var.name();
+        if !is_token(name) {
+            panic!(
+                "ctxflow: the variable named `{}` cannot cross processes: a name must be an \
+                 HTTP token (one or more ASCII letters, digits or !#$%&'*+-.^_`|~)",
+                name.escape_debug()
+            );
+        }
         let index = match self.codecs.binary_search_by(|codec| codec.name().cmp(name)) {
             Ok(_) => panic!("ctxflow: two variables named `{name}` cannot both cross processes"),
             Err(index) => index,
@@ -90,13 +113,16 @@ impl Propagation {
         self
     }
 
-    /// At most `max` entries are imported; more is an error.
+    /// At most `max` entries are imported, listed or not; more is an error, and import stops
+    /// reading at the first entry over the limit. Export refuses more than `max` as well.
     pub fn max_entries(mut self, max: usize) -> Self {
         self.max_entries = max;
         self
     }
 
-    /// At most `max` bytes of names and values are imported; more is an error.
+    /// At most `max` bytes of names and values are imported, listed or not; more is an error,
+    /// and import stops reading at the entry that goes over the limit. Export refuses more than
+    /// `max` as well.
     pub fn max_bytes(mut self, max: usize) -> Self {
         self.max_bytes = max;
         self
@@ -143,12 +169,42 @@ impl Propagation {
         self.codecs.is_empty()
     }
 
-    /// The listed variables set in `context`, as (name, value) pairs sorted by name.
-    pub fn export(&self, context: &Context) -> Vec<(String, String)> {
-        self.codecs
-            .iter()
-            .filter_map(|codec| Some((codec.name().to_string(), codec.export(context)?)))
-            .collect()
+    /// The listed variables set in `context`, as (name, value) pairs sorted by name, or every
+    /// reason [`import`](Self::import) would refuse them: a value with control characters, a
+    /// value its variable's `FromStr` does not read back, or more entries or bytes than the
+    /// limits. Nothing is exported then, so the receiving side never gets a partial context.
+    pub fn export(&self, context: &Context) -> Result<Vec<(String, String)>, ExportError> {
+        let mut pairs = Vec::new();
+        let mut problems = Vec::new();
+        let mut bytes = 0usize;
+        for codec in &self.codecs {
+            let Some(value) = codec.export(context) else {
+                continue;
+            };
+            let key = codec.name();
+            if has_control_characters(&value) {
+                problems.push(ExportProblem::MalformedValue { key: key.into() });
+            } else if let Err(reason) = codec.parses(&value) {
+                problems.push(ExportProblem::Unparsable {
+                    key: key.into(),
+                    reason,
+                });
+            }
+            bytes = bytes.saturating_add(key.len() + value.len());
+            pairs.push((key.to_string(), value));
+        }
+        if bytes > self.max_bytes {
+            let max = self.max_bytes;
+            problems.insert(0, ExportProblem::TooLarge { bytes, max });
+        }
+        if pairs.len() > self.max_entries {
+            let (count, max) = (pairs.len(), self.max_entries);
+            problems.insert(0, ExportProblem::TooManyEntries { count, max });
+        }
+        match problems.is_empty() {
+            true => Ok(pairs),
+            false => Err(ExportError::new(problems)),
+        }
     }
 
     /// [`export`](Self::export) of the current context.
@@ -157,84 +213,72 @@ impl Propagation {
     /// use ctxflow::{ContextVar, Propagation};
     /// static TENANT: ContextVar<String> = ContextVar::new("tenant");
     /// let _token = TENANT.set("acme".into());
-    /// let pairs = Propagation::new().var(&TENANT).export_current();
+    /// let pairs = Propagation::new().var(&TENANT).export_current().unwrap();
     /// assert_eq!(pairs, [("tenant".to_string(), "acme".to_string())]);
     /// ```
-    pub fn export_current(&self) -> Vec<(String, String)> {
+    pub fn export_current(&self) -> Result<Vec<(String, String)>, ExportError> {
         self.export(&Context::current())
     }
 
     /// A fresh context holding the listed variables found in `pairs`, or every problem found.
+    ///
+    /// `pairs` is read lazily and only as far as the limits: the first entry over
+    /// [`max_entries`](Self::max_entries) or [`max_bytes`](Self::max_bytes) ends the import
+    /// with that one problem, so neither the work nor the memory grows with the input. Entries
+    /// whose name no listed variable has are only counted, never checked.
     pub fn import<'a, I>(&self, pairs: I) -> Result<Context, ImportError>
     where
         I: IntoIterator<Item = (&'a str, &'a str)>,
     {
-        let pairs: Vec<(&str, &str)> = pairs.into_iter().collect();
-        let mut problems = Vec::new();
-        if pairs.len() > self.max_entries {
-            problems.push(ImportProblem::TooManyEntries {
-                count: pairs.len(),
-                max: self.max_entries,
-            });
-        }
-        let bytes: usize = pairs
-            .iter()
-            .map(|(key, value)| key.len() + value.len())
-            .sum();
-        if bytes > self.max_bytes {
-            problems.push(ImportProblem::TooLarge {
-                bytes,
-                max: self.max_bytes,
-            });
-        }
-        if !problems.is_empty() {
-            return Err(ImportError { problems });
-        }
         let mut context = Context::empty();
+        let mut problems = Vec::new();
         let mut seen = Vec::new();
+        let mut entries = 0usize;
+        let mut bytes = 0usize;
         for (key, value) in pairs {
-            if let Some(problem) = malformed(key, value) {
-                problems.push(problem);
-                continue;
+            entries += 1;
+            if entries > self.max_entries {
+                let max = self.max_entries;
+                return Err(ImportError::limit(ImportProblem::TooManyEntries { max }));
+            }
+            bytes = bytes.saturating_add(key.len()).saturating_add(value.len());
+            if bytes > self.max_bytes {
+                let max = self.max_bytes;
+                return Err(ImportError::limit(ImportProblem::TooLarge { bytes, max }));
             }
             let Ok(index) = self.codecs.binary_search_by(|codec| codec.name().cmp(key)) else {
                 continue;
             };
             if seen.contains(&index) {
-                problems.push(ImportProblem::Duplicate {
-                    key: key.to_string(),
-                });
+                problems.push(ImportProblem::Duplicate { key: key.into() });
                 continue;
             }
             seen.push(index);
-            if let Err(reason) = self.codecs[index].import(value, &mut context) {
+            if has_control_characters(value) {
+                problems.push(ImportProblem::MalformedValue { key: key.into() });
+            } else if let Err(reason) = self.codecs[index].import(value, &mut context) {
                 problems.push(ImportProblem::Unparsable {
-                    key: key.to_string(),
+                    key: key.into(),
                     reason,
                 });
             }
         }
         match problems.is_empty() {
             true => Ok(context),
-            false => Err(ImportError { problems }),
+            false => Err(ImportError::new(problems)),
         }
     }
 }
 
-fn malformed(key: &str, value: &str) -> Option<ImportProblem> {
-    // W3C baggage keys are HTTP tokens; values must not carry control characters.
+/// W3C baggage keys are HTTP tokens.
+fn is_token(name: &str) -> bool {
     let token = |c: char| c.is_ascii_alphanumeric() || "!#$%&'*+-.^_`|~".contains(c);
-    if key.is_empty() || !key.chars().all(token) {
-        return Some(ImportProblem::MalformedKey {
-            key: key.escape_debug().to_string(),
-        });
-    }
-    if value.chars().any(char::is_control) {
-        return Some(ImportProblem::MalformedValue {
-            key: key.to_string(),
-        });
-    }
-    None
+    !name.is_empty() && name.chars().all(token)
+}
+
+/// Values must not carry control characters: they would break the header or line they travel in.
+fn has_control_characters(value: &str) -> bool {
+    value.chars().any(char::is_control)
 }
 
 impl fmt::Debug for Propagation {
@@ -255,6 +299,8 @@ trait Codec: Send + Sync {
     fn name(&self) -> &'static str;
     fn export(&self, context: &Context) -> Option<String>;
     fn import(&self, text: &str, context: &mut Context) -> Result<(), String>;
+    /// Whether `import` would accept `text`, without building anything.
+    fn parses(&self, text: &str) -> Result<(), String>;
 }
 
 struct TextCodec<T: 'static>(&'static ContextVar<T>);
@@ -277,93 +323,10 @@ where
         *context = context.with_value(self.0, value);
         Ok(())
     }
-}
 
-/// Why [`Propagation::import`] refused its input; it lists every problem found.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct ImportError {
-    problems: Vec<ImportProblem>,
-}
-
-impl ImportError {
-    /// Every problem found, in input order (size limits first).
-    pub fn problems(&self) -> &[ImportProblem] {
-        &self.problems
+    fn parses(&self, text: &str) -> Result<(), String> {
+        text.parse::<T>()
+            .map(drop)
+            .map_err(|error| error.to_string())
     }
 }
-
-/// One problem with imported context.
-#[derive(Debug, Clone, PartialEq, Eq)]
-#[non_exhaustive]
-pub enum ImportProblem {
-    /// More entries than [`Propagation::max_entries`] allows.
-    TooManyEntries {
-        /// Entries given.
-        count: usize,
-        /// Entries allowed.
-        max: usize,
-    },
-    /// More bytes than [`Propagation::max_bytes`] allows.
-    TooLarge {
-        /// Bytes of names and values given.
-        bytes: usize,
-        /// Bytes allowed.
-        max: usize,
-    },
-    /// A name that is empty or not an HTTP token.
-    MalformedKey {
-        /// The name, escaped.
-        key: String,
-    },
-    /// A value with control characters.
-    MalformedValue {
-        /// The entry's name.
-        key: String,
-    },
-    /// The same variable twice.
-    Duplicate {
-        /// The entry's name.
-        key: String,
-    },
-    /// A value its variable's `FromStr` refused.
-    Unparsable {
-        /// The entry's name.
-        key: String,
-        /// What `FromStr` said.
-        reason: String,
-    },
-}
-
-impl fmt::Display for ImportProblem {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        match self {
-            ImportProblem::TooManyEntries { count, max } => {
-                write!(f, "{count} entries, more than the {max} allowed")
-            }
-            ImportProblem::TooLarge { bytes, max } => {
-                write!(f, "{bytes} bytes, more than the {max} allowed")
-            }
-            ImportProblem::MalformedKey { key } => write!(f, "malformed name `{key}`"),
-            ImportProblem::MalformedValue { key } => {
-                write!(f, "`{key}`: value has control characters")
-            }
-            ImportProblem::Duplicate { key } => write!(f, "`{key}` given twice"),
-            ImportProblem::Unparsable { key, reason } => write!(f, "`{key}`: {reason}"),
-        }
-    }
-}
-
-impl fmt::Display for ImportError {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str("cannot import context: ")?;
-        for (i, problem) in self.problems.iter().enumerate() {
-            if i > 0 {
-                f.write_str("; ")?;
-            }
-            write!(f, "{problem}")?;
-        }
-        Ok(())
-    }
-}
-
-impl Error for ImportError {}

@@ -60,10 +60,10 @@ pub trait Spawner: Clone + Send + Sync + 'static {
     /// here.
     ///
     /// The provided implementation builds a task that reports to ctxflow's own join slot and
-    /// hands it to [`spawn_task`](Self::spawn_task). ctxflow's tokio spawner overrides it to
-    /// wrap tokio's own join handle instead, which already behaves as ctxflow's: the task then
-    /// needs no slot, no allocation of its own and no check per poll. Other spawners have no
-    /// reason to override it.
+    /// hands it to [`spawn_task`](Self::spawn_task). ctxflow's tokio, smol and async-std
+    /// spawners override it to wrap the runtime's own join handle instead: the task then needs
+    /// no slot, no allocation of its own and no check per poll. Other spawners have no reason
+    /// to override it.
     fn spawn_prepared<F>(&self, task: PreparedTask<F>) -> JoinHandle<F::Output>
     where
         F: Future + Send + 'static,

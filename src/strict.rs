@@ -2,52 +2,50 @@
 //!
 //! A guard from [`Context::attach`](crate::Context::attach) must be dropped in the reverse order
 //! of creation, on its own thread (its type is not `Send`, so the compiler checks that part),
-//! and not held past the end of the poll that created it. A guard dropped out of order, leaked
-//! with `mem::forget` or still attached when its poll ends leaves the thread in the wrong
-//! context. In strict mode each such misuse is noted when it happens and reported by a panic at
-//! the next install of a context on that thread, naming where the guard was created, like
-//! OpenTelemetry Java's strict context storage. Off, none of this code exists.
+//! and not held past the end of the poll that created it. Guards dropped out of order still
+//! leave the thread as it was before them, but a guard leaked with `mem::forget` or still
+//! attached when its poll ends leaves a context where it does not belong. In strict mode each
+//! such misuse is noted when it happens and reported by a panic naming where the guard was
+//! created, like OpenTelemetry Java's strict context storage: at the next poll of the task that
+//! misused it, or, outside any task, at the next install of a context on that thread. Off, none
+//! of this code exists.
 
 use std::cell::RefCell;
 use std::panic::Location;
 
 thread_local! {
-    /// Where each guard still attached on this thread was created, oldest first.
-    static ATTACHED: RefCell<Vec<&'static Location<'static>>> = const { RefCell::new(Vec::new()) };
-    /// A misuse seen and not yet reported.
+    /// The guards still attached on this thread, oldest first: the identity of the scope each
+    /// attached, and where it was created.
+    static ATTACHED: RefCell<Vec<(u64, &'static Location<'static>)>> =
+        const { RefCell::new(Vec::new()) };
+    /// A misuse seen and not yet reported, nor yet handed to the scope it happened in.
     static VIOLATION: RefCell<Option<String>> = const { RefCell::new(None) };
 }
 
-/// Records a new guard; returns its position, which its drop checks.
-pub(crate) fn attached(created_at: &'static Location<'static>) -> usize {
-    report();
-    ATTACHED.with(|attached| {
-        let mut attached = attached.borrow_mut();
-        attached.push(created_at);
-        attached.len() - 1
-    })
+/// Records a new guard, which attached the scope `scope`.
+pub(crate) fn attached(scope: u64, created_at: &'static Location<'static>) {
+    report(&mut None);
+    ATTACHED.with(|attached| attached.borrow_mut().push((scope, created_at)));
 }
 
-/// Checks that the guard at `position` is the newest still attached, and forgets it.
-pub(crate) fn detached(position: usize) {
+/// Checks that the guard that attached `scope` is the newest still attached, and forgets it.
+/// A guard already forgotten was reported when the poll or closure that made it ended.
+pub(crate) fn detached(scope: u64) {
     let _ = ATTACHED.try_with(|attached| {
         let mut attached = attached.borrow_mut();
-        match attached.len().checked_sub(1) {
-            Some(newest) if newest == position => {}
-            Some(newest) if newest > position => note(format!(
+        let Some(position) = attached.iter().rposition(|(id, _)| *id == scope) else {
+            return;
+        };
+        if position + 1 < attached.len() {
+            note(format!(
                 "ctxflow strict: the context guard created at {} was dropped while guards \
                  created after it were still attached (created at {}): guards must be dropped \
                  in reverse order, and never leaked with mem::forget",
-                attached[position],
+                attached[position].1,
                 list(&attached[position + 1..]),
-            )),
-            _ => note(format!(
-                "ctxflow strict: a context guard was dropped after a guard created before it; \
-                 the guards still attached were created at {}",
-                list(&attached),
-            )),
+            ));
         }
-        attached.truncate(position);
+        attached.remove(position);
     });
 }
 
@@ -56,8 +54,10 @@ pub(crate) fn depth() -> usize {
     ATTACHED.with(|attached| attached.borrow().len())
 }
 
-/// Checks that no guard created since `depth` outlives the poll or closure that made it.
-pub(crate) fn leave(depth: usize) {
+/// Checks that no guard created since `depth` outlives the poll or closure that made it, and
+/// hands what was seen meanwhile to the scope that was installed, `violation`: it is reported
+/// when that scope is next installed, in the task that misused its guard.
+pub(crate) fn leave(depth: usize, violation: &mut Option<String>) {
     let _ = ATTACHED.try_with(|attached| {
         let mut attached = attached.borrow_mut();
         if attached.len() > depth {
@@ -70,16 +70,31 @@ pub(crate) fn leave(depth: usize) {
             attached.truncate(depth);
         }
     });
+    if let Ok(Some(seen)) = VIOLATION.try_with(|noted| noted.borrow_mut().take()) {
+        violation.get_or_insert(seen);
+    }
 }
 
-/// Panics with the misuse noted since the last install, if any; not while unwinding, where a
-/// second panic would abort.
-pub(crate) fn report() {
+/// Panics with the misuse seen while `violation`'s scope was last installed, or else with one
+/// seen on this thread outside any scope; not while unwinding, where a second panic would
+/// abort.
+pub(crate) fn report(violation: &mut Option<String>) {
     if std::thread::panicking() {
         return;
     }
-    if let Some(violation) = VIOLATION.with(|violation| violation.borrow_mut().take()) {
-        panic!("{violation}");
+    let seen = violation
+        .take()
+        .or_else(|| VIOLATION.with(|noted| noted.borrow_mut().take()));
+    if let Some(seen) = seen {
+        panic!("{seen}");
+    }
+}
+
+/// Takes the misuse of a scope that is dropped before it could be reported (a closure's, which
+/// is never installed again): it is reported at the next install on this thread.
+pub(crate) fn unreported(violation: Option<String>) {
+    if let Some(violation) = violation {
+        note(violation);
     }
 }
 
@@ -89,10 +104,10 @@ fn note(violation: String) {
     });
 }
 
-fn list(locations: &[&'static Location<'static>]) -> String {
+fn list(locations: &[(u64, &'static Location<'static>)]) -> String {
     locations
         .iter()
-        .map(ToString::to_string)
+        .map(|(_, location)| location.to_string())
         .collect::<Vec<_>>()
         .join(", ")
 }

@@ -5,7 +5,7 @@
 //! them and lets go of the runtime's own handle.
 //!
 //! Every spawn starts as a [`PreparedTask`] or [`PreparedBlocking`], which becomes either of
-//! those, or, for a runtime whose own handle already behaves as ctxflow's (tokio), the bare
+//! those, or, on a runtime whose own handle ctxflow's wraps (tokio, smol, async-std), the bare
 //! future or closure in its context, whose outcome that handle reports.
 
 use std::fmt;
@@ -116,6 +116,13 @@ impl<F: Future> PreparedTask<F> {
         handle
     }
 
+    /// The future inside its context, and the task's name: for a runtime adapter that builds
+    /// the task around its runtime's own join handle.
+    #[cfg_attr(not(any(feature = "smol", feature = "async-std")), allow(dead_code))]
+    pub(crate) fn into_parts(self) -> (WithContext<F>, Option<Arc<str>>) {
+        (WithContext::new(self.future, self.handoff), self.name)
+    }
+
     /// The task for a runtime whose own join handle reports panics and cancellation: it
     /// returns the outcome instead of reporting it.
     #[cfg_attr(not(feature = "tokio"), allow(dead_code))]
@@ -154,7 +161,7 @@ pin_project! {
 pub(crate) struct Panic(Box<Box<dyn std::any::Any + Send + 'static>>);
 
 impl Panic {
-    fn new(payload: Box<dyn std::any::Any + Send + 'static>) -> Self {
+    pub(crate) fn new(payload: Box<dyn std::any::Any + Send + 'static>) -> Self {
         Panic(Box::new(payload))
     }
 

@@ -124,6 +124,9 @@ impl<T: Send + Sync + 'static> ContextVar<T> {
 
     /// A clone of the value in the current context, or `None` when it is not set.
     ///
+    /// The value's `Clone` may itself read, set and install context: the thread's context is
+    /// not borrowed while it runs.
+    ///
     /// ```
     /// use ctxflow::ContextVar;
     /// static USER_ID: ContextVar<u64> = ContextVar::new("user_id");
@@ -136,10 +139,10 @@ impl<T: Send + Sync + 'static> ContextVar<T> {
     where
         T: Clone,
     {
-        current::read(|cx| {
-            cx.value(self.info())
-                .map(|value| downcast::<T>(value).clone())
-        })
+        // The value's own reference, not a borrow of the thread's context, is held while it is
+        // cloned: a `Clone` may read, set or install context itself.
+        let value = current::read(|cx| cx.value(self.info()).cloned())?;
+        Some(downcast::<T>(&value).clone())
     }
 
     /// Calls `f` with a borrow of the value in the current context, without cloning it.

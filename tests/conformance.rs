@@ -23,18 +23,16 @@ fn request_id() -> Option<String> {
 mod seed_scenarios {
     use super::*;
 
-    #[test]
-    fn a_background_task_sees_the_parents_request_id() {
-        each_runtime(|spawner| async move {
+    each_runtime! {
+        fn a_background_task_sees_the_parents_request_id(spawner) {
             let _token = REQUEST_ID.set("req-123".into());
             let background = spawner.spawn(async { request_id() });
             assert_eq!(background.await.unwrap().as_deref(), Some("req-123"));
-        });
+        }
     }
 
-    #[test]
-    fn a_named_task_sees_its_name_and_the_parents_context() {
-        each_runtime(|spawner| async move {
+    each_runtime! {
+        fn a_named_task_sees_its_name_and_the_parents_context(spawner) {
             let _token = REQUEST_ID.set("req-123".into());
             let task = spawner.spawn_named("process-order-123", async {
                 yield_now().await;
@@ -44,12 +42,11 @@ mod seed_scenarios {
             assert_eq!(name.as_deref(), Some("process-order-123"));
             assert_eq!(id.as_deref(), Some("req-123"));
             assert_eq!(task_name(), None, "the name stays inside the named task");
-        });
+        }
     }
 
-    #[test]
-    fn a_task_spawned_by_a_named_task_is_not_named_after_it() {
-        each_runtime(|spawner| async move {
+    each_runtime! {
+        fn a_task_spawned_by_a_named_task_is_not_named_after_it(spawner) {
             let inner = spawner.clone();
             let child = spawner
                 .spawn_named(
@@ -59,32 +56,30 @@ mod seed_scenarios {
                 .await
                 .unwrap();
             assert_eq!(child.unwrap(), None);
-        });
+        }
     }
 
-    #[test]
-    fn a_blocking_closure_takes_arguments_returns_a_value_and_sees_the_context() {
-        fn process_item(item_id: &str, priority: u8) -> (String, String) {
-            let status = format!("done {item_id} at priority {priority}");
-            (status, request_id().unwrap_or_default())
-        }
-        each_runtime(|spawner| async move {
+    each_runtime! {
+        fn a_blocking_closure_takes_arguments_returns_a_value_and_sees_the_context(spawner) {
+            fn process_item(item_id: &str, priority: u8) -> (String, String) {
+                let status = format!("done {item_id} at priority {priority}");
+                (status, request_id().unwrap_or_default())
+            }
             let _token = REQUEST_ID.set("req-456".into());
             let item_id = "item-123".to_string();
             let result = spawner.spawn_blocking(move || process_item(&item_id, 1));
             let (status, seen) = result.await.unwrap();
             assert_eq!(status, "done item-123 at priority 1");
             assert_eq!(seen, "req-456");
-        });
+        }
     }
 
-    #[test]
-    fn preserve_context_workers_see_the_callers_context_joined_or_spawned() {
-        async fn worker() -> Option<u64> {
-            yield_now().await;
-            USER_ID.get()
-        }
-        each_runtime(|spawner| async move {
+    each_runtime! {
+        fn preserve_context_workers_see_the_callers_context_joined_or_spawned(spawner) {
+            async fn worker() -> Option<u64> {
+                yield_now().await;
+                USER_ID.get()
+            }
             let _token = USER_ID.set(789);
             let joined = futures::join!(preserve_context(worker()), preserve_context(worker()));
             assert_eq!(joined, (Some(789), Some(789)));
@@ -100,12 +95,11 @@ mod seed_scenarios {
                 let _ = sender.send(preserved.await);
             });
             assert_eq!(receiver.await.unwrap(), Some(789));
-        });
+        }
     }
 
-    #[test]
-    fn a_childs_writes_never_reach_its_parent() {
-        each_runtime(|spawner| async move {
+    each_runtime! {
+        fn a_childs_writes_never_reach_its_parent(spawner) {
             let _token = REQUEST_ID.set("parent-value".into());
             let child = spawner.spawn(async {
                 let _token = REQUEST_ID.set("child-override".into());
@@ -114,12 +108,11 @@ mod seed_scenarios {
             });
             assert_eq!(child.await.unwrap().as_deref(), Some("child-override"));
             assert_eq!(request_id().as_deref(), Some("parent-value"));
-        });
+        }
     }
 
-    #[test]
-    fn a_parents_writes_after_the_spawn_never_reach_the_child() {
-        each_runtime(|spawner| async move {
+    each_runtime! {
+        fn a_parents_writes_after_the_spawn_never_reach_the_child(spawner) {
             let _token = REQUEST_ID.set("before".into());
             let (go, wait) = oneshot::channel::<()>();
             let child = spawner.spawn(async move {
@@ -129,16 +122,15 @@ mod seed_scenarios {
             let _later = REQUEST_ID.set("after".into());
             go.send(()).unwrap();
             assert_eq!(child.await.unwrap().as_deref(), Some("before"));
-        });
+        }
     }
 }
 
 mod isolation {
     use super::*;
 
-    #[test]
-    fn a_task_spawned_by_the_runtime_itself_sees_no_context_on_busy_workers() {
-        each_runtime(|spawner| async move {
+    each_runtime! {
+        fn a_task_spawned_by_the_runtime_itself_sees_no_context_on_busy_workers(spawner) {
             let _token = REQUEST_ID.set("parent".into());
             let handles: Vec<_> = (0..100)
                 .map(|i| {
@@ -162,12 +154,11 @@ mod isolation {
                 seen.push(receiver.await.unwrap());
             }
             assert!(seen.iter().all(|seen| *seen == (None, None)), "{seen:?}");
-        });
+        }
     }
 
-    #[test]
-    fn a_blocking_closure_leaves_nothing_on_the_pool_thread() {
-        each_runtime(|spawner| async move {
+    each_runtime! {
+        fn a_blocking_closure_leaves_nothing_on_the_pool_thread(spawner) {
             let _token = REQUEST_ID.set("caller".into());
             for i in 0..20 {
                 spawner
@@ -183,12 +174,11 @@ mod isolation {
                 });
                 assert_eq!(receiver.await.unwrap(), None, "left on a pool thread");
             }
-        });
+        }
     }
 
-    #[test]
-    fn a_task_that_sets_a_value_keeps_it_across_many_yields() {
-        each_runtime(|spawner| async move {
+    each_runtime! {
+        fn a_task_that_sets_a_value_keeps_it_across_many_yields(spawner) {
             let task = spawner.spawn(async {
                 let _token = USER_ID.set(42);
                 for _ in 0..200 {
@@ -198,12 +188,11 @@ mod isolation {
             });
             task.await.unwrap();
             assert_eq!(USER_ID.get(), None);
-        });
+        }
     }
 
-    #[test]
-    fn ten_thousand_concurrent_tasks_each_see_only_their_own_id_at_every_poll() {
-        each_runtime(|spawner| async move {
+    each_runtime! {
+        fn ten_thousand_concurrent_tasks_each_see_only_their_own_id_at_every_poll(spawner) {
             let mismatches = Arc::new(AtomicUsize::new(0));
             let handles: Vec<_> = (0..10_000u64)
                 .map(|id| {
@@ -225,24 +214,22 @@ mod isolation {
                 assert_eq!(handle.await.unwrap(), Some(id as u64));
             }
             assert_eq!(mismatches.load(Ordering::Relaxed), 0);
-        });
+        }
     }
 
-    #[test]
-    fn spawn_in_runs_the_task_in_the_given_context() {
-        each_runtime(|spawner| async move {
+    each_runtime! {
+        fn spawn_in_runs_the_task_in_the_given_context(spawner) {
             let _token = REQUEST_ID.set("caller".into());
             let given = Context::empty().with_value(&USER_ID, 5);
             let seen = spawner.spawn_in(given.clone(), async { (request_id(), USER_ID.get()) });
             assert_eq!(seen.await.unwrap(), (None, Some(5)));
             let seen = spawner.spawn_blocking_in(given, || (request_id(), USER_ID.get()));
             assert_eq!(seen.await.unwrap(), (None, Some(5)));
-        });
+        }
     }
 
-    #[test]
-    fn block_on_runs_the_future_in_the_callers_context() {
-        each_runtime(|spawner| async move {
+    each_runtime! {
+        fn block_on_runs_the_future_in_the_callers_context(spawner) {
             let _token = REQUEST_ID.set("req-block".into());
             let inner = spawner.clone();
             let seen = spawner
@@ -255,16 +242,15 @@ mod isolation {
                 .await
                 .unwrap();
             assert_eq!(seen.as_deref(), Some("req-block"));
-        });
+        }
     }
 }
 
 mod handles {
     use super::*;
 
-    #[test]
-    fn a_panicking_task_gives_a_panic_join_error_and_the_runtime_keeps_serving() {
-        each_runtime(|spawner| async move {
+    each_runtime! {
+        fn a_panicking_task_gives_a_panic_join_error_and_the_runtime_keeps_serving(spawner) {
             let _token = REQUEST_ID.set("req".into());
             let failed = spawner.spawn(async {
                 let _token = REQUEST_ID.set("inside".into());
@@ -289,48 +275,45 @@ mod handles {
                 None,
                 "no context left on the worker"
             );
-        });
+        }
     }
 
-    #[test]
-    fn a_panicking_blocking_closure_gives_a_panic_join_error() {
-        each_runtime(|spawner| async move {
+    each_runtime! {
+        fn a_panicking_blocking_closure_gives_a_panic_join_error(spawner) {
             let failed = spawner.spawn_blocking(|| -> u32 { panic!("closure failed") });
             let error = failed.await.unwrap_err();
             assert!(error.is_panic());
             assert_eq!(error.to_string(), "task panicked: closure failed");
             let after = spawner.spawn_blocking(|| 7);
             assert_eq!(after.await.unwrap(), 7);
-        });
+        }
     }
 
-    #[test]
-    fn a_future_that_panics_when_dropped_after_finishing_gives_that_panic() {
-        struct ReadyButPanicsOnDrop;
-        impl std::future::Future for ReadyButPanicsOnDrop {
-            type Output = u8;
-            fn poll(
-                self: std::pin::Pin<&mut Self>,
-                _: &mut std::task::Context<'_>,
-            ) -> std::task::Poll<u8> {
-                std::task::Poll::Ready(1)
+    each_runtime! {
+        fn a_future_that_panics_when_dropped_after_finishing_gives_that_panic(spawner) {
+            struct ReadyButPanicsOnDrop;
+            impl std::future::Future for ReadyButPanicsOnDrop {
+                type Output = u8;
+                fn poll(
+                    self: std::pin::Pin<&mut Self>,
+                    _: &mut std::task::Context<'_>,
+                ) -> std::task::Poll<u8> {
+                    std::task::Poll::Ready(1)
+                }
             }
-        }
-        impl Drop for ReadyButPanicsOnDrop {
-            fn drop(&mut self) {
-                panic!("drop failed");
+            impl Drop for ReadyButPanicsOnDrop {
+                fn drop(&mut self) {
+                    panic!("drop failed");
+                }
             }
-        }
-        each_runtime(|spawner| async move {
             let error = spawner.spawn(ReadyButPanicsOnDrop).await.unwrap_err();
             assert_eq!(error.to_string(), "task panicked: drop failed");
             assert_eq!(spawner.spawn(async { 2 }).await.unwrap(), 2);
-        });
+        }
     }
 
-    #[test]
-    fn abort_cancels_a_pending_task_and_drops_its_future_inside_its_context() {
-        each_runtime(|spawner| async move {
+    each_runtime! {
+        fn abort_cancels_a_pending_task_and_drops_its_future_inside_its_context(spawner) {
             let _token = REQUEST_ID.set("req-abort".into());
             let (probe, dropped_in) = DropProbe::new(request_id);
             let (started, on_start) = oneshot::channel();
@@ -346,12 +329,11 @@ mod handles {
             assert!(error.is_cancelled() && !error.is_panic());
             assert_eq!(error.to_string(), "task was cancelled");
             assert_eq!(*dropped_in.lock().unwrap(), [Some("req-abort".to_string())]);
-        });
+        }
     }
 
-    #[test]
-    fn abort_after_the_task_finished_keeps_its_result() {
-        each_runtime(|spawner| async move {
+    each_runtime! {
+        fn abort_after_the_task_finished_keeps_its_result(spawner) {
             let (done, on_done) = oneshot::channel();
             let task = spawner.spawn(async move {
                 done.send(()).unwrap();
@@ -363,12 +345,11 @@ mod handles {
             }
             task.abort();
             assert_eq!(task.await.unwrap(), 11);
-        });
+        }
     }
 
-    #[test]
-    fn dropping_the_handle_detaches_the_task() {
-        each_runtime(|spawner| async move {
+    each_runtime! {
+        fn dropping_the_handle_detaches_the_task(spawner) {
             let _token = REQUEST_ID.set("detached".into());
             let (go, wait) = oneshot::channel::<()>();
             let (done, on_done) = oneshot::channel();
@@ -387,12 +368,11 @@ mod handles {
                 })
                 .detach();
             on_done.await.unwrap();
-        });
+        }
     }
 
-    #[test]
-    fn is_finished_turns_true_when_the_task_ends() {
-        each_runtime(|spawner| async move {
+    each_runtime! {
+        fn is_finished_turns_true_when_the_task_ends(spawner) {
             let (go, wait) = oneshot::channel::<()>();
             let task = spawner.spawn(async move { wait.await.is_ok() });
             assert!(!task.is_finished());
@@ -401,13 +381,12 @@ mod handles {
                 yield_now().await;
             }
             assert!(task.await.unwrap());
-        });
+        }
     }
 
-    #[test]
-    fn a_finished_tasks_values_are_released() {
-        static HELD: ContextVar<Counted> = ContextVar::new("held");
-        each_runtime(|spawner| async move {
+    each_runtime! {
+        fn a_finished_tasks_values_are_released(spawner) {
+            static HELD: ContextVar<Counted> = ContextVar::new("held");
             let alive = Arc::new(AtomicUsize::new(0));
             let seen = Arc::new(Mutex::new(0));
             let task = HELD.sync_scope(Counted::new(&alive), || {
@@ -423,7 +402,21 @@ mod handles {
                 0,
                 "the snapshot went with the task"
             );
-        });
+        }
+    }
+}
+
+each_runtime! {
+    #[should_panic(expected = "the body's own message")]
+    fn a_failing_body_fails_its_runtimes_test_with_the_bodys_own_message(_spawner) {
+        panic!("the body's own message");
+    }
+}
+
+ctxflow::testing::each_local_runtime! {
+    #[should_panic(expected = "the local body's own message")]
+    fn a_failing_local_body_fails_its_runtimes_test_with_the_bodys_own_message(_local) {
+        panic!("the local body's own message");
     }
 }
 
@@ -446,9 +439,8 @@ mod flow {
 
     static TX_CALLBACKS: ContextVar<String> = ContextVar::non_flowing("tx_callbacks");
 
-    #[test]
-    fn a_non_flowing_variable_stays_in_its_task_while_a_flowing_one_follows_spawns() {
-        each_runtime(|spawner| async move {
+    each_runtime! {
+        fn a_non_flowing_variable_stays_in_its_task_while_a_flowing_one_follows_spawns(spawner) {
             let _tx = TX_CALLBACKS.set("tx-1".into());
             let _id = REQUEST_ID.set("req-1".into());
             let read = || (TX_CALLBACKS.get(), request_id());
@@ -469,12 +461,11 @@ mod flow {
                 read()
             });
             assert_eq!(joined, (here.clone(), here));
-        });
+        }
     }
 
-    #[test]
-    fn a_suppressed_spawn_starts_empty_while_its_sibling_gets_the_parents_context() {
-        each_runtime(|spawner| async move {
+    each_runtime! {
+        fn a_suppressed_spawn_starts_empty_while_its_sibling_gets_the_parents_context(spawner) {
             let _id = REQUEST_ID.set("req-1".into());
             let (worker, blocking) = ctxflow::suppress_flow(|| {
                 (
@@ -487,12 +478,11 @@ mod flow {
             assert_eq!(blocking.await.unwrap(), None);
             assert_eq!(sibling.await.unwrap().as_deref(), Some("req-1"));
             assert_eq!(request_id().as_deref(), Some("req-1"));
-        });
+        }
     }
 
-    #[test]
-    fn queued_jobs_run_with_their_submitters_context_not_the_workers() {
-        each_runtime(|spawner| async move {
+    each_runtime! {
+        fn queued_jobs_run_with_their_submitters_context_not_the_workers(spawner) {
             type Job = (Context, u64);
             let (submit, queue) = futures::channel::mpsc::unbounded::<Job>();
             let queue = Arc::new(futures::lock::Mutex::new(queue));
@@ -528,6 +518,257 @@ mod flow {
             }
             for worker in workers {
                 worker.await.unwrap();
+            }
+        }
+    }
+}
+
+mod timers {
+    use super::*;
+
+    use std::future::Future;
+    use std::pin::pin;
+    use std::task::Poll;
+    use std::time::{Duration, Instant};
+
+    use ctxflow::time::{interval, sleep, sleep_until, timeout};
+    use futures::future::{self, Either};
+
+    const SHORT: Duration = Duration::from_millis(10);
+
+    /// Runs `future` against a short sleep and says whether it finished first.
+    async fn finishes_before_a_short_sleep<F: Future>(future: F) -> bool {
+        matches!(
+            future::select(pin!(future), pin!(sleep(SHORT))).await,
+            Either::Left(_)
+        )
+    }
+
+    each_runtime! {
+        fn code_generic_over_the_spawner_sleeps_in_its_tasks_on_every_runtime(spawner) {
+            async fn retry_later<S: Spawner>(spawner: &S) -> Option<String> {
+                let retry = spawner.spawn(async {
+                    sleep(Duration::from_millis(2)).await;
+                    request_id()
+                });
+                retry.await.unwrap()
+            }
+            let _token = REQUEST_ID.set("req-retry".into());
+            assert_eq!(retry_later(&spawner).await.as_deref(), Some("req-retry"));
+        }
+    }
+
+    each_runtime! {
+        fn a_sleep_never_ends_before_its_deadline_and_keeps_the_tasks_context(_spawner) {
+            let _token = REQUEST_ID.set("req-sleep".into());
+            // Lower bounds only: a timer never fires early; how late it fires is not asserted.
+            let start = Instant::now();
+            sleep(SHORT).await;
+            assert!(start.elapsed() >= SHORT);
+            assert_eq!(request_id().as_deref(), Some("req-sleep"));
+
+            let deadline = Instant::now() + SHORT;
+            sleep_until(deadline).await;
+            assert!(Instant::now() >= deadline);
+            assert_eq!(request_id().as_deref(), Some("req-sleep"));
+        }
+    }
+
+    each_runtime! {
+        fn tasks_woken_by_their_timers_each_see_only_their_own_id(spawner) {
+            let handles: Vec<_> = (0..200u64)
+                .map(|id| {
+                    USER_ID.sync_scope(id, || {
+                        spawner.spawn(async move {
+                            for round in 0..3 {
+                                sleep(Duration::from_millis((id + round) % 4)).await;
+                                assert_eq!(USER_ID.get(), Some(id));
+                            }
+                            let ticks = timeout(SHORT * 100, async {
+                                let mut ticks = interval(Duration::from_millis(1));
+                                ticks.tick().await;
+                                ticks.tick().await;
+                                USER_ID.get()
+                            });
+                            ticks.await.unwrap()
+                        })
+                    })
+                })
+                .collect();
+            for (id, handle) in handles.into_iter().enumerate() {
+                assert_eq!(handle.await.unwrap(), Some(id as u64));
+            }
+            assert_eq!(USER_ID.get(), None);
+        }
+    }
+
+    ctxflow::testing::each_local_runtime! {
+        fn local_tasks_sleep_and_time_out_on_every_runtimes_local_executor(local) {
+            use ctxflow::LocalSpawner;
+            let _token = REQUEST_ID.set("req-local".into());
+            let not_send = std::rc::Rc::new(1);
+            let task = local.spawn_local(async move {
+                sleep(Duration::from_millis(1)).await;
+                let stuck = timeout(Duration::from_millis(1), std::future::pending::<()>());
+                (*not_send, stuck.await.is_err(), request_id())
+            });
+            let seen = task.await.unwrap();
+            assert_eq!(seen, (1, true, Some("req-local".to_string())));
+        }
+    }
+
+    each_runtime! {
+        fn yield_now_is_pending_once_then_ready_and_keeps_the_context(_spawner) {
+            let _token = REQUEST_ID.set("req-yield".into());
+            let mut turn = pin!(ctxflow::yield_now());
+            assert!(futures::poll!(turn.as_mut()).is_pending());
+            assert!(futures::poll!(turn.as_mut()).is_ready());
+            ctxflow::yield_now().await;
+            assert_eq!(request_id().as_deref(), Some("req-yield"));
+        }
+    }
+
+    each_runtime! {
+        fn a_zero_or_past_deadline_yields_once_then_completes(_spawner) {
+            for mut elapsed in [
+                Box::pin(sleep(Duration::ZERO)),
+                Box::pin(sleep_until(Instant::now())),
+            ] {
+                assert!(futures::poll!(elapsed.as_mut()).is_pending());
+                assert!(futures::poll!(elapsed.as_mut()).is_ready());
+                assert!(
+                    futures::poll!(elapsed.as_mut()).is_ready(),
+                    "still ready after completing"
+                );
+            }
+        }
+    }
+
+    each_runtime! {
+        fn a_zero_timeout_lets_a_ready_future_win_and_gives_up_on_a_pending_one_after_one_yield(_spawner) {
+            assert_eq!(timeout(Duration::ZERO, async { 5 }).await, Ok(5));
+
+            let polls = AtomicUsize::new(0);
+            let stuck = future::poll_fn(|_| {
+                polls.fetch_add(1, Ordering::SeqCst);
+                Poll::<()>::Pending
+            });
+            let mut timed = pin!(timeout(Duration::ZERO, stuck));
+            assert!(futures::poll!(timed.as_mut()).is_pending());
+            assert!(matches!(
+                futures::poll!(timed.as_mut()),
+                Poll::Ready(Err(_))
+            ));
+            assert_eq!(polls.load(Ordering::SeqCst), 2);
+        }
+    }
+
+    each_runtime! {
+        fn a_future_that_times_out_is_dropped_at_the_deadline_inside_the_awaiting_tasks_context(_spawner) {
+            let _token = REQUEST_ID.set("req-timeout".into());
+            let (probe, dropped_in) = DropProbe::new(request_id);
+            let late = async move {
+                let _probe = probe;
+                std::future::pending::<()>().await;
+            };
+            let mut timed = Box::pin(timeout(SHORT, late));
+            let error = timed.as_mut().await.unwrap_err();
+            assert_eq!(error.to_string(), "deadline has elapsed");
+            // The `Timeout` goes later and elsewhere; the late future went at the deadline.
+            Context::empty().run(|| drop(timed));
+            assert_eq!(
+                *dropped_in.lock().unwrap(),
+                [Some("req-timeout".to_string())]
+            );
+            assert_eq!(request_id().as_deref(), Some("req-timeout"));
+        }
+    }
+
+    each_runtime! {
+        fn a_future_that_finishes_in_time_gives_its_output_and_sees_the_context(spawner) {
+            let _token = REQUEST_ID.set("req-in-time".into());
+            let child = spawner.spawn(async {
+                yield_now().await;
+                request_id()
+            });
+            let seen = timeout(Duration::from_secs(60), child).await;
+            assert_eq!(seen.unwrap().unwrap().as_deref(), Some("req-in-time"));
+            let direct = timeout(Duration::from_secs(60), async {
+                sleep(Duration::from_millis(1)).await;
+                request_id()
+            });
+            assert_eq!(direct.await.unwrap().as_deref(), Some("req-in-time"));
+        }
+    }
+
+    each_runtime! {
+        fn duration_max_saturates_instead_of_overflowing_and_never_fires(_spawner) {
+            assert_eq!(timeout(Duration::MAX, async { 1 }).await, Ok(1));
+            let never = timeout(Duration::MAX, std::future::pending::<()>());
+            assert!(!finishes_before_a_short_sleep(never).await);
+
+            let forever = sleep(Duration::MAX);
+            let a_year = Duration::from_secs(86_400 * 365);
+            assert!(forever.deadline() > Instant::now() + a_year);
+            assert!(!finishes_before_a_short_sleep(forever).await);
+
+            let mut once = interval(Duration::MAX);
+            once.tick().await;
+            assert!(!finishes_before_a_short_sleep(once.tick()).await);
+        }
+    }
+
+    each_runtime! {
+        fn an_interval_ticks_at_once_then_once_per_period(_spawner) {
+            let _token = REQUEST_ID.set("req-tick".into());
+            let period = Duration::from_millis(5);
+            let created = Instant::now();
+            let mut ticks = interval(period);
+            let first = {
+                let mut first = pin!(ticks.tick());
+                assert!(futures::poll!(first.as_mut()).is_pending(), "one yield");
+                match futures::poll!(first.as_mut()) {
+                    Poll::Ready(due) => due,
+                    Poll::Pending => panic!("the first tick waited for a timer"),
+                }
+            };
+            assert!(first >= created);
+            let second = ticks.tick().await;
+            let third = ticks.tick().await;
+            assert!(second - first >= period && third - second >= period);
+            assert!(Instant::now() >= third);
+            assert_eq!(request_id().as_deref(), Some("req-tick"));
+        }
+    }
+
+    each_runtime! {
+        fn a_late_tick_is_not_followed_by_a_burst_of_catch_up_ticks(_spawner) {
+            let period = Duration::from_millis(5);
+            let mut ticks = interval(period);
+            let first = ticks.tick().await;
+            sleep(period * 4).await; // three ticks missed
+            let late = ticks.tick().await;
+            let next = ticks.tick().await;
+            // Catching up would put `next` at `first + 2 * period`.
+            assert!(next - late >= period);
+            assert!(next - first >= period * 5, "{:?}", next - first);
+        }
+    }
+
+    #[test]
+    fn timers_made_outside_any_runtime_run_on_the_runtime_that_awaits_them() {
+        // Kept on the function: its closure builds the timers before the runtime starts, which
+        // a body given to `each_runtime!` cannot do.
+        each_runtime(|_spawner| {
+            // This closure runs before the runtime starts; the body it returns runs inside it.
+            let delay = sleep(Duration::from_millis(1));
+            let bounded = timeout(Duration::from_secs(60), async { 3 });
+            let mut ticks = interval(Duration::from_millis(1));
+            async move {
+                delay.await;
+                assert_eq!(bounded.await, Ok(3));
+                ticks.tick().await;
+                ticks.tick().await;
             }
         });
     }

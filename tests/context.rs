@@ -350,6 +350,10 @@ mod closures {
         assert_eq!(STEP.get(), None);
     }
 
+    #[allow(
+        clippy::disallowed_methods,
+        reason = "a plain thread, with the context carried by `wrap` alone"
+    )]
     #[test]
     fn wrap_carries_the_snapshot_to_another_thread() {
         let _token = REQUEST_ID.set("req-456".into());
@@ -358,6 +362,10 @@ mod closures {
         assert_eq!(seen.as_deref(), Some("req-456"));
     }
 
+    #[allow(
+        clippy::disallowed_methods,
+        reason = "the pool's workers are plain threads: what they see is the subject"
+    )]
     #[test]
     fn a_thread_pool_worker_returns_to_its_own_context_between_jobs() {
         let (jobs, queue) = std::sync::mpsc::channel::<Box<dyn FnOnce() + Send>>();

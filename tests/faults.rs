@@ -126,9 +126,8 @@ impl Spawner for Manual {
 mod panics {
     use super::*;
 
-    #[test]
-    fn tasks_that_panic_in_poll_release_their_values_and_leave_the_workers_clean() {
-        each_runtime(|spawner| async move {
+    each_runtime! {
+        fn tasks_that_panic_in_poll_release_their_values_and_leave_the_workers_clean(spawner) {
             let alive = Arc::new(AtomicUsize::new(0));
             let tasks: Vec<_> = (0..50)
                 .map(|id| {
@@ -149,13 +148,11 @@ mod panics {
             }
             assert_eq!(alive.load(Ordering::SeqCst), 0);
             assert_runtime_healthy(&spawner).await;
-        });
+        }
     }
 
-    #[test]
-    fn a_task_whose_future_panics_when_dropped_does_so_inside_its_context_and_releases_its_values()
-    {
-        each_runtime(|spawner| async move {
+    each_runtime! {
+        fn a_task_whose_future_panics_when_dropped_does_so_inside_its_context_and_releases_its_values(spawner) {
             let alive = Arc::new(AtomicUsize::new(0));
             let seen = Arc::new(Mutex::new(Vec::new()));
             // One completes and panics as it is dropped; one is aborted and panics the same way.
@@ -186,12 +183,11 @@ mod panics {
             assert_eq!(seen, [Some(1), Some(2)]);
             assert_eq!(alive.load(Ordering::SeqCst), 0);
             assert_runtime_healthy(&spawner).await;
-        });
+        }
     }
 
-    #[test]
-    fn blocking_closures_that_panic_release_their_values_and_leave_the_pool_clean() {
-        each_runtime(|spawner| async move {
+    each_runtime! {
+        fn blocking_closures_that_panic_release_their_values_and_leave_the_pool_clean(spawner) {
             let alive = Arc::new(AtomicUsize::new(0));
             let closures: Vec<_> = (0..20)
                 .map(|id| {
@@ -217,16 +213,15 @@ mod panics {
                 assert_eq!(closure.await.unwrap(), (id, None));
             }
             assert_runtime_healthy(&spawner).await;
-        });
+        }
     }
 }
 
 mod cancellation {
     use super::*;
 
-    #[test]
-    fn tasks_aborted_while_pending_are_dropped_inside_their_context_and_release_their_values() {
-        each_runtime(|spawner| async move {
+    each_runtime! {
+        fn tasks_aborted_while_pending_are_dropped_inside_their_context_and_release_their_values(spawner) {
             let alive = Arc::new(AtomicUsize::new(0));
             let mut started = Vec::new();
             let mut probes = Vec::new();
@@ -258,7 +253,7 @@ mod cancellation {
             }
             assert_eq!(alive.load(Ordering::SeqCst), 0);
             assert_runtime_healthy(&spawner).await;
-        });
+        }
     }
 
     /// A waker that calls `on_clone` each time it is cloned, and does nothing else.
@@ -307,6 +302,63 @@ mod cancellation {
         assert!(outcome.unwrap_err().is_cancelled());
         assert_eq!(*dropped_in.lock().unwrap(), [Some(4)]);
         assert_eq!(alive.load(Ordering::SeqCst), 0);
+    }
+
+    /// Spawners whose tasks run on threads of their own, so that the test thread can act while
+    /// a task's poll is under way; each with its runtime's name.
+    fn spawners_on_threads_of_their_own() -> Vec<(&'static str, AnySpawner)> {
+        let mut spawners = Vec::new();
+        #[cfg(feature = "tokio")]
+        {
+            let runtime = tokio::runtime::Builder::new_multi_thread()
+                .worker_threads(1)
+                .build()
+                .unwrap();
+            spawners.push(("tokio", ctxflow::tokio::TokioSpawner::from(runtime).into()));
+        }
+        #[cfg(feature = "smol")]
+        {
+            let executor = Arc::new(smol::Executor::new());
+            let runner = executor.clone();
+            // Runs for the rest of the test process; a runtime's own thread carries no context.
+            #[allow(clippy::disallowed_methods, reason = "the executor's own thread")]
+            std::thread::spawn(move || smol::block_on(runner.run(pending::<()>())));
+            spawners.push(("smol", ctxflow::smol::SmolSpawner::new(executor).into()));
+        }
+        #[cfg(feature = "async-std")]
+        spawners.push((
+            "async-std",
+            ctxflow::async_std::AsyncStdSpawner::new().into(),
+        ));
+        spawners
+    }
+
+    #[test]
+    fn an_abort_that_lands_while_the_last_poll_returns_leaves_the_task_its_outcome() {
+        for (runtime, spawner) in spawners_on_threads_of_their_own() {
+            for panics in [false, true] {
+                let (reached, on_reached) = std::sync::mpsc::channel();
+                let (go, on_go) = std::sync::mpsc::channel::<()>();
+                let handle = spawner.spawn(async move {
+                    reached.send(()).unwrap();
+                    on_go.recv().unwrap();
+                    if panics {
+                        panic!("last poll failed");
+                    }
+                    7
+                });
+                on_reached.recv().unwrap();
+                // The task is in its last poll, which returns once the abort is done.
+                handle.abort();
+                go.send(()).unwrap();
+                let outcome = handle.join().map_err(|error| error.to_string());
+                let expected = match panics {
+                    false => Ok(7),
+                    true => Err("task panicked: last poll failed".to_string()),
+                };
+                assert_eq!(outcome, expected, "on {runtime}");
+            }
+        }
     }
 
     /// A blocking closure in request 5's context that counts its runs and records, when
@@ -446,9 +498,8 @@ mod release_before_report {
         }
     }
 
-    #[test]
-    fn a_task_or_blocking_closure_releases_its_context_before_its_handle_reports() {
-        each_runtime(|spawner| async move {
+    each_runtime! {
+        fn a_task_or_blocking_closure_releases_its_context_before_its_handle_reports(spawner) {
             let task = watched(|cx, gate| {
                 spawner.spawn_in(cx, async move {
                     yield_now().await;
@@ -471,7 +522,7 @@ mod release_before_report {
                 let handle = slot.lock().unwrap().take().unwrap();
                 handle.await.unwrap();
             }
-        });
+        }
     }
 
     #[test]
@@ -617,6 +668,8 @@ mod shutdown {
             assert_eq!(alive.load(Ordering::SeqCst), 0, "{}", runtime.name());
             assert!(Context::current().is_empty());
         }
+        // Kept on the function: the point is that after every runtime above was shut down with
+        // tasks pending, a fresh instance of each still works in the same process.
         each_runtime(|spawner| async move { assert_runtime_healthy(&spawner).await });
     }
 }
@@ -629,10 +682,8 @@ mod dropped_handles {
     static HELD_THEN_RELEASED: ContextVar<(Counted, OnRelease)> =
         ContextVar::new("held_then_released");
 
-    #[test]
-    fn a_task_whose_handle_is_dropped_before_during_or_after_its_run_finishes_in_its_context_and_releases_its_values(
-    ) {
-        each_runtime(|spawner| async move {
+    each_runtime! {
+        fn a_task_whose_handle_is_dropped_before_during_or_after_its_run_finishes_in_its_context_and_releases_its_values(spawner) {
             for when in [
                 "before it starts",
                 "while it is pending",
@@ -679,12 +730,11 @@ mod dropped_handles {
                 }
             }
             assert_runtime_healthy(&spawner).await;
-        });
+        }
     }
 
-    #[test]
-    fn a_finished_tasks_unread_result_is_released_with_its_handle() {
-        each_runtime(|spawner| async move {
+    each_runtime! {
+        fn a_finished_tasks_unread_result_is_released_with_its_handle(spawner) {
             let results = Arc::new(AtomicUsize::new(0));
             let result = results.clone();
             let task = spawner.spawn(async move { Counted::new(&result) });
@@ -694,7 +744,7 @@ mod dropped_handles {
             assert_eq!(results.load(Ordering::SeqCst), 1, "kept for the handle");
             drop(task);
             assert_eq!(results.load(Ordering::SeqCst), 0);
-        });
+        }
     }
 }
 
@@ -712,6 +762,10 @@ mod thread_exit {
 
     static READS_ON_DROP: ContextVar<ReadsOnDrop> = ContextVar::new("reads_on_drop");
 
+    #[allow(
+        clippy::disallowed_methods,
+        reason = "a plain thread whose exit destroys the context is the subject"
+    )]
     #[test]
     fn a_value_dropped_when_its_thread_exits_can_read_the_context_and_sees_it_empty() {
         let seen = Arc::new(Mutex::new(Vec::new()));
@@ -726,6 +780,10 @@ mod thread_exit {
         assert_eq!(*seen.lock().unwrap(), [None]);
     }
 
+    #[allow(
+        clippy::disallowed_methods,
+        reason = "a plain thread whose exit destroys the context is the subject"
+    )]
     #[test]
     fn a_value_dropped_when_its_thread_exits_can_set_a_variable_that_goes_nowhere() {
         struct SetsOnDrop(Arc<Mutex<Option<Option<u64>>>>);
@@ -744,5 +802,169 @@ mod thread_exit {
         .join()
         .unwrap();
         assert_eq!(*seen.lock().unwrap(), Some(None));
+    }
+}
+
+mod thread_exit_after_storage {
+    use super::*;
+    use std::cell::RefCell;
+    use std::sync::mpsc;
+
+    /// What a thread-local destructor that runs after ctxflow's storage is gone observed.
+    #[derive(Debug, PartialEq)]
+    struct Observed {
+        /// Whether the values left in the thread's context had been released already.
+        context_released: bool,
+        sync_scope: Option<u64>,
+        run: Option<u64>,
+        scope: Option<u64>,
+        after: Option<u64>,
+    }
+
+    /// When dropped, uses every form that installs a context and reports what each saw.
+    struct InstallsOnDrop {
+        report: mpsc::Sender<Observed>,
+        released: Arc<AtomicUsize>,
+    }
+
+    impl Drop for InstallsOnDrop {
+        fn drop(&mut self) {
+            let sync_scope = REQUEST_ID.sync_scope(1, request_id);
+            let run = Context::empty().with_value(&REQUEST_ID, 2).run(request_id);
+            let scope = futures::executor::block_on(REQUEST_ID.scope(3, async {
+                yield_now().await;
+                request_id()
+            }));
+            let _ = self.report.send(Observed {
+                context_released: self.released.load(Ordering::SeqCst) == 0,
+                sync_scope,
+                run,
+                scope,
+                after: request_id(),
+            });
+        }
+    }
+
+    thread_local! {
+        static INSTALLS_ON_DROP: RefCell<Option<InstallsOnDrop>> = const { RefCell::new(None) };
+    }
+
+    #[test]
+    #[allow(
+        clippy::disallowed_methods,
+        reason = "a plain thread, so that its thread-locals are registered in a known order"
+    )]
+    fn sync_scope_run_and_scope_work_in_a_thread_local_destructor_that_runs_after_ctxflows() {
+        let (report, observed) = mpsc::channel();
+        let alive = Arc::new(AtomicUsize::new(0));
+        let released = alive.clone();
+        std::thread::spawn(move || {
+            // Registered first, so destroyed last: after ctxflow's own storage.
+            INSTALLS_ON_DROP.with(|slot| {
+                *slot.borrow_mut() = Some(InstallsOnDrop { report, released });
+            });
+            let _held = HELD.set(Counted::new(&alive));
+        })
+        .join()
+        .unwrap();
+        assert_eq!(
+            observed.recv().unwrap(),
+            Observed {
+                context_released: true,
+                sync_scope: Some(1),
+                run: Some(2),
+                scope: Some(3),
+                after: None,
+            }
+        );
+    }
+}
+
+mod drops_that_write {
+    use super::*;
+
+    /// Sets the request id when dropped, and drops the token: a write meant to stay.
+    struct SetsOnDrop;
+
+    impl Drop for SetsOnDrop {
+        fn drop(&mut self) {
+            let _token = REQUEST_ID.set(666);
+        }
+    }
+
+    static SETS_ON_DROP: ContextVar<SetsOnDrop> = ContextVar::new("sets_on_drop");
+
+    fn writes_on_release() -> Context {
+        Context::empty().with_value(&SETS_ON_DROP, SetsOnDrop)
+    }
+
+    /// Raw blocking closures, which ctxflow does not wrap, see no context on the pool threads.
+    async fn assert_pool_clean(spawner: &AnySpawner) {
+        for _ in 0..16 {
+            let (sender, receiver) = oneshot::channel();
+            ctxflow::testing::spawn_blocking_unwrapped(spawner, move || {
+                let _ = sender.send(request_id());
+            });
+            assert_eq!(
+                receiver.await.unwrap(),
+                None,
+                "a write reached a pool thread"
+            );
+        }
+    }
+
+    each_runtime! {
+        fn a_released_value_whose_drop_sets_a_variable_never_reaches_the_workers(spawner) {
+            let tasks: Vec<_> = (0..8)
+                .map(|_| {
+                    spawner.spawn_in(writes_on_release(), async {
+                        yield_now().await;
+                    })
+                })
+                .collect();
+            for task in tasks {
+                task.await.unwrap();
+            }
+            assert_workers_clean(&spawner).await;
+            let closures: Vec<_> = (0..8)
+                .map(|_| spawner.spawn_blocking_in(writes_on_release(), || ()))
+                .collect();
+            for closure in closures {
+                closure.await.unwrap();
+            }
+            assert_pool_clean(&spawner).await;
+            assert_eq!(request_id(), None);
+        }
+    }
+
+    #[test]
+    fn a_released_value_whose_drop_sets_a_variable_never_reaches_the_thread_that_ran_it() {
+        let spawner = Manual::default();
+        let task = spawner.spawn_in(writes_on_release(), async {});
+        let closure = spawner.spawn_blocking_in(writes_on_release(), || ());
+        let mut raw = spawner.take_task();
+        let polled = Pin::new(&mut raw).poll(&mut TaskContext::from_waker(Waker::noop()));
+        assert_eq!(polled, Poll::Ready(()));
+        assert_eq!(request_id(), None, "after a task");
+        spawner.take_blocking().run();
+        assert_eq!(request_id(), None, "after a blocking closure");
+        futures::executor::block_on(async {
+            task.await.unwrap();
+            closure.await.unwrap();
+        });
+    }
+
+    #[test]
+    fn a_value_set_inside_run_or_a_guard_whose_drop_sets_a_variable_never_reaches_the_caller() {
+        Context::empty().run(|| {
+            let _token = SETS_ON_DROP.set(SetsOnDrop);
+        });
+        assert_eq!(request_id(), None, "after run");
+        let guard = Context::empty().attach();
+        let _token = SETS_ON_DROP.set(SetsOnDrop);
+        drop(guard);
+        assert_eq!(request_id(), None, "after a guard");
+        drop(writes_on_release());
+        assert_eq!(request_id(), None, "after a dropped snapshot");
     }
 }

@@ -1085,3 +1085,65 @@ fn tower_http_0_6s_set_request_id_layer_running_first_under_the_same_header_give
         ("tower-http-0-6-0", &b"tower-http-0-6-0"[..])
     );
 }
+
+/// Other systems' baggage entries travel with ours; whatever they hold, they never cost the
+/// listed variables their values.
+mod other_systems_baggage {
+    use super::*;
+
+    async fn tenant_and_vendor_entry() -> String {
+        let trace_context = opentelemetry::Context::current();
+        let vendor = trace_context.baggage().get("vendor").map(|v| v.to_string());
+        format!(
+            "tenant={} vendor={vendor:?}",
+            TENANT.get().unwrap_or_else(|| "-".into())
+        )
+    }
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn an_unlisted_baggage_entry_with_a_control_character_leaves_the_listed_ones_set() {
+        let propagation = Propagation::new().var(&TENANT).var(&PRIORITY);
+        let app = Router::new()
+            .route("/", get(tenant_and_vendor_entry))
+            .layer(RequestContextLayer::new(&REQUEST_ID).propagation(propagation));
+        let server = Server::axum(app).await;
+        let client = client();
+
+        let cases = [
+            ("tenant=acme,vendor=a%0Ab", "a\nb"),
+            ("vendor=a%00b,tenant=acme", "a\0b"),
+            ("tenant=acme,vendor=%7F", "\u{7f}"),
+        ];
+        for (baggage, vendor) in cases {
+            let request = Request::get(server.uri("/"))
+                .header("baggage", baggage)
+                .body(Empty::new())
+                .unwrap();
+            let (_, seen) = get_text(&client, request).await;
+            assert_eq!(
+                seen,
+                format!("tenant=acme vendor={:?}", Some(vendor)),
+                "with baggage {baggage:?}"
+            );
+        }
+
+        drop(client);
+        server.stop().await;
+    }
+
+    #[test]
+    fn listed_values_that_cannot_be_exported_are_all_left_out_and_other_entries_still_sent() {
+        let propagation = Propagation::new().var(&TENANT).var(&PRIORITY);
+        let _tenant = TENANT.set("acme\r\nx-admin: yes".into());
+        let _priority = PRIORITY.set(3);
+        let _otel = opentelemetry::Context::current_with_baggage([opentelemetry::KeyValue::new(
+            "vendor", "x",
+        )])
+        .attach();
+
+        let mut headers = HeaderMap::new();
+        ctxflow::tower::inject_context(&propagation, &mut headers);
+
+        assert_eq!(headers["baggage"], "vendor=x");
+    }
+}

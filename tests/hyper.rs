@@ -22,9 +22,8 @@ async fn answer_with_connection_id(
     Ok(Response::new(Full::new(Bytes::from(seen))))
 }
 
-#[test]
-fn an_http2_server_on_a_ctxflow_executor_serves_requests_in_the_connections_context() {
-    each_runtime(|spawner| async move {
+each_runtime! {
+    fn an_http2_server_on_a_ctxflow_executor_serves_requests_in_the_connections_context(spawner) {
         let listener = Async::<TcpListener>::bind(([127, 0, 0, 1], 0)).unwrap();
         let address = listener.get_ref().local_addr().unwrap();
 
@@ -57,5 +56,5 @@ fn an_http2_server_on_a_ctxflow_executor_serves_requests_in_the_connections_cont
         drop(sender);
         driver.await.unwrap().unwrap();
         server.await.unwrap().unwrap();
-    });
+    }
 }

@@ -23,9 +23,8 @@ fn request_id() -> Option<String> {
 mod local_tasks {
     use super::*;
 
-    #[test]
-    fn a_thousand_local_tasks_each_keep_their_own_id_across_awaits() {
-        each_local_runtime(|local| async move {
+    each_local_runtime! {
+        fn a_thousand_local_tasks_each_keep_their_own_id_across_awaits(local) {
             let not_send = Rc::new(AtomicUsize::new(0));
             let handles: Vec<_> = (0..1_000u32)
                 .map(|id| {
@@ -47,12 +46,11 @@ mod local_tasks {
             }
             assert_eq!(not_send.load(Ordering::Relaxed), 1_000);
             assert_eq!(ITEM_ID.get(), None);
-        });
+        }
     }
 
-    #[test]
-    fn local_handles_behave_like_spawned_ones() {
-        each_local_runtime(|local| async move {
+    each_local_runtime! {
+        fn local_handles_behave_like_spawned_ones(local) {
             let _token = REQUEST_ID.set("req-local".into());
             let failed = local.spawn_local(async { panic!("local failure") });
             assert_eq!(
@@ -78,16 +76,15 @@ mod local_tasks {
                 done.send(REQUEST_ID.get()).unwrap();
             }));
             assert_eq!(on_done.await.unwrap().as_deref(), Some("req-local"));
-        });
+        }
     }
 }
 
 mod task_groups {
     use super::*;
 
-    #[test]
-    fn a_thousand_members_each_see_only_their_own_id() {
-        each_runtime(|spawner| async move {
+    each_runtime! {
+        fn a_thousand_members_each_see_only_their_own_id(spawner) {
             let mut group = TaskGroup::new(spawner);
             for id in 0..1_000u32 {
                 ITEM_ID.sync_scope(id, || {
@@ -104,12 +101,11 @@ mod task_groups {
                 let (id, seen) = outcome.unwrap();
                 assert_eq!(seen, Some(id));
             }
-        });
+        }
     }
 
-    #[test]
-    fn results_arrive_in_the_order_members_finish() {
-        each_runtime(|spawner| async move {
+    each_runtime! {
+        fn results_arrive_in_the_order_members_finish(spawner) {
             let mut group = TaskGroup::new(spawner);
             let mut gates = Vec::new();
             for id in 0..3u32 {
@@ -128,12 +124,11 @@ mod task_groups {
             assert_eq!(order, [2, 0, 1]);
             assert!(group.join_next().await.is_none());
             assert!(group.is_empty());
-        });
+        }
     }
 
-    #[test]
-    fn dropping_the_group_aborts_its_pending_members() {
-        each_runtime(|spawner| async move {
+    each_runtime! {
+        fn dropping_the_group_aborts_its_pending_members(spawner) {
             let alive = Arc::new(AtomicUsize::new(0));
             let mut group = TaskGroup::new(spawner.clone());
             let mut started = Vec::new();
@@ -155,16 +150,65 @@ mod task_groups {
             while alive.load(Ordering::SeqCst) > 0 {
                 yield_now().await;
             }
-        });
+        }
     }
 
-    #[test]
-    fn the_seeds_items_are_processed_concurrently_each_with_its_own_item_id() {
-        fn process() -> String {
-            let item_id = ITEM_ID.get().map_or("-".into(), |id| id.to_string());
-            format!("processed item_id={item_id}")
+    each_runtime! {
+        fn aborted_and_panicking_members_are_joined_with_their_errors(spawner) {
+            let mut group = TaskGroup::new(spawner);
+            group.spawn(std::future::pending::<u32>());
+            group.spawn(async { panic!("member failed") });
+            let panicked = group.join_next().await.unwrap().unwrap_err();
+            assert_eq!(panicked.to_string(), "task panicked: member failed");
+            group.abort_all();
+            let aborted = group.join_next().await.unwrap().unwrap_err();
+            assert!(aborted.is_cancelled());
+            assert!(group.join_next().await.is_none());
         }
-        each_runtime(|spawner| async move {
+    }
+
+    each_runtime! {
+        fn members_detached_from_a_group_never_show_up_among_its_later_members(spawner) {
+            use futures::StreamExt;
+            let mut group = TaskGroup::new(spawner);
+            let mut gates = Vec::new();
+            let (finished, mut on_finished) = futures::channel::mpsc::unbounded();
+            for id in 0..5u32 {
+                let (open, gate) = oneshot::channel::<()>();
+                gates.push(open);
+                let finished = finished.clone();
+                group.spawn(async move {
+                    gate.await.unwrap();
+                    finished.unbounded_send(id).unwrap();
+                    id
+                });
+            }
+            group.detach_all();
+            assert!(group.is_empty());
+            let (open, gate) = oneshot::channel::<()>();
+            group.spawn(async move {
+                gate.await.unwrap();
+                100
+            });
+            // The detached members end first, each in a place a later member may reuse.
+            for open in gates {
+                open.send(()).unwrap();
+            }
+            for _ in 0..5 {
+                on_finished.next().await.unwrap();
+            }
+            open.send(()).unwrap();
+            assert_eq!(group.join_next().await.unwrap().unwrap(), 100);
+            assert!(group.join_next().await.is_none());
+        }
+    }
+
+    each_runtime! {
+        fn the_seeds_items_are_processed_concurrently_each_with_its_own_item_id(spawner) {
+            fn process() -> String {
+                let item_id = ITEM_ID.get().map_or("-".into(), |id| id.to_string());
+                format!("processed item_id={item_id}")
+            }
             let mut group = TaskGroup::new(spawner);
             for item in 0..50u32 {
                 ITEM_ID.sync_scope(item, || group.spawn_blocking(move || (item, process())));
@@ -173,7 +217,7 @@ mod task_groups {
                 let (item, line) = outcome.unwrap();
                 assert_eq!(line, format!("processed item_id={item}"));
             }
-        });
+        }
     }
 }
 
@@ -187,13 +231,12 @@ mod futures_traits {
             .expect("spawn")
     }
 
-    #[test]
-    fn code_written_against_futures_spawn_carries_the_callers_context() {
-        each_runtime(|spawner| async move {
+    each_runtime! {
+        fn code_written_against_futures_spawn_carries_the_callers_context(spawner) {
             let _token = REQUEST_ID.set("req-spawn".into());
             let seen = start_background(&spawner).await;
             assert_eq!(seen.as_deref(), Some("req-spawn"));
-        });
+        }
     }
 
     #[test]

@@ -12,7 +12,7 @@ use std::task::{Context as TaskContext, Poll};
 
 use common::text_line;
 use common::yield_now;
-use ctxflow::testing::{each_runtime, spawn_unwrapped, Runtime};
+use ctxflow::testing::{each_runtime, spawn_unwrapped};
 use ctxflow::tracing::LogFields;
 use ctxflow::{preserve_context, Context, ContextVar, Spawner};
 use futures::channel::oneshot;
@@ -63,15 +63,16 @@ struct Lines {
 /// Runs `run` and returns the lines logged meanwhile.
 ///
 /// Tasks log from the runtimes' worker threads, which a thread's default subscriber does not
-/// reach, so the whole binary logs through one global subscriber; tests take turns with it.
-fn capture(run: impl FnOnce()) -> Lines {
-    static TURN: Mutex<()> = Mutex::new(());
+/// reach, so the whole binary logs through one global subscriber; tests take turns with it. The
+/// turn is an async lock because a test waits for it inside its runtime.
+async fn capture(run: impl Future<Output = ()>) -> Lines {
+    static TURN: futures::lock::Mutex<()> = futures::lock::Mutex::new(());
     static OUTPUTS: OnceLock<(Output, Output)> = OnceLock::new();
-    let _turn = TURN.lock().unwrap_or_else(PoisonError::into_inner);
+    let _turn = TURN.lock().await;
     let (text, json) = OUTPUTS.get_or_init(install_global_subscriber);
     text.take_lines();
     json.take_lines();
-    run();
+    run.await;
     Lines {
         text: text.take_lines(),
         json: json
@@ -80,6 +81,11 @@ fn capture(run: impl FnOnce()) -> Lines {
             .map(|line| serde_json::from_str(line).expect("each JSON line is one JSON object"))
             .collect(),
     }
+}
+
+/// [`capture`] for code that runs on the test thread, outside any runtime.
+fn capture_on_this_thread(run: impl FnOnce()) -> Lines {
+    futures::executor::block_on(capture(async { run() }))
 }
 
 fn install_global_subscriber() -> (Output, Output) {
@@ -147,10 +153,9 @@ fn json_message(line: &Value) -> Option<&str> {
 }
 
 impl Lines {
-    /// Checks that `message` was logged once per runtime, each time as `expected` says, in
-    /// both formats.
-    fn assert_each_runtime_logged(&self, message: &str, expected: Expected<'_>) {
-        self.assert_logged(message, Runtime::all().len(), expected);
+    /// Checks that `message` was logged once, as `expected` says, in both formats.
+    fn assert_logged_once(&self, message: &str, expected: Expected<'_>) {
+        self.assert_logged(message, 1, expected);
     }
 
     fn assert_logged(&self, message: &str, times: usize, expected: Expected<'_>) {
@@ -199,134 +204,123 @@ impl Lines {
 mod seed_scenarios {
     use super::*;
 
-    #[test]
-    fn a_background_task_logs_in_the_parents_span_with_its_request_id() {
-        let lines = capture(|| {
-            each_runtime(|spawner| {
-                handle_request(async move {
-                    let background = spawner.spawn(async {
-                        yield_now().await;
-                        info!("background task");
-                    });
-                    background.await.unwrap();
-                })
-            })
-        });
-        lines.assert_each_runtime_logged("background task", IN_REQUEST);
-    }
-
-    #[test]
-    fn a_blocking_closure_logs_in_the_parents_span_with_its_request_id() {
-        let lines = capture(|| {
-            each_runtime(|spawner| {
-                handle_request(async move {
-                    let item_id = "item-123";
-                    let blocking = spawner.spawn_blocking(move || {
-                        info!(item_id, "blocking closure");
-                    });
-                    blocking.await.unwrap();
-                })
-            })
-        });
-        lines.assert_each_runtime_logged("blocking closure", IN_REQUEST);
-    }
-
-    #[test]
-    fn preserve_context_workers_log_in_the_callers_span_with_its_request_id() {
-        async fn worker(name: &'static str) {
-            yield_now().await;
-            info!("{name}");
+    each_runtime! {
+        fn a_background_task_logs_in_the_parents_span_with_its_request_id(spawner) {
+            let lines = capture(handle_request(async move {
+                let background = spawner.spawn(async {
+                    yield_now().await;
+                    info!("background task");
+                });
+                background.await.unwrap();
+            }))
+            .await;
+            lines.assert_logged_once("background task", IN_REQUEST);
         }
-        let lines = capture(|| {
-            each_runtime(|spawner| {
-                handle_request(async move {
-                    futures::join!(
-                        preserve_context(worker("joined worker")),
-                        preserve_context(worker("joined worker")),
-                    );
-                    spawner
-                        .spawn(preserve_context(worker("spawned worker")))
-                        .await
-                        .unwrap();
-
-                    // The runtime's own spawn: the worker keeps what it was created with.
-                    let (done, finished) = oneshot::channel();
-                    let preserved = preserve_context(worker("worker on the runtime's own spawn"));
-                    spawn_unwrapped(&spawner, async move {
-                        preserved.await;
-                        let _ = done.send(());
-                    });
-                    finished.await.unwrap();
-                })
-            })
-        });
-        lines.assert_logged("joined worker", 2 * Runtime::all().len(), IN_REQUEST);
-        lines.assert_each_runtime_logged("spawned worker", IN_REQUEST);
-        lines.assert_each_runtime_logged("worker on the runtime's own spawn", IN_REQUEST);
     }
 
-    #[test]
-    fn a_childs_override_shows_on_its_own_lines_and_never_on_the_parents() {
-        let lines = capture(|| {
-            each_runtime(|spawner| {
-                handle_request(async move {
-                    let child = spawner.spawn(async {
-                        let _token = REQUEST_ID.set("child-override".into());
-                        yield_now().await;
-                        info!("child after its override");
-                    });
-                    child.await.unwrap();
-                    info!("parent after the child");
-                })
-            })
-        });
-        let overridden = Expected {
-            request_id: Some("child-override"),
-            ..IN_REQUEST
-        };
-        lines.assert_each_runtime_logged("child after its override", overridden);
-        lines.assert_each_runtime_logged("parent after the child", IN_REQUEST);
+    each_runtime! {
+        fn a_blocking_closure_logs_in_the_parents_span_with_its_request_id(spawner) {
+            let lines = capture(handle_request(async move {
+                let item_id = "item-123";
+                let blocking = spawner.spawn_blocking(move || {
+                    info!(item_id, "blocking closure");
+                });
+                blocking.await.unwrap();
+            }))
+            .await;
+            lines.assert_logged_once("blocking closure", IN_REQUEST);
+        }
+    }
+
+    each_runtime! {
+        fn preserve_context_workers_log_in_the_callers_span_with_its_request_id(spawner) {
+            async fn worker(name: &'static str) {
+                yield_now().await;
+                info!("{name}");
+            }
+            let lines = capture(handle_request(async move {
+                futures::join!(
+                    preserve_context(worker("joined worker")),
+                    preserve_context(worker("joined worker")),
+                );
+                spawner
+                    .spawn(preserve_context(worker("spawned worker")))
+                    .await
+                    .unwrap();
+
+                // The runtime's own spawn: the worker keeps what it was created with.
+                let (done, finished) = oneshot::channel();
+                let preserved = preserve_context(worker("worker on the runtime's own spawn"));
+                spawn_unwrapped(&spawner, async move {
+                    preserved.await;
+                    let _ = done.send(());
+                });
+                finished.await.unwrap();
+            }))
+            .await;
+            lines.assert_logged("joined worker", 2, IN_REQUEST);
+            lines.assert_logged_once("spawned worker", IN_REQUEST);
+            lines.assert_logged_once("worker on the runtime's own spawn", IN_REQUEST);
+        }
+    }
+
+    each_runtime! {
+        fn a_childs_override_shows_on_its_own_lines_and_never_on_the_parents(spawner) {
+            let lines = capture(handle_request(async move {
+                let child = spawner.spawn(async {
+                    let _token = REQUEST_ID.set("child-override".into());
+                    yield_now().await;
+                    info!("child after its override");
+                });
+                child.await.unwrap();
+                info!("parent after the child");
+            }))
+            .await;
+            let overridden = Expected {
+                request_id: Some("child-override"),
+                ..IN_REQUEST
+            };
+            lines.assert_logged_once("child after its override", overridden);
+            lines.assert_logged_once("parent after the child", IN_REQUEST);
+        }
     }
 }
 
 mod fields {
     use super::*;
 
-    #[test]
-    fn lines_from_the_log_crate_carry_the_request_id_through_its_bridge() {
-        let lines = capture(|| {
-            each_runtime(|spawner| {
-                handle_request(async move {
-                    let task = spawner.spawn(async { log::info!("through the log bridge") });
-                    task.await.unwrap();
-                })
-            })
-        });
-        lines.assert_each_runtime_logged("through the log bridge", IN_REQUEST);
+    each_runtime! {
+        fn lines_from_the_log_crate_carry_the_request_id_through_its_bridge(spawner) {
+            let lines = capture(handle_request(async move {
+                let task = spawner.spawn(async { log::info!("through the log bridge") });
+                task.await.unwrap();
+            }))
+            .await;
+            lines.assert_logged_once("through the log bridge", IN_REQUEST);
+        }
     }
 
-    #[test]
-    fn lines_written_where_no_variable_is_set_show_nothing_extra() {
-        let lines = capture(|| {
-            info!("on a thread with no context");
-            each_runtime(|spawner| async move {
+    each_runtime! {
+        fn lines_written_where_no_variable_is_set_show_nothing_extra(spawner) {
+            let lines = capture(async move {
+                info!("in the test with no context");
                 let task = spawner.spawn(async { info!("in a task with no context") });
                 task.await.unwrap();
-            });
-        });
-        lines.assert_logged("on a thread with no context", 1, BARE);
-        lines.assert_each_runtime_logged("in a task with no context", BARE);
-        let untouched = &lines.text[0];
-        assert_eq!(
-            untouched,
-            " INFO logging::fields: on a thread with no context"
-        );
+            })
+            .await;
+            lines.assert_logged_once("in the test with no context", BARE);
+            lines.assert_logged_once("in a task with no context", BARE);
+            let untouched = &lines.text[0];
+            assert_eq!(
+                *untouched,
+                format!(" INFO {}: in the test with no context", module_path!())
+            );
+        }
     }
 
-    #[test]
-    fn every_set_variable_shows_in_the_order_it_was_registered() {
-        let lines = capture(|| {
-            each_runtime(|spawner| async move {
+    each_runtime! {
+        fn every_set_variable_shows_in_the_order_it_was_registered(spawner) {
+            let lines = capture(async move {
                 let _user = USER_ID.set(42);
                 let _request = REQUEST_ID.set("req-7".into());
                 spawner
@@ -334,25 +328,26 @@ mod fields {
                     .await
                     .unwrap();
             })
-        });
-        assert_eq!(lines.text.len(), Runtime::all().len());
-        for line in &lines.text {
-            assert!(
-                line.ends_with("order placed items=3 request_id=req-7 user_id=42"),
-                "{line:?}"
-            );
-        }
-        for line in &lines.json {
-            assert_eq!(line["request_id"], "req-7", "{line}");
-            assert_eq!(line["user_id"], "42", "{line}");
-            assert_eq!(line["fields"]["items"], 3, "{line}");
+            .await;
+            assert_eq!(lines.text.len(), 1);
+            for line in &lines.text {
+                assert!(
+                    line.ends_with("order placed items=3 request_id=req-7 user_id=42"),
+                    "{line:?}"
+                );
+            }
+            for line in &lines.json {
+                assert_eq!(line["request_id"], "req-7", "{line}");
+                assert_eq!(line["user_id"], "42", "{line}");
+                assert_eq!(line["fields"]["items"], 3, "{line}");
+            }
         }
     }
 
     #[test]
     fn an_awkward_value_is_written_exactly_as_the_subscriber_writes_an_events_own_string_field() {
         let awkward = "req-\u{1b}[31m\"quoted\"\\";
-        let lines = capture(|| {
+        let lines = capture_on_this_thread(|| {
             let _token = REQUEST_ID.set(awkward.into());
             info!(own = awkward, "awkward request id");
         });
@@ -398,19 +393,17 @@ mod fields {
 mod spans {
     use super::*;
 
-    #[test]
-    fn a_task_spawned_in_another_context_runs_outside_the_callers_span() {
-        let lines = capture(|| {
-            each_runtime(|spawner| {
-                handle_request(async move {
-                    let task = spawner.spawn_in(Context::empty(), async {
-                        info!("task in another context");
-                    });
-                    task.await.unwrap();
-                })
-            })
-        });
-        lines.assert_each_runtime_logged("task in another context", BARE);
+    each_runtime! {
+        fn a_task_spawned_in_another_context_runs_outside_the_callers_span(spawner) {
+            let lines = capture(handle_request(async move {
+                let task = spawner.spawn_in(Context::empty(), async {
+                    info!("task in another context");
+                });
+                task.await.unwrap();
+            }))
+            .await;
+            lines.assert_logged_once("task in another context", BARE);
+        }
     }
 
     /// Logs `message` when dropped.
@@ -435,30 +428,28 @@ mod spans {
         }
     }
 
-    #[test]
-    fn a_tasks_future_is_dropped_in_its_span_whether_it_finishes_or_is_aborted() {
-        let lines = capture(|| {
-            each_runtime(|spawner| {
-                handle_request(async move {
-                    let finished = ReadyHolding {
-                        _held: LogsWhenDropped("finished future dropped"),
-                    };
-                    spawner.spawn(finished).await.unwrap();
+    each_runtime! {
+        fn a_tasks_future_is_dropped_in_its_span_whether_it_finishes_or_is_aborted(spawner) {
+            let lines = capture(handle_request(async move {
+                let finished = ReadyHolding {
+                    _held: LogsWhenDropped("finished future dropped"),
+                };
+                spawner.spawn(finished).await.unwrap();
 
-                    let (started, has_started) = oneshot::channel();
-                    let aborted = spawner.spawn(async move {
-                        let _held = LogsWhenDropped("aborted future dropped");
-                        started.send(()).unwrap();
-                        std::future::pending::<()>().await;
-                    });
-                    has_started.await.unwrap();
-                    aborted.abort();
-                    assert!(aborted.await.unwrap_err().is_cancelled());
-                })
-            })
-        });
-        lines.assert_each_runtime_logged("finished future dropped", IN_REQUEST);
-        lines.assert_each_runtime_logged("aborted future dropped", IN_REQUEST);
+                let (started, has_started) = oneshot::channel();
+                let aborted = spawner.spawn(async move {
+                    let _held = LogsWhenDropped("aborted future dropped");
+                    started.send(()).unwrap();
+                    std::future::pending::<()>().await;
+                });
+                has_started.await.unwrap();
+                aborted.abort();
+                assert!(aborted.await.unwrap_err().is_cancelled());
+            }))
+            .await;
+            lines.assert_logged_once("finished future dropped", IN_REQUEST);
+            lines.assert_logged_once("aborted future dropped", IN_REQUEST);
+        }
     }
 }
 
@@ -495,10 +486,9 @@ mod isolation {
         .await
     }
 
-    #[test]
-    fn concurrent_requests_never_carry_each_others_request_id() {
-        let lines = capture(|| {
-            each_runtime(|spawner| async move {
+    each_runtime! {
+        fn concurrent_requests_never_carry_each_others_request_id(spawner) {
+            let lines = capture(async move {
                 let requests: Vec<_> = (0..REQUESTS)
                     .map(|number| spawner.spawn(request(spawner.clone(), number)))
                     .collect();
@@ -506,24 +496,25 @@ mod isolation {
                     request.await.unwrap();
                 }
             })
-        });
+            .await;
 
-        let expected_lines = 3 * REQUESTS * Runtime::all().len();
-        assert_eq!(lines.text.len(), expected_lines);
-        for line in &lines.text {
-            let expected = text_field(line, "expected").expect("every line says what it expects");
-            assert_eq!(text_field(line, "request_id"), Some(expected), "{line:?}");
-            assert!(
-                line.contains(&format!(" request{{id={expected}}}: ")),
-                "{line:?}"
-            );
-        }
-        assert_eq!(lines.json.len(), expected_lines);
-        for line in &lines.json {
-            let expected = &line["fields"]["expected"];
-            assert!(expected.is_string(), "{line}");
-            assert_eq!(&line["request_id"], expected, "{line}");
-            assert_eq!(&line["span"]["id"], expected, "{line}");
+            let expected_lines = 3 * REQUESTS;
+            assert_eq!(lines.text.len(), expected_lines);
+            for line in &lines.text {
+                let expected = text_field(line, "expected").expect("every line says what it expects");
+                assert_eq!(text_field(line, "request_id"), Some(expected), "{line:?}");
+                assert!(
+                    line.contains(&format!(" request{{id={expected}}}: ")),
+                    "{line:?}"
+                );
+            }
+            assert_eq!(lines.json.len(), expected_lines);
+            for line in &lines.json {
+                let expected = &line["fields"]["expected"];
+                assert!(expected.is_string(), "{line}");
+                assert_eq!(&line["request_id"], expected, "{line}");
+                assert_eq!(&line["span"]["id"], expected, "{line}");
+            }
         }
     }
 }
@@ -534,7 +525,7 @@ mod forging {
     /// The fields of the one text line and the one JSON line logged with `message` where
     /// `REQUEST_ID` is `request_id`, checking that each line reads as fields and nothing else.
     fn log_with_request_id(request_id: &str, message: &str) -> (Vec<(String, String)>, Value) {
-        let lines = capture(|| {
+        let lines = capture_on_this_thread(|| {
             let _token = REQUEST_ID.set(request_id.into());
             info!("{message}");
         });
@@ -586,7 +577,7 @@ mod forging {
 
     #[test]
     fn text_lines_carry_no_raw_control_character_from_a_value() {
-        let lines = capture(|| {
+        let lines = capture_on_this_thread(|| {
             let _token = REQUEST_ID.set("a\u{1b}]0;title\u{7}b\u{8}\u{7f}".into());
             info!("control characters");
         });
@@ -607,7 +598,7 @@ mod forging {
             fields,
             request_id_only("01a21a73-a383-71d4.8abb:4b21/4b@1768+d0")
         );
-        let lines = capture(|| {
+        let lines = capture_on_this_thread(|| {
             let _token = REQUEST_ID.set("req-123".into());
             info!("bare");
         });

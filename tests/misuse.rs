@@ -49,6 +49,10 @@ mod foreign_tokens {
         assert_unchanged(&before);
     }
 
+    #[allow(
+        clippy::disallowed_methods,
+        reason = "a plain thread, so that the token comes from another context"
+    )]
     #[test]
     fn a_token_from_another_thread_is_refused_and_changes_nothing() {
         let token = std::thread::spawn(|| REQUEST_ID.set(1)).join().unwrap();
@@ -109,9 +113,8 @@ mod foreign_tokens {
         assert_eq!(request_id(), Some(1));
     }
 
-    #[test]
-    fn a_token_from_one_task_is_refused_by_another_on_every_runtime() {
-        each_runtime(|spawner| async move {
+    each_runtime! {
+        fn a_token_from_one_task_is_refused_by_another_on_every_runtime(spawner) {
             let issued = spawner.spawn(async {
                 let token = REQUEST_ID.set(1);
                 yield_now().await;
@@ -132,7 +135,7 @@ mod foreign_tokens {
             assert!(matches!(refused, Err(ResetError::OtherContext { .. })));
             assert!(unchanged);
             assert_eq!(seen, Some(2));
-        });
+        }
     }
 }
 
@@ -187,23 +190,22 @@ mod unset {
 
     static NEVER_SET: ContextVar<String> = ContextVar::new("never_set");
 
-    #[test]
-    fn a_variable_never_set_reads_as_absent_everywhere() {
-        let _token = REQUEST_ID.set(1);
-        let before = Context::current();
-        assert_eq!(NEVER_SET.get(), None);
-        assert!(!NEVER_SET.is_set());
-        assert_eq!(NEVER_SET.with(|value| value.cloned()), None);
-        assert_eq!(before.get(&NEVER_SET), None);
-        assert_eq!(Context::empty().get(&NEVER_SET), None);
-        assert_eq!(before.without(&NEVER_SET).len(), before.len());
-        assert_unchanged(&before);
-        each_runtime(|spawner| async move {
+    each_runtime! {
+        fn a_variable_never_set_reads_as_absent_everywhere(spawner) {
+            let _token = REQUEST_ID.set(1);
+            let before = Context::current();
+            assert_eq!(NEVER_SET.get(), None);
+            assert!(!NEVER_SET.is_set());
+            assert_eq!(NEVER_SET.with(|value| value.cloned()), None);
+            assert_eq!(before.get(&NEVER_SET), None);
+            assert_eq!(Context::empty().get(&NEVER_SET), None);
+            assert_eq!(before.without(&NEVER_SET).len(), before.len());
+            assert_unchanged(&before);
             let task = spawner.spawn(async { NEVER_SET.get() });
             let closure = spawner.spawn_blocking(|| NEVER_SET.is_set());
             assert_eq!(task.await.unwrap(), None);
             assert!(!closure.await.unwrap());
-        });
+        }
     }
 
     #[test]
@@ -213,5 +215,138 @@ mod unset {
         NEVER_SET.reset(token).unwrap();
         assert_eq!(NEVER_SET.get(), None);
         assert!(Context::current().is_empty(), "no empty entry left behind");
+    }
+}
+
+mod owned_tokio_runtime {
+    use std::sync::mpsc;
+
+    use ctxflow::tokio::TokioSpawner;
+    use ctxflow::{AnySpawner, Spawner};
+    use tokio::runtime::Builder;
+    use tokio::sync::oneshot;
+
+    /// Says on its channel when it is dropped: the task that held it was released.
+    struct Held(mpsc::Sender<()>);
+
+    impl Drop for Held {
+        fn drop(&mut self) {
+            let _ = self.0.send(());
+        }
+    }
+
+    /// Spawns a task that holds a value until `wake` is sent or dropped, and returns the
+    /// channel that says when the value was released.
+    fn park_a_task_holding_a_value(
+        spawner: &impl Spawner,
+        wake: oneshot::Receiver<()>,
+    ) -> mpsc::Receiver<()> {
+        let (released, was_released) = mpsc::channel();
+        let held = Held(released);
+        spawner
+            .spawn(async move {
+                let _held = held;
+                let _ = wake.await;
+            })
+            .detach();
+        was_released
+    }
+
+    #[test]
+    fn the_last_spawner_owning_its_runtime_can_be_dropped_inside_one_of_that_runtimes_tasks() {
+        let runtime = Builder::new_multi_thread()
+            .worker_threads(2)
+            .build()
+            .unwrap();
+        let spawner = AnySpawner::new(TokioSpawner::from(runtime));
+        let (keep_parked, wake) = oneshot::channel();
+        let was_released = park_a_task_holding_a_value(&spawner, wake);
+
+        let app_state = spawner.clone();
+        let (go, wait_for_go) = oneshot::channel::<()>();
+        let (dropped, was_dropped) = mpsc::channel();
+        spawner
+            .spawn(async move {
+                wait_for_go.await.unwrap();
+                drop(app_state);
+                dropped.send(()).unwrap();
+            })
+            .detach();
+        drop(spawner);
+        go.send(()).unwrap();
+
+        was_dropped
+            .recv()
+            .expect("dropping the runtime inside its own task panicked");
+        was_released
+            .recv()
+            .expect("the runtime's other task was never dropped");
+        drop(keep_parked);
+    }
+
+    #[tokio::test]
+    async fn a_spawner_owning_a_current_thread_runtime_can_be_dropped_inside_another_runtime() {
+        let spawner = TokioSpawner::from(Builder::new_current_thread().build().unwrap());
+        let (keep_parked, wake) = oneshot::channel();
+        let was_released = park_a_task_holding_a_value(&spawner, wake);
+
+        drop(spawner);
+
+        was_released
+            .try_recv()
+            .expect("a current-thread runtime drops its tasks as it shuts down");
+        drop(keep_parked);
+    }
+}
+
+mod guards_out_of_order {
+    use super::*;
+
+    /// The next install: in strict mode it reports the misuse, and either way it must leave the
+    /// thread's context as it found it.
+    fn next_install() {
+        let outcome = panic::catch_unwind(|| Context::empty().run(|| ()));
+        assert_eq!(outcome.is_err(), cfg!(feature = "strict"));
+    }
+
+    #[test]
+    fn guards_dropped_out_of_order_leave_the_thread_with_the_context_it_had_before_them() {
+        let _token = REQUEST_ID.set(1);
+        let before = Context::current();
+        let first = Context::empty().with_value(&REQUEST_ID, 2).attach();
+        let second = Context::empty().with_value(&REQUEST_ID, 3).attach();
+        drop(first);
+        assert_eq!(request_id(), Some(3), "the newest guard's context stays");
+        drop(second);
+        assert_unchanged(&before);
+        next_install();
+        assert_unchanged(&before);
+    }
+
+    #[test]
+    fn three_guards_dropped_in_any_order_leave_the_thread_as_it_was() {
+        let orders = [
+            [0, 1, 2],
+            [0, 2, 1],
+            [1, 0, 2],
+            [1, 2, 0],
+            [2, 0, 1],
+            [2, 1, 0],
+        ];
+        for order in orders {
+            let _token = REQUEST_ID.set(1);
+            let before = Context::current();
+            let mut guards: Vec<_> = (0..3)
+                .map(|step| Some(Context::current().with_value(&STEP, step).attach()))
+                .collect();
+            for index in order {
+                drop(guards[index].take());
+            }
+            assert_unchanged(&before);
+            if order != [2, 1, 0] {
+                next_install();
+            }
+            assert_unchanged(&before);
+        }
     }
 }

@@ -418,6 +418,10 @@ mod real {
     static RELEASED: ContextVar<Released> = ContextVar::new("released");
 
     /// Runs the operations any body can run; false for those only an async body can.
+    #[allow(
+        clippy::disallowed_methods,
+        reason = "`Wrap` runs its closure on a plain thread, carried by `wrap` alone"
+    )]
     fn step(node: &Node, flow: &mut Flow, probes: &mut Vec<Probe>) -> bool {
         let id = node.id;
         let env = flow.env.clone();
@@ -1003,6 +1007,10 @@ fn arb_program() -> impl Strategy<Value = Vec<Op>> {
 
 /// Runs `program` on a plain executor on a new thread, whose own context is the program's
 /// outermost one; returns what it recorded.
+#[allow(
+    clippy::disallowed_methods,
+    reason = "the program runs on a fresh plain thread, which starts with an empty context"
+)]
 fn run_on_a_thread(program: &[Op]) -> Result<Record, TestCaseError> {
     let (nodes, size) = resolve(program);
     let record = Arc::new(Mutex::new(Record::new()));

@@ -51,120 +51,102 @@ fn assert_child_of(exporter: &InMemorySpanExporter, child: &SpanContext, parent:
     assert_eq!(child.parent_span_id, parent.span_id(), "{}", child.name);
 }
 
-#[test]
-fn spans_started_in_a_task_and_a_blocking_closure_are_children_of_the_spawners_span() {
-    let (tracer, exporter) = tracer();
-    each_runtime(|spawner| {
-        let (tracer, exporter) = (tracer.clone(), exporter.clone());
-        async move {
-            let request = opentelemetry::Context::current_with_span(tracer.start("request"));
-            let parent = request.span().span_context().clone();
-            let (task, blocking) = {
-                let _attached = request.attach();
-                let in_task = tracer.clone();
-                let in_closure = tracer.clone();
-                (
-                    spawner.spawn(async move {
-                        yield_now().await;
-                        record_span(&in_task, "background task")
-                    }),
-                    spawner.spawn_blocking(move || record_span(&in_closure, "blocking closure")),
-                )
-            };
-            assert_child_of(&exporter, &task.await.unwrap(), &parent);
-            assert_child_of(&exporter, &blocking.await.unwrap(), &parent);
-        }
-    });
-}
-
-#[test]
-fn the_current_context_in_a_task_is_the_spawners_with_its_baggage_and_span() {
-    use opentelemetry::baggage::BaggageExt;
-    use opentelemetry::KeyValue;
-
-    let (tracer, _) = tracer();
-    each_runtime(|spawner| {
-        let tracer = tracer.clone();
-        async move {
-            let request = opentelemetry::Context::current_with_span(tracer.start("request"))
-                .with_baggage([KeyValue::new("tenant", "acme")]);
-            let parent = request.span().span_context().clone();
-            let task = {
-                let _attached = request.attach();
-                spawner.spawn(async {
+each_runtime! {
+    fn spans_started_in_a_task_and_a_blocking_closure_are_children_of_the_spawners_span(spawner) {
+        let (tracer, exporter) = tracer();
+        let request = opentelemetry::Context::current_with_span(tracer.start("request"));
+        let parent = request.span().span_context().clone();
+        let (task, blocking) = {
+            let _attached = request.attach();
+            let in_task = tracer.clone();
+            let in_closure = tracer.clone();
+            (
+                spawner.spawn(async move {
                     yield_now().await;
-                    let current = opentelemetry::Context::current();
-                    let tenant = current
-                        .baggage()
-                        .get("tenant")
-                        .map(|value| value.to_string());
-                    (current.span().span_context().clone(), tenant)
-                })
-            };
-            let (seen, tenant) = task.await.unwrap();
-            assert_eq!(seen, parent);
-            assert_eq!(tenant.as_deref(), Some("acme"));
-        }
-    });
+                    record_span(&in_task, "background task")
+                }),
+                spawner.spawn_blocking(move || record_span(&in_closure, "blocking closure")),
+            )
+        };
+        assert_child_of(&exporter, &task.await.unwrap(), &parent);
+        assert_child_of(&exporter, &blocking.await.unwrap(), &parent);
+    }
 }
 
-#[test]
-fn a_preserve_context_worker_started_elsewhere_keeps_the_callers_trace() {
-    let (tracer, exporter) = tracer();
-    each_runtime(|spawner| {
-        let (tracer, exporter) = (tracer.clone(), exporter.clone());
-        async move {
-            let request = opentelemetry::Context::current_with_span(tracer.start("request"));
-            let parent = request.span().span_context().clone();
-            let worker = {
-                let _attached = request.attach();
-                let tracer = tracer.clone();
-                preserve_context(async move {
-                    yield_now().await;
-                    record_span(&tracer, "worker")
-                })
-            };
-            // Polled by another task, whose own context is empty.
-            let worker = spawner.spawn_in(Context::empty(), worker);
-            assert_child_of(&exporter, &worker.await.unwrap(), &parent);
-        }
-    });
+each_runtime! {
+    fn the_current_context_in_a_task_is_the_spawners_with_its_baggage_and_span(spawner) {
+        use opentelemetry::baggage::BaggageExt;
+        use opentelemetry::KeyValue;
+
+        let (tracer, _) = tracer();
+        let request = opentelemetry::Context::current_with_span(tracer.start("request"))
+            .with_baggage([KeyValue::new("tenant", "acme")]);
+        let parent = request.span().span_context().clone();
+        let task = {
+            let _attached = request.attach();
+            spawner.spawn(async {
+                yield_now().await;
+                let current = opentelemetry::Context::current();
+                let tenant = current
+                    .baggage()
+                    .get("tenant")
+                    .map(|value| value.to_string());
+                (current.span().span_context().clone(), tenant)
+            })
+        };
+        let (seen, tenant) = task.await.unwrap();
+        assert_eq!(seen, parent);
+        assert_eq!(tenant.as_deref(), Some("acme"));
+    }
 }
 
-#[test]
-fn a_task_spawned_in_another_context_starts_a_trace_of_its_own() {
-    let (tracer, exporter) = tracer();
-    each_runtime(|spawner| {
-        let (tracer, exporter) = (tracer.clone(), exporter.clone());
-        async move {
-            let request = opentelemetry::Context::current_with_span(tracer.start("request"));
-            let parent = request.span().span_context().clone();
-            let task = {
-                let _attached = request.attach();
-                spawner.spawn_in(Context::empty(), async move {
-                    record_span(&tracer, "elsewhere")
-                })
-            };
-            let span = finished(&exporter, &task.await.unwrap());
-            assert_ne!(span.span_context.trace_id(), parent.trace_id());
-            assert_eq!(span.parent_span_id, SpanId::INVALID);
-        }
-    });
+each_runtime! {
+    fn a_preserve_context_worker_started_elsewhere_keeps_the_callers_trace(spawner) {
+        let (tracer, exporter) = tracer();
+        let request = opentelemetry::Context::current_with_span(tracer.start("request"));
+        let parent = request.span().span_context().clone();
+        let worker = {
+            let _attached = request.attach();
+            let tracer = tracer.clone();
+            preserve_context(async move {
+                yield_now().await;
+                record_span(&tracer, "worker")
+            })
+        };
+        // Polled by another task, whose own context is empty.
+        let worker = spawner.spawn_in(Context::empty(), worker);
+        assert_child_of(&exporter, &worker.await.unwrap(), &parent);
+    }
 }
 
-#[test]
-fn what_a_task_attaches_never_reaches_its_spawner() {
-    let (tracer, _) = tracer();
-    each_runtime(|spawner| {
-        let tracer = tracer.clone();
-        async move {
-            let child = spawner.spawn(async move {
-                let own = opentelemetry::Context::current_with_span(tracer.start("own"));
-                let _attached = own.attach();
-                opentelemetry::Context::current().has_active_span()
-            });
-            assert!(child.await.unwrap(), "the child sees what it attached");
-            assert!(!opentelemetry::Context::current().has_active_span());
-        }
-    });
+each_runtime! {
+    fn a_task_spawned_in_another_context_starts_a_trace_of_its_own(spawner) {
+        let (tracer, exporter) = tracer();
+        let request = opentelemetry::Context::current_with_span(tracer.start("request"));
+        let parent = request.span().span_context().clone();
+        let task = {
+            let _attached = request.attach();
+            // A clone: the provider must outlive the task for its span to be read below.
+            let tracer = tracer.clone();
+            spawner.spawn_in(Context::empty(), async move {
+                record_span(&tracer, "elsewhere")
+            })
+        };
+        let span = finished(&exporter, &task.await.unwrap());
+        assert_ne!(span.span_context.trace_id(), parent.trace_id());
+        assert_eq!(span.parent_span_id, SpanId::INVALID);
+    }
+}
+
+each_runtime! {
+    fn what_a_task_attaches_never_reaches_its_spawner(spawner) {
+        let (tracer, _) = tracer();
+        let child = spawner.spawn(async move {
+            let own = opentelemetry::Context::current_with_span(tracer.start("own"));
+            let _attached = own.attach();
+            opentelemetry::Context::current().has_active_span()
+        });
+        assert!(child.await.unwrap(), "the child sees what it attached");
+        assert!(!opentelemetry::Context::current().has_active_span());
+    }
 }

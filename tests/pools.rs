@@ -25,6 +25,10 @@ struct WorkerPool {
 }
 
 impl WorkerPool {
+    #[allow(
+        clippy::disallowed_methods,
+        reason = "the application's own pool of plain threads, which `ContextPool` wraps"
+    )]
     fn new(threads: usize) -> Self {
         let (queue, jobs) = mpsc::channel::<Job>();
         let jobs = Arc::new(Mutex::new(jobs));

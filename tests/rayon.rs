@@ -309,6 +309,10 @@ fn panicking_item_leaves_the_workers_and_the_caller_clean() {
     assert_eq!(SCRATCH.get(), None);
 }
 
+#[allow(
+    clippy::disallowed_methods,
+    reason = "the job must be a plain rayon job, which carries no context"
+)]
 #[test]
 fn unrelated_job_run_while_join_waits_sees_an_empty_context() {
     let pool = pool_of(1);

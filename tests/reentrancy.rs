@@ -26,9 +26,8 @@ fn request_id() -> Option<u64> {
 mod block_on {
     use super::*;
 
-    #[test]
-    fn block_on_inside_a_blocking_closure_runs_in_the_closures_context_and_gives_it_back() {
-        each_runtime(|spawner| async move {
+    each_runtime! {
+        fn block_on_inside_a_blocking_closure_runs_in_the_closures_context_and_gives_it_back(spawner) {
             let _token = REQUEST_ID.set(1);
             let inner = spawner.clone();
             let seen = spawner.spawn_blocking(move || {
@@ -58,12 +57,11 @@ mod block_on {
                 "the closure's own, as before"
             );
             assert_eq!(request_id(), Some(1));
-        });
+        }
     }
 
-    #[test]
-    fn a_block_on_that_panics_inside_a_blocking_closure_gives_the_closure_its_context_back() {
-        each_runtime(|spawner| async move {
+    each_runtime! {
+        fn a_block_on_that_panics_inside_a_blocking_closure_gives_the_closure_its_context_back(spawner) {
             let inner = spawner.clone();
             let seen =
                 spawner.spawn_blocking_in(Context::empty().with_value(&REQUEST_ID, 5), move || {
@@ -77,7 +75,7 @@ mod block_on {
                     (outcome.is_err(), request_id())
                 });
             assert_eq!(seen.await.unwrap(), (true, Some(5)));
-        });
+        }
     }
 }
 
@@ -146,9 +144,8 @@ mod nested_polls {
         assert_eq!((request_id(), STEP.get()), (None, None));
     }
 
-    #[test]
-    fn context_run_inside_a_tasks_poll_is_undone_before_the_poll_ends() {
-        each_runtime(|spawner| async move {
+    each_runtime! {
+        fn context_run_inside_a_tasks_poll_is_undone_before_the_poll_ends(spawner) {
             let task = spawner.spawn_in(Context::empty().with_value(&REQUEST_ID, 1), async {
                 let other = Context::empty().with_value(&REQUEST_ID, 2);
                 let mut seen = Vec::new();
@@ -172,13 +169,17 @@ mod nested_polls {
             for seen in task.await.unwrap() {
                 assert_eq!(seen, ((Some(2), Some(3), None, true), Some(1), None));
             }
-        });
+        }
     }
 }
 
 mod shared_snapshots {
     use super::*;
 
+    #[allow(
+        clippy::disallowed_methods,
+        reason = "plain threads, each installing the snapshot itself"
+    )]
     #[test]
     fn one_snapshot_installed_on_several_threads_at_once_is_seen_by_each_and_changed_by_none() {
         const THREADS: u64 = 8;
@@ -224,9 +225,8 @@ mod shared_snapshots {
         assert_eq!(alive.load(Ordering::SeqCst), 0);
     }
 
-    #[test]
-    fn one_snapshot_given_to_many_tasks_and_closures_at_once_is_seen_by_each_and_changed_by_none() {
-        each_runtime(|spawner| async move {
+    each_runtime! {
+        fn one_snapshot_given_to_many_tasks_and_closures_at_once_is_seen_by_each_and_changed_by_none(spawner) {
             let alive = Arc::new(AtomicUsize::new(0));
             let cx = Context::empty()
                 .with_value(&REQUEST_ID, 7)
@@ -260,6 +260,38 @@ mod shared_snapshots {
             assert_eq!(alive.load(Ordering::SeqCst), 1);
             drop(cx);
             assert_eq!(alive.load(Ordering::SeqCst), 0);
-        });
+        }
+    }
+}
+
+mod reentrant_clone {
+    use super::*;
+
+    /// A value whose `Clone` reads, sets and installs context while it is being read.
+    struct ClonesInContext(u64);
+
+    impl Clone for ClonesInContext {
+        fn clone(&self) -> Self {
+            let token = STEP.set(self.0);
+            let step = STEP.get().unwrap();
+            STEP.reset(token).unwrap();
+            let scoped = STEP.sync_scope(10, || STEP.get().unwrap());
+            ClonesInContext(step + scoped + request_id().unwrap_or(0))
+        }
+    }
+
+    static CLONES_IN_CONTEXT: ContextVar<ClonesInContext> = ContextVar::new("clones_in_context");
+
+    #[test]
+    fn get_returns_a_clone_whose_clone_reads_and_changes_the_context() {
+        let _id = REQUEST_ID.set(100);
+        let _value = CLONES_IN_CONTEXT.set(ClonesInContext(5));
+        let cloned = CLONES_IN_CONTEXT.get().map(|value| value.0);
+        assert_eq!(cloned, Some(115));
+        assert_eq!((request_id(), STEP.get()), (Some(100), None));
+        assert_eq!(
+            CLONES_IN_CONTEXT.with(|value| value.map(|value| value.0)),
+            Some(5)
+        );
     }
 }

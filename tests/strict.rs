@@ -88,3 +88,39 @@ fn guards_used_correctly_are_never_reported() {
     assert!(next_install().is_ok());
     assert_eq!(STEP.get(), None);
 }
+
+#[cfg(feature = "testing")]
+mod local_tasks {
+    use super::*;
+    use ctxflow::LocalSpawner;
+    use futures::channel::oneshot;
+
+    ctxflow::testing::each_local_runtime! {
+        fn a_guard_held_across_an_await_is_reported_in_its_own_task_naming_where_it_was_made(local) {
+            let (held, on_held) = oneshot::channel();
+            let misuser = local.spawn_local(async move {
+                let _guard = Context::empty().with_value(&STEP, 1).attach();
+                held.send(()).unwrap();
+                yield_now().await;
+            });
+            let line = line!() - 4;
+            on_held.await.unwrap();
+            let bystander = local.spawn_local(async {
+                yield_now().await;
+                STEP.get()
+            });
+            assert_eq!(
+                bystander.await.unwrap(),
+                None,
+                "the bystander is not blamed"
+            );
+            let message = misuser.await.unwrap_err().to_string();
+            assert!(message.contains("held across an await"), "{message}");
+            assert!(
+                message.contains(&format!("tests/strict.rs:{line}")),
+                "{message}"
+            );
+            assert!(Context::empty().run(|| true), "reported once, in its task");
+        }
+    }
+}

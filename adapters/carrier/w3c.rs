@@ -120,7 +120,9 @@ pub(crate) fn is_well_formed_traceparent(value: &[u8]) -> bool {
 
 /// Writes the current OpenTelemetry trace context as `traceparent` and `tracestate`, and as
 /// `baggage` the variables `propagation` lists, taken from the current ctxflow context, with
-/// the current OpenTelemetry baggage's other entries.
+/// the current OpenTelemetry baggage's other entries. When the listed variables cannot be
+/// exported, none of them is written (the receiving side would refuse them all) and a
+/// debug-level event says why; the other baggage entries still are.
 pub(crate) fn inject(propagation: &Propagation, carrier: &mut dyn Injector) {
     let trace_context = opentelemetry::Context::current();
     let mut writing = Writing(carrier);
@@ -141,6 +143,10 @@ fn outgoing_baggage(current: &Baggage, propagation: &Propagation) -> Baggage {
         .map(|(key, entry)| (key.clone(), entry.clone()));
     let ours = propagation
         .export_current()
+        .unwrap_or_else(|error| {
+            tracing::debug!(%error, "leaving the context variables out of the baggage");
+            Vec::new()
+        })
         .into_iter()
         .map(|(name, value)| {
             let entry = (StringValue::from(value), BaggageMetadata::default());

@@ -224,6 +224,8 @@ impl<M> RequestContextLayer<M> {
     /// client side sends them with [`InjectContextLayer`](super::InjectContextLayer) or
     /// [`inject_context`](super::inject_context). Values that do not parse, or baggage over
     /// the propagation's limits, are ignored with a debug-level event, all of them at once.
+    /// Other systems' entries, under names the propagation does not list, never are a reason
+    /// to ignore the listed ones, whatever they hold.
     ///
     /// ```
     /// use axum::{routing::get, Router};

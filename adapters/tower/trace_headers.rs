@@ -69,8 +69,9 @@ pub(crate) fn extract(headers: &HeaderMap, propagation: &Propagation) -> Incomin
 /// // reqwest::Client::new().get(url).headers(headers).send().await?;
 /// ```
 ///
-/// Entries already in `headers` under these names are replaced. Values that are not valid
-/// header values are left out.
+/// Entries already in `headers` under these names are replaced. When the listed variables cannot
+/// be exported ([`ExportError`](crate::ExportError)), none of them is sent and a debug-level event
+/// says why; the other baggage entries still are.
 pub fn inject_context(propagation: &Propagation, headers: &mut HeaderMap) {
     w3c::inject(propagation, headers);
 }

@@ -1,0 +1,60 @@
+//! Timers that work on every runtime: [`sleep`], [`sleep_until`], [`timeout`] and [`interval`]
+//! (with [`yield_now`](crate::yield_now) at the crate root, which needs no timer).
+//!
+//! Code that takes a [`Spawner`](crate::Spawner) by injection must not name a runtime, and a
+//! runtime's own timer only works on that runtime: `tokio::time::sleep` panics on smol and
+//! async-std with "there is no reactor running", and smol's `Timer` ignores tokio's paused test
+//! clock. These timers use the runtime that polls them:
+//!
+//! - inside a tokio runtime, `tokio::time`, so `tokio::time::pause` and `advance` move them too
+//!   (also when smol or async-std is enabled as well: a feature enabled elsewhere in the build
+//!   never moves tokio code off tokio's timer);
+//! - anywhere else, async-io's timer, the one smol and async-std drive (feature `smol` or
+//!   `async-std`); it also runs under executors with no timer of their own, such as
+//!   `futures::executor`.
+//!
+//! ```
+//! use std::time::Duration;
+//! use ctxflow::time::{sleep, timeout};
+//! use ctxflow::{ContextVar, Spawner};
+//!
+//! static REQUEST_ID: ContextVar<String> = ContextVar::new("request_id");
+//!
+//! async fn retry_later<S: Spawner>(spawner: &S) -> Option<String> {
+//!     let _token = REQUEST_ID.set("req-123".into());
+//!     let retry = spawner.spawn(async {
+//!         sleep(Duration::from_millis(5)).await;
+//!         REQUEST_ID.get() // still the request's id after the sleep
+//!     });
+//!     timeout(Duration::from_secs(60), retry).await.ok()?.ok()?
+//! }
+//!
+//! // The same code on whichever runtime the features select.
+//! let spawner = ctxflow::DefaultSpawner;
+//! assert_eq!(spawner.block_on(retry_later(&spawner)).as_deref(), Some("req-123"));
+//! ```
+//!
+//! The runtime is chosen when a timer is first polled, not when it is made, so a timer made
+//! outside any runtime (in a constructor, say) and awaited inside one works. Its deadline is
+//! fixed when it is made.
+//!
+//! The context needs nothing from a timer: a task's context is installed around each of its
+//! polls, so what the task sees after an await is what it saw before.
+//!
+//! # Edge cases
+//! - A deadline too far ahead to represent (`Duration::MAX`) saturates to about 30 years from
+//!   now, as tokio's does: nothing overflows, and the timer does not fire.
+//! - A deadline that has passed when the timer is first polled (a zero duration) yields to the
+//!   scheduler once, then completes: at most one yield, whichever runtime.
+//! - Outside any runtime, with tokio the only runtime feature enabled, the first poll panics
+//!   with a message that says to await the timer inside a tokio runtime or enable `smol`.
+//!   Inside a tokio runtime built without timers, tokio's own panic says to call `enable_time`
+//!   (the runtimes ctxflow builds have them).
+
+mod interval;
+mod sleep;
+mod timeout;
+
+pub use interval::{interval, Interval};
+pub use sleep::{sleep, sleep_until, Sleep};
+pub use timeout::{timeout, Elapsed, Timeout};
