@@ -2,6 +2,10 @@
 //! and client, bare, then with `RequestContextLayer` on the server and `InjectContextLayer` on
 //! the channel, the caller's request id and trace context sent and read on every call. Calls go
 //! one after another on one connection; 1 s of warm-up and 3 s of measurement each.
+#![allow(
+    clippy::disallowed_methods,
+    reason = "both servers run as the runtime's own tasks, so that only the layers differ"
+)]
 
 #[path = "../tests/support/text_grpc.rs"]
 mod text_grpc;

@@ -75,11 +75,11 @@ fn serve(
     listener: TcpListener,
     service: TextServer,
     stop: oneshot::Receiver<()>,
-) -> tokio::task::JoinHandle<Result<(), tonic::transport::Error>> {
+) -> ctxflow::JoinHandle<Result<(), tonic::transport::Error>> {
     let router = Server::builder()
         .layer(RequestContextLayer::new(&REQUEST_ID).propagation(listed()))
         .add_service(service);
-    tokio::spawn(
+    ctxflow::spawn(
         router.serve_with_incoming_shutdown(TcpIncoming::from(listener), async {
             let _ = stop.await;
         }),
