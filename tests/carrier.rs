@@ -40,6 +40,24 @@ fn what_is_injected_in_a_request_is_extracted_on_the_other_side() {
     assert_eq!(context.get(&TENANT).map(String::as_str), tenant);
 }
 
+#[cfg(feature = "trace-context")]
+#[test]
+fn listed_values_the_other_side_would_refuse_are_all_left_out_and_the_request_id_still_sent() {
+    let _id = REQUEST_ID.set("req-1".into());
+    let _tenant = TENANT.set("acme\r\nx-admin: yes".into());
+    let mut headers = BTreeMap::new();
+    carrier().inject(&mut headers);
+    drop((_id, _tenant));
+
+    assert_eq!(headers.get("baggage"), None);
+    assert_eq!(headers.get("x-request-id").map(String::as_str), Some("req-1"));
+    let extracted = carrier().extract(&headers);
+    assert!(extracted.error().is_none());
+    let context = extracted.context();
+    assert_eq!(context.get(&REQUEST_ID).map(String::as_str), Some("req-1"));
+    assert_eq!(context.get(&TENANT), None);
+}
+
 #[test]
 fn a_forged_request_id_gets_a_fresh_one_and_a_typed_error() {
     let extracted = carrier().extract(&map(&[("x-request-id", "abc user=admin")]));
