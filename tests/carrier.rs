@@ -50,7 +50,10 @@ fn listed_values_the_other_side_would_refuse_are_all_left_out_and_the_request_id
     drop((_id, _tenant));
 
     assert_eq!(headers.get("baggage"), None);
-    assert_eq!(headers.get("x-request-id").map(String::as_str), Some("req-1"));
+    assert_eq!(
+        headers.get("x-request-id").map(String::as_str),
+        Some("req-1")
+    );
     let extracted = carrier().extract(&headers);
     assert!(extracted.error().is_none());
     let context = extracted.context();
