@@ -29,13 +29,13 @@
 //! ```
 //!
 //! A client that already has an interceptor adds [`ContextInterceptor`] to it, which writes
-//! the same entries into the call's metadata through a [`ContextCarrier`].
+//! the same entries into the call's metadata through a [`ContextPropagator`].
 
 use tonic::metadata::{MetadataKey, MetadataMap, MetadataValue};
 use tonic::service::Interceptor;
 use tonic::{Request, Status};
 
-use crate::carrier::{ContextCarrier, Extractor, Injector};
+use crate::text_map::{ContextPropagator, Extractor, Injector};
 
 /// Keys that are not valid ASCII metadata keys, and values that are not valid ASCII metadata
 /// values, are left out.
@@ -64,14 +64,14 @@ impl Extractor for MetadataMap {
 /// It runs when the call is made, in the caller's context:
 ///
 /// ```
-/// use ctxflow::carrier::ContextCarrier;
+/// use ctxflow::text_map::ContextPropagator;
 /// use ctxflow::grpc::ContextInterceptor;
 /// use ctxflow::ContextVar;
 /// use tonic::service::Interceptor;
 ///
 /// static REQUEST_ID: ContextVar<String> = ContextVar::new("request_id");
 ///
-/// let mut interceptor = ContextInterceptor::new(ContextCarrier::new(&REQUEST_ID));
+/// let mut interceptor = ContextInterceptor::new(ContextPropagator::new(&REQUEST_ID));
 /// let _id = REQUEST_ID.set("req-3".into());
 /// let request = interceptor.call(tonic::Request::new(())).unwrap();
 /// assert_eq!(request.metadata().get("x-request-id").unwrap(), "req-3");
@@ -79,12 +79,12 @@ impl Extractor for MetadataMap {
 /// ```
 #[derive(Clone, Debug)]
 pub struct ContextInterceptor {
-    carrier: ContextCarrier,
+    carrier: ContextPropagator,
 }
 
 impl ContextInterceptor {
     /// Writes what `carrier` carries.
-    pub fn new(carrier: ContextCarrier) -> Self {
+    pub fn new(carrier: ContextPropagator) -> Self {
         ContextInterceptor { carrier }
     }
 }

@@ -1,13 +1,13 @@
 //! NATS messages handled in their publisher's context, through async-nats (feature `nats`).
 //!
 //! [`publish`] writes the current context into the message's headers with a
-//! [`ContextCarrier`]: the request id, and with feature `trace-context` the W3C `traceparent`,
+//! [`ContextPropagator`]: the request id, and with feature `trace-context` the W3C `traceparent`,
 //! `tracestate` and the [`Propagation`](crate::Propagation)'s variables as `baggage`. On the
 //! consumer's side, [`extract`] reads them back, and the handler runs inside them with
 //! [`Extracted::scope`]:
 //!
 //! ```no_run
-//! use ctxflow::carrier::ContextCarrier;
+//! use ctxflow::text_map::ContextPropagator;
 //! use ctxflow::ContextVar;
 //! use futures::StreamExt;
 //!
@@ -15,7 +15,7 @@
 //!
 //! # async fn run() -> Result<(), Box<dyn std::error::Error>> {
 //! let client = async_nats::connect("nats://127.0.0.1:4222").await?;
-//! let carrier = ContextCarrier::new(&REQUEST_ID);
+//! let carrier = ContextPropagator::new(&REQUEST_ID);
 //!
 //! // The consumer: every message handled in its publisher's context.
 //! let mut orders = client.subscribe("orders").await?;
@@ -41,13 +41,13 @@
 //! A message whose headers are hostile (an oversized or forged request id, a malformed
 //! `traceparent`, oversized or unparsable baggage) is still handled, in a context of its own
 //! with a fresh request id: [`extract`] reports what it refused with a warning through
-//! `tracing`, and [`Extracted::error`] gives the typed [`ExtractError`](crate::carrier::ExtractError).
+//! `tracing`, and [`Extracted::error`] gives the typed [`ExtractError`](crate::text_map::ExtractError).
 
 use async_nats::client::PublishError;
 use async_nats::{Client, HeaderMap, Message, Subject};
 use bytes::Bytes;
 
-use crate::carrier::{ContextCarrier, Extracted, Extractor, Injector};
+use crate::text_map::{ContextPropagator, Extracted, Extractor, Injector};
 
 /// Values with a control character are left out: a line break would end the header block on
 /// the wire.
@@ -72,7 +72,7 @@ impl Extractor for HeaderMap {
 
 /// The current context as message headers, for publishing with async-nats' own calls
 /// (`publish_with_headers`, `request_with_headers`, JetStream's `send_publish`).
-pub fn headers(carrier: &ContextCarrier) -> HeaderMap {
+pub fn headers(carrier: &ContextPropagator) -> HeaderMap {
     let mut headers = HeaderMap::new();
     carrier.inject(&mut headers);
     headers
@@ -81,7 +81,7 @@ pub fn headers(carrier: &ContextCarrier) -> HeaderMap {
 /// Publishes `payload` on `subject` with the current context in its headers.
 pub async fn publish(
     client: &Client,
-    carrier: &ContextCarrier,
+    carrier: &ContextPropagator,
     subject: impl Into<Subject>,
     payload: Bytes,
 ) -> Result<(), PublishError> {
@@ -94,7 +94,7 @@ pub async fn publish(
 /// The context `message` was published in, to handle it in with [`Extracted::scope`]: a fresh
 /// one with a new request id when the message has no headers. What was refused is logged as a
 /// warning and kept in [`Extracted::error`].
-pub fn extract(carrier: &ContextCarrier, message: &Message) -> Extracted {
+pub fn extract(carrier: &ContextPropagator, message: &Message) -> Extracted {
     let extracted = match &message.headers {
         Some(headers) => carrier.extract(headers),
         None => carrier.extract(&HeaderMap::new()),

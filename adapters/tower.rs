@@ -9,7 +9,7 @@
 //!   context of its W3C `traceparent` attached.
 //! - [`InjectContextLayer`] (clients, tonic's `Channel` too): an outgoing request carries the
 //!   caller's request id, and with `trace-context` its trace context and listed variables;
-//!   [`ContextCarrier`](crate::carrier::ContextCarrier) fills the headers of any other client,
+//!   [`ContextPropagator`](crate::text_map::ContextPropagator) fills the headers of any other client,
 //!   such as reqwest.
 //!
 //! Tasks spawned through ctxflow from a handler keep the request id after the response is sent:

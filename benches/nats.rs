@@ -9,7 +9,7 @@ use std::hint::black_box;
 use std::time::{Duration, Instant};
 
 use criterion::{criterion_group, criterion_main, Criterion};
-use ctxflow::carrier::ContextCarrier;
+use ctxflow::text_map::ContextPropagator;
 use ctxflow::ContextVar;
 use futures::StreamExt;
 use opentelemetry::context::FutureExt as _;
@@ -41,7 +41,7 @@ fn messages(c: &mut Criterion) {
         .build()
         .unwrap();
     let client = runtime.block_on(async_nats::connect(url)).unwrap();
-    let carrier = ContextCarrier::new(&REQUEST_ID);
+    let carrier = ContextPropagator::new(&REQUEST_ID);
     let payload = bytes::Bytes::from_static(b"2 coffees");
 
     let mut group = c.benchmark_group("nats");

@@ -10,7 +10,7 @@
 use std::error::Error;
 use std::fmt::Display;
 
-use ctxflow::carrier::ContextCarrier;
+use ctxflow::text_map::ContextPropagator;
 use ctxflow::{ContextVar, Propagation};
 use futures::StreamExt;
 use tokio::sync::mpsc;
@@ -30,7 +30,7 @@ async fn main() -> Result<(), Box<dyn Error>> {
     let url = std::env::var("CTXFLOW_NATS_URL").unwrap_or_else(|_| "nats://127.0.0.1:4222".into());
     let client = async_nats::connect(&url).await?;
     let subject = format!("ctxflow.example.orders.{}", std::process::id());
-    let carrier = ContextCarrier::new(&REQUEST_ID).propagation(Propagation::new().var(&TENANT));
+    let carrier = ContextPropagator::new(&REQUEST_ID).propagation(Propagation::new().var(&TENANT));
 
     // The consumer, started once, outside any request.
     let mut orders = client.subscribe(subject.clone()).await?;

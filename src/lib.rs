@@ -42,7 +42,7 @@
 //! with its request id, through `ctxflow::tower` (feature `tower`), and W3C trace context and
 //! baggage with feature `trace-context`; NATS messages are handled in their publisher's
 //! context through `ctxflow::nats` (feature `nats`), and any other carrier of text pairs
-//! through `ctxflow::carrier`.
+//! through `ctxflow::text_map`.
 #![deny(missing_docs)]
 #![forbid(unsafe_code)]
 #![allow(
@@ -105,9 +105,6 @@ pub use yield_now::{yield_now, YieldNow};
 #[cfg(feature = "async-std")]
 #[path = "../adapters/async_std.rs"]
 pub mod async_std;
-#[cfg(feature = "carrier")]
-#[path = "../adapters/carrier.rs"]
-pub mod carrier;
 #[cfg(any(feature = "tokio", feature = "smol", feature = "async-std"))]
 #[path = "../adapters/default.rs"]
 mod default_spawner;
@@ -132,6 +129,9 @@ pub mod smol;
 #[cfg(feature = "testing")]
 #[path = "../adapters/testing.rs"]
 pub mod testing;
+#[cfg(feature = "text-map")]
+#[path = "../adapters/text_map.rs"]
+pub mod text_map;
 #[cfg(feature = "tokio")]
 #[path = "../adapters/tokio.rs"]
 pub mod tokio;

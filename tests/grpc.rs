@@ -6,8 +6,8 @@ mod text_grpc;
 
 use std::net::{Ipv4Addr, SocketAddr};
 
-use ctxflow::carrier::ContextCarrier;
 use ctxflow::grpc::ContextInterceptor;
+use ctxflow::text_map::ContextPropagator;
 use ctxflow::tower::{InjectContextLayer, RequestContextLayer};
 use ctxflow::{ContextVar, Propagation};
 use opentelemetry::context::FutureExt as _;
@@ -161,7 +161,7 @@ async fn a_client_with_the_context_interceptor_sends_the_same_context() {
     let b = GrpcServer::start(service_b()).await;
     let a = GrpcServer::start(service_a(b.channel())).await;
     let interceptor =
-        ContextInterceptor::new(ContextCarrier::new(&REQUEST_ID).propagation(listed()));
+        ContextInterceptor::new(ContextPropagator::new(&REQUEST_ID).propagation(listed()));
     let to_a = InterceptedService::new(a.channel(), interceptor);
 
     assert_eq!(call_in_context(7, to_a).await, expected_report(7));

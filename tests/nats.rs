@@ -14,7 +14,7 @@ use std::io;
 use std::sync::{Arc, Mutex, OnceLock};
 
 use async_nats::{Client, HeaderMap};
-use ctxflow::carrier::{CarrierProblem, ContextCarrier, RequestIdSource, SpanRelation};
+use ctxflow::text_map::{ContextPropagator, ExtractProblem, RequestIdSource, SpanRelation};
 use ctxflow::{ContextVar, ImportProblem, Propagation};
 use futures::StreamExt;
 use opentelemetry::context::FutureExt as _;
@@ -62,8 +62,8 @@ fn trace_of(n: u64) -> SpanContext {
     )
 }
 
-fn carrier() -> ContextCarrier {
-    ContextCarrier::new(&REQUEST_ID).propagation(Propagation::new().var(&TENANT))
+fn carrier() -> ContextPropagator {
+    ContextPropagator::new(&REQUEST_ID).propagation(Propagation::new().var(&TENANT))
 }
 
 /// What a handler saw: the request id, trace id and tenant it ran under, and the payload.
@@ -73,14 +73,14 @@ struct Seen {
     trace_id: TraceId,
     tenant: Option<String>,
     payload: String,
-    problems: Vec<CarrierProblem>,
+    problems: Vec<ExtractProblem>,
 }
 
 /// Handles every message of `subscriber` in its publisher's context, each in a task of its own,
 /// reporting what each handler saw.
 fn consume(
     mut subscriber: async_nats::Subscriber,
-    carrier: ContextCarrier,
+    carrier: ContextPropagator,
 ) -> mpsc::UnboundedReceiver<Seen> {
     let (seen, receiver) = mpsc::unbounded_channel();
     ctxflow::spawn(async move {
@@ -220,7 +220,7 @@ fn assert_uuid_v7(id: &str) {
 }
 
 /// What a message is, the headers it carries, and the one problem they must be reported as.
-type HostileCase = (&'static str, Vec<(&'static str, String)>, CarrierProblem);
+type HostileCase = (&'static str, Vec<(&'static str, String)>, ExtractProblem);
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_message_with_hostile_headers_is_handled_in_a_fresh_context_with_a_typed_error_and_a_warning(
@@ -233,7 +233,7 @@ async fn a_message_with_hostile_headers_is_handled_in_a_fresh_context_with_a_typ
     let mut seen = consume(client.subscribe(subject.clone()).await.unwrap(), carrier());
     client.flush().await.unwrap();
 
-    let request_id_refused = |reason| CarrierProblem::RequestId {
+    let request_id_refused = |reason| ExtractProblem::RequestId {
         source: RequestIdSource::Key,
         reason,
     };
@@ -258,24 +258,24 @@ async fn a_message_with_hostile_headers_is_handled_in_a_fresh_context_with_a_typ
         (
             "a malformed traceparent",
             vec![("traceparent", "00-1-1-01".into())],
-            CarrierProblem::Traceparent,
+            ExtractProblem::Traceparent,
         ),
         (
             "an oversized baggage",
             vec![("baggage", format!("tenant={}", "a".repeat(9000)))],
-            CarrierProblem::Baggage,
+            ExtractProblem::Baggage,
         ),
         (
             "a baggage request id that could forge a field",
             vec![("baggage", "request_id=abc%20user%3Dadmin".into())],
-            CarrierProblem::RequestId {
+            ExtractProblem::RequestId {
                 source: RequestIdSource::Baggage,
                 reason: "a character outside the request id set (A-Z a-z 0-9 - _ . : / + = @)",
             },
         ),
     ];
     // The request id variable is listed too, so that the baggage may carry it.
-    let listing_the_id = ContextCarrier::new(&REQUEST_ID)
+    let listing_the_id = ContextPropagator::new(&REQUEST_ID)
         .propagation(Propagation::new().var(&TENANT).var(&REQUEST_ID));
     let mut listing = consume(
         client
@@ -352,7 +352,7 @@ async fn a_tenant_that_does_not_parse_leaves_the_listed_variables_unset_with_a_t
 
     let seen = seen.recv().await.unwrap();
     assert_eq!((seen.request_id.as_str(), seen.tenant), ("req-kept", None));
-    let [CarrierProblem::Variables(error)] = &seen.problems[..] else {
+    let [ExtractProblem::Variables(error)] = &seen.problems[..] else {
         panic!("{:?}", seen.problems);
     };
     assert!(matches!(

@@ -2,7 +2,7 @@
 
 use http::{HeaderMap, HeaderName, HeaderValue};
 
-use crate::carrier::{Extractor, Injector};
+use crate::text_map::{Extractor, Injector};
 
 /// Names that are not valid header names, and values that are not valid header values, are
 /// left out.

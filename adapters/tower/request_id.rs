@@ -4,7 +4,7 @@
 use http::{HeaderName, HeaderValue, Request};
 use tower_http::request_id::{MakeRequestId, RequestId};
 
-use crate::carrier::request_id::{check_request_id, uuid_v7};
+use crate::text_map::request_id::{check_request_id, uuid_v7};
 
 /// Makes a fresh request id: a UUID v7 in its lowercase hyphenated form.
 ///

@@ -7,7 +7,7 @@ use std::task::{Context as TaskContext, Poll};
 use http_body::{Body, Frame, SizeHint};
 use pin_project_lite::pin_project;
 
-use crate::carrier::{attach, TraceSlot};
+use crate::text_map::{attach, TraceSlot};
 use crate::{Context, InContext, WithContext};
 
 pin_project! {

@@ -18,8 +18,8 @@ use super::request_id::{IdRules, IncomingRequestId, MakeRequestUuidV7};
 use super::response_body::ResponseBody;
 #[cfg(feature = "trace-context")]
 use super::trace_headers;
-use crate::carrier::request_id::DEFAULT_MAX_REQUEST_ID_LEN;
-use crate::carrier::TraceSlot;
+use crate::text_map::request_id::DEFAULT_MAX_REQUEST_ID_LEN;
+use crate::text_map::TraceSlot;
 #[cfg(feature = "trace-context")]
 use crate::Propagation;
 use crate::{ContextVar, InContext, WithContext};

@@ -3,7 +3,7 @@
 
 use http::{HeaderMap, HeaderName};
 
-use crate::carrier::{w3c, Extractor};
+use crate::text_map::{w3c, Extractor};
 use crate::Propagation;
 
 // Built once: looking a header up by `&str` parses the name at every request.

@@ -1,7 +1,7 @@
 //! A request's context in any text map: message headers, job rows, RPC metadata (feature
-//! `carrier`, on with `tower` and `nats`).
+//! `text-map`, on with `tower` and `nats`).
 //!
-//! A [`ContextCarrier`] writes the current context into a carrier of text pairs and reads it
+//! A [`ContextPropagator`] writes the current context into a carrier of text pairs and reads it
 //! back on the other side: the request id under its own key (`x-request-id` by default), and,
 //! with feature `trace-context`, the OpenTelemetry trace context as W3C `traceparent` and
 //! `tracestate` and the variables of a [`Propagation`] as W3C `baggage`. A broker or job queue
@@ -10,7 +10,7 @@
 //! ```
 //! use std::collections::BTreeMap;
 //!
-//! use ctxflow::carrier::{ContextCarrier, Extractor, Injector};
+//! use ctxflow::text_map::{ContextPropagator, Extractor, Injector};
 //! use ctxflow::ContextVar;
 //!
 //! static REQUEST_ID: ContextVar<String> = ContextVar::new("request_id");
@@ -30,7 +30,7 @@
 //!     }
 //! }
 //!
-//! let carrier = ContextCarrier::new(&REQUEST_ID);
+//! let carrier = ContextPropagator::new(&REQUEST_ID);
 //!
 //! // Enqueuing, inside the request:
 //! let _token = REQUEST_ID.set("req-42".into());
@@ -49,10 +49,10 @@
 //! [`Extracted::error`], and the work runs in a context of its own, with a fresh request id
 //! rather than a forged one.
 
-#[path = "carrier/request_id.rs"]
+#[path = "text_map/request_id.rs"]
 pub(crate) mod request_id;
 #[cfg(feature = "trace-context")]
-#[path = "carrier/w3c.rs"]
+#[path = "text_map/w3c.rs"]
 pub(crate) mod w3c;
 
 use std::borrow::Cow;
@@ -107,7 +107,7 @@ impl Extractor for BTreeMap<String, String> {
 
 /// What crosses with a message or a job, and how it is read back: see the [module](self).
 #[derive(Clone)]
-pub struct ContextCarrier {
+pub struct ContextPropagator {
     request_id: &'static ContextVar<String>,
     request_id_key: Cow<'static, str>,
     max_request_id_len: usize,
@@ -116,11 +116,11 @@ pub struct ContextCarrier {
     consumer_span: Option<ConsumerSpan>,
 }
 
-impl ContextCarrier {
+impl ContextPropagator {
     /// Carries `request_id` under the key `x-request-id`, and with feature `trace-context` the
     /// trace context; no other variable until [`propagation`](Self::propagation) lists some.
     pub fn new(request_id: &'static ContextVar<String>) -> Self {
-        ContextCarrier {
+        ContextPropagator {
             request_id,
             request_id_key: Cow::Borrowed("x-request-id"),
             max_request_id_len: DEFAULT_MAX_REQUEST_ID_LEN,
@@ -133,11 +133,11 @@ impl ContextCarrier {
     /// Writes and reads the request id under `key` instead of `x-request-id`.
     ///
     /// ```
-    /// use ctxflow::carrier::ContextCarrier;
+    /// use ctxflow::text_map::ContextPropagator;
     /// use ctxflow::ContextVar;
     ///
     /// static REQUEST_ID: ContextVar<String> = ContextVar::new("request_id");
-    /// let carrier = ContextCarrier::new(&REQUEST_ID).request_id_key("correlation-id");
+    /// let carrier = ContextPropagator::new(&REQUEST_ID).request_id_key("correlation-id");
     /// assert_eq!(carrier.request_id_key_name(), "correlation-id");
     /// ```
     pub fn request_id_key(mut self, key: impl Into<Cow<'static, str>>) -> Self {
@@ -206,7 +206,7 @@ impl ContextCarrier {
             match check_request_id(id.as_bytes(), self.max_request_id_len) {
                 Ok(()) => Some(id.to_owned()),
                 Err(reason) => {
-                    problems.push(CarrierProblem::RequestId {
+                    problems.push(ExtractProblem::RequestId {
                         source: RequestIdSource::Key,
                         reason,
                     });
@@ -219,7 +219,7 @@ impl ContextCarrier {
             match check_request_id(id.as_bytes(), self.max_request_id_len) {
                 Ok(()) => Some(id.clone()),
                 Err(reason) => {
-                    problems.push(CarrierProblem::RequestId {
+                    problems.push(ExtractProblem::RequestId {
                         source: RequestIdSource::Baggage,
                         reason,
                     });
@@ -243,9 +243,9 @@ impl ContextCarrier {
     }
 }
 
-impl fmt::Debug for ContextCarrier {
+impl fmt::Debug for ContextPropagator {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.debug_struct("ContextCarrier")
+        f.debug_struct("ContextPropagator")
             .field("request_id", &self.request_id.name())
             .field("request_id_key", &self.request_id_key)
             .field("max_request_id_len", &self.max_request_id_len)
@@ -357,7 +357,7 @@ pub enum RequestIdSource {
 /// One thing a carrier held that was not used.
 #[derive(Clone, Debug, PartialEq, Eq)]
 #[non_exhaustive]
-pub enum CarrierProblem {
+pub enum ExtractProblem {
     /// A request id was refused; a fresh one was used unless another source had a usable one.
     RequestId {
         /// Where it was carried.
@@ -374,19 +374,19 @@ pub enum CarrierProblem {
     Variables(ImportError),
 }
 
-impl fmt::Display for CarrierProblem {
+impl fmt::Display for ExtractProblem {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         match self {
-            CarrierProblem::RequestId { source, reason } => {
+            ExtractProblem::RequestId { source, reason } => {
                 let source = match source {
                     RequestIdSource::Key => "request id",
                     RequestIdSource::Baggage => "request id in the baggage",
                 };
                 write!(f, "{source} refused: {reason}")
             }
-            CarrierProblem::Traceparent => f.write_str("malformed traceparent"),
-            CarrierProblem::Baggage => f.write_str("baggage with no valid entry"),
-            CarrierProblem::Variables(error) => write!(f, "{error}"),
+            ExtractProblem::Traceparent => f.write_str("malformed traceparent"),
+            ExtractProblem::Baggage => f.write_str("baggage with no valid entry"),
+            ExtractProblem::Variables(error) => write!(f, "{error}"),
         }
     }
 }
@@ -394,12 +394,12 @@ impl fmt::Display for CarrierProblem {
 /// Everything a carrier held that was not used: see [`Extracted::error`].
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct ExtractError {
-    problems: Vec<CarrierProblem>,
+    problems: Vec<ExtractProblem>,
 }
 
 impl ExtractError {
     /// Each problem, in the order found.
-    pub fn problems(&self) -> &[CarrierProblem] {
+    pub fn problems(&self) -> &[ExtractProblem] {
         &self.problems
     }
 }
@@ -476,7 +476,7 @@ impl ConsumerSpan {
 }
 
 #[cfg(feature = "trace-context")]
-impl ContextCarrier {
+impl ContextPropagator {
     /// Starts a span of kind `Consumer` named `name` for each extracted context, through
     /// OpenTelemetry's global tracer provider, as a child of the producer's span or linked to
     /// it: the consumer's work runs inside it, and it ends when the work is done. Without this,

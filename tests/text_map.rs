@@ -1,15 +1,16 @@
-//! `ContextCarrier` over a plain map, as a job queue or a broker without an adapter uses it.
+//! `ContextPropagator` over a plain map, as a job queue or a broker without an adapter uses it.
 
 use std::collections::BTreeMap;
 
-use ctxflow::carrier::{CarrierProblem, ContextCarrier, RequestIdSource};
+use ctxflow::text_map::{ContextPropagator, ExtractProblem, RequestIdSource};
 use ctxflow::{ContextVar, Propagation};
 
 static REQUEST_ID: ContextVar<String> = ContextVar::new("request_id");
 static TENANT: ContextVar<String> = ContextVar::new("tenant");
 
-fn carrier() -> ContextCarrier {
-    ContextCarrier::new(&REQUEST_ID).propagation(Propagation::new().var(&TENANT).var(&REQUEST_ID))
+fn carrier() -> ContextPropagator {
+    ContextPropagator::new(&REQUEST_ID)
+        .propagation(Propagation::new().var(&TENANT).var(&REQUEST_ID))
 }
 
 fn map(pairs: &[(&str, &str)]) -> BTreeMap<String, String> {
@@ -68,7 +69,7 @@ fn a_forged_request_id_gets_a_fresh_one_and_a_typed_error() {
     let error = extracted.error().unwrap();
     assert!(matches!(
         error.problems(),
-        [CarrierProblem::RequestId {
+        [ExtractProblem::RequestId {
             source: RequestIdSource::Key,
             ..
         }]

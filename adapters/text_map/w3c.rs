@@ -7,7 +7,7 @@ use opentelemetry::trace::TraceContextExt;
 use opentelemetry::{Key, StringValue};
 use opentelemetry_sdk::propagation::{BaggagePropagator, TraceContextPropagator};
 
-use super::{CarrierProblem, Extractor, Injector};
+use super::{ExtractProblem, Extractor, Injector};
 use crate::{Context, Propagation};
 
 const TRACEPARENT: &str = "traceparent";
@@ -47,7 +47,7 @@ impl opentelemetry::propagation::Injector for Writing<'_> {
 pub(crate) fn extract(
     carrier: &dyn Extractor,
     propagation: &Propagation,
-    problems: &mut Vec<CarrierProblem>,
+    problems: &mut Vec<ExtractProblem>,
 ) -> Incoming {
     let reading = Reading(carrier);
     let mut trace_context = opentelemetry::Context::new();
@@ -57,7 +57,7 @@ pub(crate) fn extract(
                 TraceContextPropagator::new().extract_with_context(&trace_context, &reading);
         }
         if !trace_context.has_active_span() {
-            problems.push(CarrierProblem::Traceparent);
+            problems.push(ExtractProblem::Traceparent);
         }
     }
     let mut variables = Context::empty();
@@ -65,14 +65,14 @@ pub(crate) fn extract(
         trace_context = BaggagePropagator::new().extract_with_context(&trace_context, &reading);
         let baggage = trace_context.baggage();
         if baggage.is_empty() {
-            problems.push(CarrierProblem::Baggage);
+            problems.push(ExtractProblem::Baggage);
         } else if !propagation.is_empty() {
             let pairs = baggage
                 .iter()
                 .map(|(key, (value, _metadata))| (key.as_str(), value.as_str()));
             match propagation.import(pairs) {
                 Ok(imported) => variables = imported,
-                Err(error) => problems.push(CarrierProblem::Variables(error)),
+                Err(error) => problems.push(ExtractProblem::Variables(error)),
             }
         }
     }
