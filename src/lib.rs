@@ -40,8 +40,11 @@
 //! OpenTelemetry's own context follows every spawn (see [`opentelemetry`]). Both are
 //! [`Carrier`]s: any library's ambient state kept in a thread-local (Sentry's hub, a tenant, a
 //! locale) can flow the same way, as part of every [`Context`].
-//! HTTP services built on tower (axum, hyper) give every request a context of its own, with its
-//! request id, W3C trace context and baggage, through `ctxflow::tower` (feature `tower`).
+//! HTTP services built on tower (axum, hyper, tonic) give every request a context of its own,
+//! with its request id, through `ctxflow::tower` (feature `tower`), and W3C trace context and
+//! baggage with feature `trace-context`; NATS messages are handled in their publisher's
+//! context through `ctxflow::nats` (feature `nats`), and any other text map (message headers, a
+//! job row) through `ctxflow::text_map`.
 #![deny(missing_docs)]
 #![forbid(unsafe_code)]
 #![allow(
@@ -112,6 +115,9 @@ mod default_spawner;
 #[cfg(any(feature = "tracing", feature = "log"))]
 #[path = "../adapters/tracing/escape.rs"]
 mod escape;
+#[cfg(feature = "grpc")]
+#[path = "../adapters/grpc.rs"]
+pub mod grpc;
 #[cfg(feature = "hyper")]
 #[path = "../adapters/hyper.rs"]
 mod hyper;
@@ -121,6 +127,9 @@ pub mod log;
 #[cfg(any(feature = "tracing", feature = "log"))]
 #[path = "../adapters/tracing/log_fields.rs"]
 mod log_fields;
+#[cfg(feature = "nats")]
+#[path = "../adapters/nats.rs"]
+pub mod nats;
 #[cfg(feature = "opentelemetry")]
 #[path = "../adapters/opentelemetry.rs"]
 pub mod opentelemetry;
@@ -133,6 +142,9 @@ pub mod smol;
 #[cfg(feature = "testing")]
 #[path = "../adapters/testing.rs"]
 pub mod testing;
+#[cfg(feature = "text-map")]
+#[path = "../adapters/text_map.rs"]
+pub mod text_map;
 #[cfg(feature = "tokio")]
 #[path = "../adapters/tokio.rs"]
 pub mod tokio;
@@ -155,7 +167,9 @@ pub use default_spawner::{block_on, spawn, spawn_blocking, spawn_named, DefaultS
     feature = "rayon",
     feature = "tracing-json",
     feature = "opentelemetry",
-    feature = "tower"
+    feature = "tower",
+    feature = "trace-context",
+    feature = "nats"
 ))]
 mod guides {
     #[doc = include_str!("../README.md")]
@@ -176,4 +190,6 @@ mod guides {
     struct Logging;
     #[doc = include_str!("../docs/carriers.md")]
     struct Carriers;
+    #[doc = include_str!("../docs/messaging.md")]
+    struct Messaging;
 }
