@@ -7,9 +7,13 @@
 //! the same baggage. Spans started there are children of the creator's span, with no
 //! `FutureExt::with_context` and no context passed by hand.
 //!
+//! It is carried by [`ContextCarrier`], a [`Carrier`] captured with every
+//! [`ctxflow::Context`](crate::Context) snapshot, so
+//! [`Context::current`](crate::Context::current)`().wrap(f)` and a job's
+//! [`Context::inheritable`](crate::Context::inheritable) carry it too.
 //! [`spawn_in`](crate::Spawner::spawn_in) and [`in_context`](crate::InContext::in_context) carry
-//! no OpenTelemetry context, as they carry nothing else of the caller's: their work sees the
-//! polling thread's own, which on a runtime's worker is empty.
+//! the OpenTelemetry context their snapshot holds; given [`Context::empty`](crate::Context::empty),
+//! their work sees the polling thread's own, which on a runtime's worker is empty.
 //!
 //! ```
 //! # #[cfg(any(feature = "tokio", feature = "smol", feature = "async-std"))] {
@@ -41,24 +45,39 @@
 
 use ::opentelemetry::{Context, ContextGuard};
 
-/// The OpenTelemetry context current where work was created; `None` for work given a context
-/// of its own, which carries none.
-#[derive(Clone, Debug, Default)]
-pub(crate) struct CarriedContext(Option<Context>);
+use crate::carried::Builtin;
+use crate::Carrier;
 
-/// Keeps a carried OpenTelemetry context attached to this thread until dropped.
-pub(crate) type AttachedContext = Option<ContextGuard>;
+/// Carries OpenTelemetry's current [`Context`]: captured with every
+/// snapshot and attached around each poll (or closure) that runs in it, as its own
+/// `FutureExt::with_context` does. It is compiled in with feature `opentelemetry`; nothing
+/// needs to register it.
+#[derive(Clone, Copy, Debug, Default)]
+pub struct ContextCarrier;
 
-impl CarriedContext {
+impl Builtin for ContextCarrier {
+    const CARRIER: &'static Self = &ContextCarrier;
+}
+
+impl Carrier for ContextCarrier {
+    type Captured = Context;
+    type Saved = ContextGuard;
+    const NAME: &'static str = "OpenTelemetry context";
+
     #[inline]
-    pub(crate) fn capture() -> Self {
-        CarriedContext(Some(Context::current()))
+    fn capture(&self) -> Context {
+        Context::current()
     }
 
-    /// Attaches a captured context to this thread, also an empty one: work created where no
-    /// trace was active must not join whatever trace the polling thread has.
+    /// Attaches a captured context, also an empty one: work created where no trace was
+    /// active must not join whatever trace the polling thread has.
     #[inline]
-    pub(crate) fn attach(&self) -> AttachedContext {
-        self.0.clone().map(Context::attach)
+    fn install(&self, captured: &Context) -> ContextGuard {
+        captured.clone().attach()
+    }
+
+    #[inline]
+    fn restore(&self, _captured: &Context, attached: ContextGuard) {
+        drop(attached);
     }
 }

@@ -2,12 +2,15 @@
 //! and anything built on tower.
 //!
 //! - [`RequestContextLayer`] (servers): every request runs in a fresh context holding its request
-//!   id (from `x-request-id`, tower-http's `SetRequestIdLayer`, or a new UUID v7, echoed on the
-//!   response; an id with a character that could forge a log field, such as a space, is
-//!   replaced), the variables of a [`Propagation`](crate::Propagation) found in its W3C
-//!   `baggage`, and with the OpenTelemetry context of its W3C `traceparent` attached.
-//! - [`InjectContextLayer`] (clients) and [`inject_context`] (any client, such as reqwest): an
-//!   outgoing request carries the caller's trace context and listed variables.
+//!   id (from tower-http's `SetRequestIdLayer`, `x-request-id`, the baggage, or a new UUID v7,
+//!   echoed on the response; an id with a character that could forge a log field, such as a
+//!   space, is replaced), and with feature `trace-context` the variables of a
+//!   [`Propagation`](crate::Propagation) found in its W3C `baggage` and the OpenTelemetry
+//!   context of its W3C `traceparent` attached.
+//! - [`InjectContextLayer`] (clients, tonic's `Channel` too): an outgoing request carries the
+//!   caller's request id, and with `trace-context` its trace context and listed variables;
+//!   [`ContextPropagator`](crate::text_map::ContextPropagator) fills the headers of any other client,
+//!   such as reqwest.
 //!
 //! Tasks spawned through ctxflow from a handler keep the request id after the response is sent:
 //!
@@ -41,22 +44,27 @@
 //! ```
 //!
 //! The layer itself needs no runtime: it only wraps the inner service's futures. The request id
-//! types of tower-http 0.7 are the ones recognised. See `docs/http.md` for setups with
-//! tower-http, a custom `MakeRequestId`, and calls between services.
+//! types of tower-http 0.7 are the ones recognised; tower-http 0.6's `SetRequestIdLayer` works
+//! through the header it writes. See `docs/http.md` for setups with tower-http, a custom
+//! `MakeRequestId`, calls between services, and gRPC.
 
 #[path = "tower/client.rs"]
 mod client;
+#[path = "tower/header_map.rs"]
+mod header_map;
 #[path = "tower/request_id.rs"]
 mod request_id;
 #[path = "tower/response_body.rs"]
 mod response_body;
 #[path = "tower/server.rs"]
 mod server;
+#[cfg(feature = "trace-context")]
 #[path = "tower/trace_headers.rs"]
 mod trace_headers;
 
 pub use client::{InjectContextLayer, InjectContextService};
-pub use request_id::MakeRequestUuidV7;
+pub use request_id::{IncomingRequestId, MakeRequestUuidV7};
 pub use response_body::ResponseBody;
 pub use server::{RequestContextLayer, RequestContextService, ResponseFuture};
+#[cfg(feature = "trace-context")]
 pub use trace_headers::inject_context;

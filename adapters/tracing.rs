@@ -5,8 +5,12 @@
 //! [`in_current_context`](crate::InContext::in_current_context) future is created travels with
 //! it and is entered around each of its polls, around the closure and around the drop of the
 //! task's future, just as `.instrument(Span::current())` would do. Events written there nest
-//! under the creator's span on any subscriber. [`spawn_in`](crate::Spawner::spawn_in) and
-//! [`in_context`](crate::InContext::in_context) carry no span.
+//! under the creator's span on any subscriber. The span is carried by [`SpanCarrier`], a
+//! [`Carrier`](crate::Carrier) captured with every [`Context`](crate::Context) snapshot, so
+//! [`Context::current`](crate::Context::current)`().wrap(f)` and a job's
+//! [`Context::inheritable`](crate::Context::inheritable) carry it too;
+//! [`spawn_in`](crate::Spawner::spawn_in) and [`in_context`](crate::InContext::in_context)
+//! carry the span their context holds, none for [`Context::empty`](crate::Context::empty).
 //!
 //! **Fields.** [`LogFields`] names the context variables that log lines show; wrapped around a
 //! `tracing_subscriber::fmt` format, it adds the ones set where each line is written:
@@ -54,17 +58,13 @@
 //! # }
 //! ```
 
-#[path = "tracing/escape.rs"]
-mod escape;
 #[path = "tracing/format.rs"]
 mod format;
-#[path = "tracing/log_fields.rs"]
-mod log_fields;
 #[path = "tracing/record.rs"]
 mod record;
 #[path = "tracing/span.rs"]
 mod span;
 
+pub use crate::log_fields::LogFields;
 pub use format::WithLogFields;
-pub use log_fields::LogFields;
-pub(crate) use span::{CarriedSpan, EnteredSpan};
+pub use span::SpanCarrier;

@@ -1,7 +1,9 @@
 //! What `RequestContextLayer` adds to a request: the same axum app with and without it, called
 //! directly through `tower::ServiceExt::oneshot` (the layer's own cost, nothing else), and served
-//! over HTTP/1 on 127.0.0.1 to hyper-util's client (the cost a real request sees). Each bench
-//! takes 1 s of warm-up and 3 s of measurement.
+//! over HTTP/1 on 127.0.0.1 to hyper-util's client (the cost a real request sees), the last
+//! also with `InjectContextLayer` on the client sending the caller's request id, so that both
+//! ends of a hop between services are measured. Each bench takes 1 s of warm-up and 3 s of
+//! measurement.
 #![allow(
     clippy::disallowed_methods,
     reason = "the runtimes' own spawns are the baselines measured against"
@@ -15,13 +17,13 @@ use axum::body::Body;
 use axum::routing::get;
 use axum::Router;
 use criterion::{criterion_group, criterion_main, Criterion};
-use ctxflow::tower::RequestContextLayer;
+use ctxflow::tower::{InjectContextLayer, RequestContextLayer};
 use ctxflow::ContextVar;
 use http_body_util::{BodyExt, Empty};
 use hyper::body::Bytes;
 use hyper_util::client::legacy::Client;
 use hyper_util::rt::TokioExecutor;
-use tower::ServiceExt;
+use tower::{Layer, ServiceExt};
 
 static REQUEST_ID: ContextVar<String> = ContextVar::new("request_id");
 
@@ -121,6 +123,22 @@ fn over_loopback_http(c: &mut Criterion) {
     });
     group.bench_function("with_layer_fresh_id", |b| {
         b.iter_custom(|iters| sequential_requests(&layered_uri, iters))
+    });
+    // Both ends of a hop: the client layer sends the caller's id, the server layer reads it.
+    let injecting = InjectContextLayer::new(&REQUEST_ID).layer(client.clone());
+    group.bench_function("with_client_and_server_layers", |b| {
+        b.iter_custom(|iters| {
+            let _id = REQUEST_ID.set("req-0123456789".into());
+            client_runtime.block_on(async {
+                let start = Instant::now();
+                for _ in 0..iters {
+                    let request = http::Request::get(&layered_uri).body(Empty::new()).unwrap();
+                    let response = injecting.clone().oneshot(request).await.unwrap();
+                    black_box(response.into_body().collect().await.unwrap());
+                }
+                start.elapsed()
+            })
+        })
     });
     group.finish();
 }

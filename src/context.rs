@@ -5,6 +5,8 @@ use std::cmp::Ordering;
 use std::fmt;
 use std::sync::Arc;
 
+use crate::carried::{Carried, Taking};
+use crate::carrier;
 use crate::current::{self, Installed, Scope};
 use crate::guard::ContextGuard;
 use crate::var::{ContextVar, VarInfo};
@@ -42,7 +44,14 @@ struct Entry {
 #[derive(Clone, Default)]
 pub struct Context {
     /// One thin pointer, so that installing a context moves one word.
-    entries: Option<Arc<Table>>,
+    entries: Option<Arc<Shared>>,
+}
+
+/// What a non-empty snapshot holds: its variables, and the carriers' state captured with it.
+#[derive(Clone)]
+struct Shared {
+    table: Table,
+    carried: Carried,
 }
 
 impl Context {
@@ -68,7 +77,48 @@ impl Context {
     /// assert_eq!(Context::current().get(&USER), Some(&7));
     /// ```
     pub fn current() -> Self {
+        let variables = Context::current_variables();
+        if !carrier::any() {
+            return variables;
+        }
+        variables.carrying(Carried::capture(Taking::All))
+    }
+
+    /// The current context's variables, without capturing the carriers: for what only reads
+    /// variables, such as a log line's fields.
+    #[inline]
+    pub(crate) fn current_variables() -> Self {
         current::read(Context::clone)
+    }
+
+    /// This snapshot's variables, with `carried` in place of what it carried. The variables'
+    /// table is shared, not copied: the new snapshot is one allocation whatever its size, and
+    /// is the same snapshot of variables for [`ptr_eq`](Self::ptr_eq).
+    fn carrying(self, carried: Carried) -> Self {
+        let table = match self.variables() {
+            None if carried.is_empty() => return Context::empty(),
+            None => Table::Small(Small::default()),
+            Some(variables) => Table::Of(variables.clone()),
+        };
+        Context {
+            entries: Some(Arc::new(Shared { table, carried })),
+        }
+    }
+
+    /// The table that holds this snapshot's variables; `None` when none is set.
+    fn variables(&self) -> Option<&Arc<Shared>> {
+        let shared = self.entries.as_ref()?;
+        match &shared.table {
+            Table::Of(variables) => Some(variables),
+            table if table.len() == 0 => None,
+            _ => Some(shared),
+        }
+    }
+
+    /// The carriers' state this snapshot holds, installed wherever it is.
+    #[inline]
+    pub(crate) fn carried(&self) -> Option<&Carried> {
+        self.entries.as_deref().map(|shared| &shared.carried)
     }
 
     /// The part of the current context that flows into spawned work: the current context
@@ -98,6 +148,15 @@ impl Context {
 
     /// The current context without its non-flowing variables.
     pub(crate) fn flowing() -> Self {
+        let variables = Context::flowing_variables();
+        if !carrier::any() {
+            return variables;
+        }
+        variables.carrying(Carried::capture(Taking::Flowing))
+    }
+
+    /// The current context's flowing variables, without capturing the carriers.
+    pub(crate) fn flowing_variables() -> Self {
         current::read(|cx| {
             if cx.iter().all(|(var, _)| var.flows) {
                 return cx.clone();
@@ -111,7 +170,7 @@ impl Context {
             };
             let mut table = Table::one(var, value);
             let edit = Arc::get_mut(&mut table).expect("a new table is not shared");
-            flowing.for_each(|(var, value)| edit.push(var, value));
+            flowing.for_each(|(var, value)| edit.table.push(var, value));
             Context {
                 entries: Some(table),
             }
@@ -182,7 +241,9 @@ impl Context {
     /// assert_eq!(cx.len(), 2);
     /// ```
     pub fn len(&self) -> usize {
-        self.entries.as_deref().map_or(0, Table::len)
+        self.entries
+            .as_deref()
+            .map_or(0, |shared| shared.table.len())
     }
 
     /// Whether no variable is set in this snapshot.
@@ -192,7 +253,7 @@ impl Context {
     /// assert!(Context::default().is_empty());
     /// ```
     pub fn is_empty(&self) -> bool {
-        self.entries.is_none()
+        self.len() == 0
     }
 
     /// Whether both are the same snapshot: true for clones of one snapshot, and for two empty
@@ -207,7 +268,7 @@ impl Context {
     /// assert!(!Context::ptr_eq(&cx, &Context::empty().with_value(&A, 1)));
     /// ```
     pub fn ptr_eq(a: &Context, b: &Context) -> bool {
-        match (&a.entries, &b.entries) {
+        match (a.variables(), b.variables()) {
             (None, None) => true,
             (Some(a), Some(b)) => Arc::ptr_eq(a, b),
             _ => false,
@@ -245,6 +306,15 @@ impl Context {
     /// assert_eq!(REQUEST_ID.get(), None);
     /// ```
     pub fn run<R>(&self, f: impl FnOnce() -> R) -> R {
+        self.run_variables(|| match self.carried() {
+            None => f(),
+            Some(carried) => carried.enter(f),
+        })
+    }
+
+    /// Runs `f` with this snapshot's variables installed, and none of what it carries.
+    #[inline]
+    pub(crate) fn run_variables<R>(&self, f: impl FnOnce() -> R) -> R {
         let mut scope = Scope::new(self.clone());
         let _installed = Installed::new(&mut scope);
         f()
@@ -297,14 +367,14 @@ impl Context {
 
     #[inline]
     pub(crate) fn value(&self, var: &'static VarInfo) -> Option<&Value> {
-        self.entries.as_deref()?.value(var)
+        self.entries.as_deref()?.table.value(var)
     }
 
     /// Sets `var`, copy-on-write; returns the value it replaces. Runs no user code: every value
     /// that leaves the table is handed back or still held by another snapshot.
     pub(crate) fn insert(&mut self, var: &'static VarInfo, value: Value) -> Option<Value> {
         match &mut self.entries {
-            Some(table) => Arc::make_mut(table).insert(var, value),
+            Some(shared) => Arc::make_mut(shared).table.insert(var, value),
             None => {
                 self.entries = Some(Table::one(var, value));
                 None
@@ -314,22 +384,23 @@ impl Context {
 
     /// Unsets `var`, copy-on-write; returns the value it had.
     pub(crate) fn remove(&mut self, var: &'static VarInfo) -> Option<Value> {
-        let table = self.entries.as_mut()?;
-        let previous = table.value(var)?.clone();
-        if table.len() == 1 {
+        let shared = self.entries.as_mut()?;
+        let previous = shared.table.value(var)?.clone();
+        if shared.table.len() == 1 && shared.carried.is_empty() {
             self.entries = None;
         } else {
-            Arc::make_mut(table).remove(var);
+            Arc::make_mut(shared).table.remove(var);
         }
         Some(previous)
     }
 
     /// The variables set and their values, in the table's order.
     fn iter(&self) -> impl Iterator<Item = (&'static VarInfo, &Value)> + '_ {
-        let (small, large) = match self.entries.as_deref() {
+        let (small, large) = match self.entries.as_deref().map(|shared| shared.table.flat()) {
             None => (None, None),
             Some(Table::Small(small)) => (Some(small), None),
             Some(Table::Large(entries)) => (None, Some(entries)),
+            Some(Table::Of(_)) => unreachable!("a table is flat"),
         };
         let small = small.into_iter().flat_map(|small| {
             small
@@ -353,6 +424,9 @@ enum Table {
     Small(Small),
     /// More than [`SMALL`]: a lookup bisects.
     Large(Vec<Entry>),
+    /// The variables of another snapshot, which is not itself `Of` one: a snapshot that carries
+    /// the carriers' state shares the table of the variables it was taken with.
+    Of(Arc<Shared>),
 }
 
 /// The most variables a [`Small`] table holds, and so the longest scan a lookup makes.
@@ -372,18 +446,38 @@ impl Table {
     /// Out of line: inlined, it gave every `set`, even one that replaces a value in place, a
     /// stack frame large enough to build a table in.
     #[inline(never)]
-    fn one(var: &'static VarInfo, value: Value) -> Arc<Table> {
+    fn one(var: &'static VarInfo, value: Value) -> Arc<Shared> {
         let mut small = Small::default();
         small.vars[0] = Some(var);
         small.values[0] = Some(value);
-        Arc::new(Table::Small(small))
+        Arc::new(Shared {
+            table: Table::Small(small),
+            carried: Carried::default(),
+        })
     }
 
     fn len(&self) -> usize {
         match self {
             Table::Small(small) => small.len(),
             Table::Large(entries) => entries.len(),
+            Table::Of(variables) => variables.table.len(),
         }
+    }
+
+    /// The table that holds the entries: this one, or the one it is `Of`.
+    fn flat(&self) -> &Table {
+        match self {
+            Table::Of(variables) => &variables.table,
+            table => table,
+        }
+    }
+
+    /// This table, made a copy of the one it is `Of`, so that it can be edited.
+    fn own(&mut self) -> &mut Table {
+        if let Table::Of(variables) = self {
+            *self = variables.table.clone();
+        }
+        self
     }
 
     #[inline]
@@ -397,6 +491,20 @@ impl Table {
                 small.values[index].as_ref()
             }
             Table::Large(entries) => bisect(entries, var),
+            Table::Of(variables) => variables.table.flat_value(var),
+        }
+    }
+
+    /// [`value`](Self::value) in a table that is not `Of` another.
+    #[inline(never)]
+    fn flat_value(&self, var: &'static VarInfo) -> Option<&Value> {
+        match self {
+            Table::Small(small) => {
+                let index = small.vars.iter().position(|key| is(*key, var))?;
+                small.values[index].as_ref()
+            }
+            Table::Large(entries) => bisect(entries, var),
+            Table::Of(_) => None,
         }
     }
 
@@ -408,6 +516,7 @@ impl Table {
 
     fn insert(&mut self, var: &'static VarInfo, value: Value) -> Option<Value> {
         match self {
+            Table::Of(_) => self.own().insert(var, value),
             Table::Small(small) => {
                 if let Some(index) = small.vars.iter().position(|key| is(*key, var)) {
                     return small.values[index].replace(value);
@@ -435,6 +544,7 @@ impl Table {
     /// Inserts `var`, which is not in the table, at `index`, where it sorts.
     fn insert_at(&mut self, index: usize, var: &'static VarInfo, value: Value) {
         match self {
+            Table::Of(_) => self.own().insert_at(index, var, value),
             Table::Small(small) => {
                 let len = small.len();
                 if len < SMALL {
@@ -453,9 +563,10 @@ impl Table {
         }
     }
 
-    /// Removes `var`; the table keeps at least one variable.
+    /// Removes `var`.
     fn remove(&mut self, var: &'static VarInfo) -> Option<Value> {
         match self {
+            Table::Of(_) => self.own().remove(var),
             Table::Small(small) => {
                 let index = small.vars.iter().position(|key| is(*key, var))?;
                 let len = small.len();
@@ -582,9 +693,12 @@ impl Drop for Context {
 impl fmt::Debug for Context {
     /// Names the variables set; values are not required to be `Debug`.
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.debug_struct("Context")
-            .field("vars", &DebugNames(self))
-            .finish()
+        let mut debug = f.debug_struct("Context");
+        debug.field("vars", &DebugNames(self));
+        if let Some(carried) = self.carried().filter(|carried| !carried.is_empty()) {
+            debug.field("carriers", carried);
+        }
+        debug.finish()
     }
 }
 

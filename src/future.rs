@@ -2,6 +2,7 @@
 
 use std::fmt;
 use std::future::{Future, IntoFuture};
+use std::panic::{self, AssertUnwindSafe};
 use std::pin::Pin;
 use std::task::{Context as TaskContext, Poll};
 
@@ -102,12 +103,21 @@ impl<T> WithContext<T> {
     /// releases the context, so its values go as soon as the work is done, also when that
     /// `Drop` panics.
     pub(crate) fn close(self: Pin<&mut Self>) {
-        let mut this = self.project();
+        let this = self.project();
         let release = Release(this.scope);
         if this.inner.is_some() {
-            let _entered = this.carried.enter();
             let _installed = Installed::new(&mut *release.0);
-            this.inner.set(None);
+            let mut inner = this.inner;
+            let dropped = panic::catch_unwind(AssertUnwindSafe(|| {
+                this.carried.enter(|| inner.set(None));
+            }));
+            if let Err(payload) = dropped {
+                // A carrier could not be installed: the value goes all the same, without it,
+                // so that it is never dropped later by a runtime that aborts on a panicking
+                // drop. The carrier's panic follows.
+                inner.set(None);
+                panic::resume_unwind(payload);
+            }
         }
     }
 
@@ -115,9 +125,9 @@ impl<T> WithContext<T> {
     #[inline(always)]
     pub(crate) fn installed<R>(self: Pin<&mut Self>, f: impl FnOnce(Pin<&mut T>) -> R) -> R {
         let this = self.project();
-        let _entered = this.carried.enter();
         let _installed = Installed::new(this.scope);
-        f(this.inner.as_pin_mut().expect(DROPPED))
+        let inner = this.inner.as_pin_mut().expect(DROPPED);
+        this.carried.enter(|| f(inner))
     }
 }
 

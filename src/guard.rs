@@ -10,14 +10,19 @@
 use std::cell::RefCell;
 use std::fmt;
 use std::marker::PhantomData;
+use std::panic::{self, AssertUnwindSafe};
 
+use crate::carried::Attached;
 use crate::context::Context;
 use crate::current::{self, Scope};
 
 thread_local! {
     /// Guards dropped before the guards attached after them: the identity of the scope each
     /// attached, and the scope it replaced, to put back when the first comes back.
-    static DROPPED_EARLY: RefCell<Vec<(u64, Scope)>> = const { RefCell::new(Vec::new()) };
+    /// The carriers it installed are restored at the same time, so that they too come back in
+    /// the reverse order of their installs.
+    static DROPPED_EARLY: RefCell<Vec<(u64, Scope, Option<Attached>)>> =
+        const { RefCell::new(Vec::new()) };
 }
 
 /// Keeps a context attached to this thread; see [`Context::attach`].
@@ -30,6 +35,8 @@ thread_local! {
 /// ```
 #[must_use = "the context is detached again as soon as the guard drops"]
 pub struct ContextGuard {
+    /// The carriers' state the context carried, installed after its variables.
+    carried: Option<Attached>,
     /// The scope this guard replaced while it is attached; the one it attached once dropped.
     previous: Scope,
     /// The identity of the scope this guard attached.
@@ -40,16 +47,25 @@ pub struct ContextGuard {
 impl ContextGuard {
     #[track_caller]
     pub(crate) fn attach(context: Context) -> Self {
+        let carried = context
+            .carried()
+            .filter(|carried| !carried.is_empty())
+            .cloned();
         let mut previous = Scope::identified(context);
         let attached = previous.id();
         #[cfg(feature = "strict")]
         crate::strict::attached(attached, std::panic::Location::caller());
         current::attach(&mut previous);
-        ContextGuard {
+        let mut guard = ContextGuard {
+            carried: None,
             previous,
             attached,
             _not_send: PhantomData,
-        }
+        };
+        // If a carrier panics, the guard drops: the ones installed before it and the
+        // variables are restored.
+        guard.carried = carried.map(Attached::install);
+        guard
     }
 }
 
@@ -57,15 +73,21 @@ impl Drop for ContextGuard {
     fn drop(&mut self) {
         #[cfg(feature = "strict")]
         crate::strict::detached(self.attached);
+        let carried = self.carried.take();
         if !current::is_current(self.attached) {
             let replaced = std::mem::take(&mut self.previous);
             let _ = DROPPED_EARLY.try_with(|early| {
-                early.borrow_mut().push((self.attached, replaced));
+                early.borrow_mut().push((self.attached, replaced, carried));
             });
             return;
         }
+        // The variables come back also when a carrier's restore panics; then the panic goes on.
+        let restored = panic::catch_unwind(AssertUnwindSafe(|| drop(carried)));
         current::exchange(&mut self.previous);
         restore_dropped_early();
+        if let Err(payload) = restored {
+            panic::resume_unwind(payload);
+        }
     }
 }
 
@@ -74,20 +96,26 @@ impl Drop for ContextGuard {
 fn restore_dropped_early() {
     loop {
         let back = take_dropped_early();
-        let Some(mut replaced) = back else { return };
+        let Some((mut replaced, carried)) = back else {
+            return;
+        };
+        // A panic here is lost: this runs in another guard's drop, and the thread is left
+        // as it should be all the same.
+        let _ = panic::catch_unwind(AssertUnwindSafe(|| drop(carried)));
         current::exchange(&mut replaced);
         // `replaced` now holds the early guard's context, released here.
     }
 }
 
-fn take_dropped_early() -> Option<Scope> {
+fn take_dropped_early() -> Option<(Scope, Option<Attached>)> {
     DROPPED_EARLY
         .try_with(|early| {
             let mut early = early.borrow_mut();
             let index = early
                 .iter()
-                .rposition(|(attached, _)| current::is_current(*attached))?;
-            Some(early.swap_remove(index).1)
+                .rposition(|(attached, _, _)| current::is_current(*attached))?;
+            let (_, replaced, carried) = early.swap_remove(index);
+            Some((replaced, carried))
         })
         .ok()
         .flatten()

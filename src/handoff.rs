@@ -1,43 +1,46 @@
 //! [`Handoff`]: what a closure takes along when it is handed to another thread.
 
-use crate::carried::Carried;
+use crate::carried::{Carried, Taking};
+use crate::carrier;
 use crate::context::Context;
 
-/// The context, and the outside libraries' state, that a closure handed to a thread or a pool
-/// runs in. Each run installs both and puts the thread's own back afterwards, panics included.
+/// The variables a closure handed to a thread or a pool runs with, and the carriers' state,
+/// apart: a spawn keeps the carriers' state beside the variables' table instead of copying the
+/// table to hold it. Each run installs both and puts the thread's own back afterwards, panics
+/// included.
 ///
 /// The default is the empty handoff: what a thread should see while it runs work that is not
 /// the caller's.
 #[derive(Clone, Debug, Default)]
 pub(crate) struct Handoff {
+    /// The variables; what this context carries itself is never installed from here.
     pub(crate) context: Context,
     pub(crate) carried: Carried,
 }
 
 impl Handoff {
-    /// What any spawn takes along from here: the flowing variables, or nothing at all inside
-    /// [`suppress_flow`](crate::suppress_flow).
+    /// What any spawn takes along from here: the flowing variables and carriers, or nothing at
+    /// all inside [`suppress_flow`](crate::suppress_flow).
     pub(crate) fn for_spawn() -> Self {
         if crate::is_flow_suppressed() {
             return Handoff::default();
         }
         Handoff {
-            context: Context::flowing(),
-            carried: Carried::capture(),
+            context: Context::flowing_variables(),
+            carried: capture(Taking::Flowing),
         }
     }
 
     /// Everything current here: the whole context, for work that stays with this task.
     pub(crate) fn current() -> Self {
         Handoff {
-            context: Context::current(),
-            carried: Carried::capture(),
+            context: Context::current_variables(),
+            carried: capture(Taking::All),
         }
     }
 
     pub(crate) fn run<R>(&self, f: impl FnOnce() -> R) -> R {
-        let _entered = self.carried.enter();
-        self.context.run(f)
+        self.context.run_variables(|| self.carried.enter(f))
     }
 
     pub(crate) fn wrap<F, R>(self, f: F) -> impl FnOnce() -> R
@@ -48,13 +51,21 @@ impl Handoff {
     }
 }
 
+#[inline]
+fn capture(taking: Taking) -> Carried {
+    if !carrier::any() {
+        return Carried::default();
+    }
+    Carried::capture(taking)
+}
+
 impl From<Context> for Handoff {
-    /// Exactly `context`, and none of the outside libraries' state, as every form that is given
-    /// its context explicitly (`spawn_in`, `in_context`) does.
+    /// Exactly `context`, with what it carries, as every form that is given its context
+    /// explicitly (`spawn_in`, `in_context`) does.
     fn from(context: Context) -> Self {
         Handoff {
+            carried: context.carried().cloned().unwrap_or_default(),
             context,
-            carried: Carried::default(),
         }
     }
 }

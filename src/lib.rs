@@ -37,9 +37,14 @@
 //! Logging and trace context come along too: with feature `tracing` the current `tracing` span
 //! follows every spawn, and [`tracing::LogFields`] puts context variables such as a request id
 //! on every log line, text or JSON (feature `tracing-json`); with feature `opentelemetry`,
-//! OpenTelemetry's own context follows every spawn (see [`opentelemetry`]).
-//! HTTP services built on tower (axum, hyper) give every request a context of its own, with its
-//! request id, W3C trace context and baggage, through `ctxflow::tower` (feature `tower`).
+//! OpenTelemetry's own context follows every spawn (see [`opentelemetry`]). Both are
+//! [`Carrier`]s: any library's ambient state kept in a thread-local (Sentry's hub, a tenant, a
+//! locale) can flow the same way, as part of every [`Context`].
+//! HTTP services built on tower (axum, hyper, tonic) give every request a context of its own,
+//! with its request id, through `ctxflow::tower` (feature `tower`), and W3C trace context and
+//! baggage with feature `trace-context`; NATS messages are handled in their publisher's
+//! context through `ctxflow::nats` (feature `nats`), and any other text map (message headers, a
+//! job row) through `ctxflow::text_map`.
 #![deny(missing_docs)]
 #![forbid(unsafe_code)]
 #![allow(
@@ -56,6 +61,7 @@ mod async_task_join;
 mod builtin;
 #[path = "../adapters/carried.rs"]
 mod carried;
+mod carrier;
 mod context;
 mod current;
 mod flow;
@@ -85,6 +91,7 @@ pub mod thread;
 pub mod time;
 
 pub use any_spawner::AnySpawner;
+pub use carrier::{register_carrier, Carrier, RegisterError};
 pub use context::Context;
 pub use flow::{is_flow_suppressed, suppress_flow};
 pub use future::{preserve_context, InContext, WithContext};
@@ -105,9 +112,24 @@ pub mod async_std;
 #[cfg(any(feature = "tokio", feature = "smol", feature = "async-std"))]
 #[path = "../adapters/default.rs"]
 mod default_spawner;
+#[cfg(any(feature = "tracing", feature = "log"))]
+#[path = "../adapters/tracing/escape.rs"]
+mod escape;
+#[cfg(feature = "grpc")]
+#[path = "../adapters/grpc.rs"]
+pub mod grpc;
 #[cfg(feature = "hyper")]
 #[path = "../adapters/hyper.rs"]
 mod hyper;
+#[cfg(feature = "log")]
+#[path = "../adapters/log.rs"]
+pub mod log;
+#[cfg(any(feature = "tracing", feature = "log"))]
+#[path = "../adapters/tracing/log_fields.rs"]
+mod log_fields;
+#[cfg(feature = "nats")]
+#[path = "../adapters/nats.rs"]
+pub mod nats;
 #[cfg(feature = "opentelemetry")]
 #[path = "../adapters/opentelemetry.rs"]
 pub mod opentelemetry;
@@ -120,6 +142,9 @@ pub mod smol;
 #[cfg(feature = "testing")]
 #[path = "../adapters/testing.rs"]
 pub mod testing;
+#[cfg(feature = "text-map")]
+#[path = "../adapters/text_map.rs"]
+pub mod text_map;
 #[cfg(feature = "tokio")]
 #[path = "../adapters/tokio.rs"]
 pub mod tokio;
@@ -142,7 +167,9 @@ pub use default_spawner::{block_on, spawn, spawn_blocking, spawn_named, DefaultS
     feature = "rayon",
     feature = "tracing-json",
     feature = "opentelemetry",
-    feature = "tower"
+    feature = "tower",
+    feature = "trace-context",
+    feature = "nats"
 ))]
 mod guides {
     #[doc = include_str!("../README.md")]
@@ -161,4 +188,8 @@ mod guides {
     struct Flow;
     #[doc = include_str!("../docs/logging.md")]
     struct Logging;
+    #[doc = include_str!("../docs/carriers.md")]
+    struct Carriers;
+    #[doc = include_str!("../docs/messaging.md")]
+    struct Messaging;
 }

@@ -217,7 +217,7 @@ impl Propagation {
     /// assert_eq!(pairs, [("tenant".to_string(), "acme".to_string())]);
     /// ```
     pub fn export_current(&self) -> Result<Vec<(String, String)>, ExportError> {
-        self.export(&Context::current())
+        self.export(&Context::current_variables())
     }
 
     /// A fresh context holding the listed variables found in `pairs`, or every problem found.

@@ -271,7 +271,10 @@ impl<T: Send + Sync + 'static> ContextVar<T> {
     /// assert_eq!(REQUEST_ID.get(), None);
     /// ```
     pub fn sync_scope<R>(&'static self, value: T, f: impl FnOnce() -> R) -> R {
-        Context::current().with_value(self, value).run(f)
+        // The carriers' state is current already: `f` runs here, now.
+        Context::current_variables()
+            .with_value(self, value)
+            .run_variables(f)
     }
 }
 

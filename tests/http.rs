@@ -381,7 +381,7 @@ async fn a_service_called_from_inside_a_request_sees_the_callers_trace_and_liste
 
     let leaves_a = Propagation::new().var(&TENANT).var(&PRIORITY);
     let downstream = ServiceBuilder::new()
-        .layer(InjectContextLayer::new(leaves_a.clone()))
+        .layer(InjectContextLayer::new(&REQUEST_ID).propagation(leaves_a.clone()))
         .service(client());
     let a = Server::axum(
         Router::new()
@@ -434,7 +434,7 @@ async fn a_service_called_inside_a_span_of_the_caller_sees_that_span_as_its_pare
     )
     .await;
     let downstream = ServiceBuilder::new()
-        .layer(InjectContextLayer::new(Propagation::new()))
+        .layer(InjectContextLayer::new(&REQUEST_ID))
         .service(client());
     let a = Server::axum(
         Router::new()
@@ -829,6 +829,261 @@ mod streamed_bodies {
         drop(client);
         server.stop().await;
     }
+}
+
+/// One hop of a chain of services: the id this service runs under, then what the next one
+/// answered.
+async fn forward(State((next, uri)): State<(Downstream, String)>) -> String {
+    let request = Request::get(uri).body(Empty::new()).unwrap();
+    let response = next.oneshot(request).await.unwrap();
+    let body = response.into_body().collect().await.unwrap().to_bytes();
+    format!(
+        "{} > {}",
+        REQUEST_ID.get().unwrap(),
+        String::from_utf8(body.to_vec()).unwrap()
+    )
+}
+
+fn calling(next: &Server) -> (Downstream, String) {
+    let client = ServiceBuilder::new()
+        .layer(InjectContextLayer::new(&REQUEST_ID))
+        .service(client());
+    (client, next.uri("/"))
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_request_id_chosen_at_the_edge_is_the_one_every_service_down_the_line_runs_under() {
+    let c = Server::axum(
+        Router::new()
+            .route("/", get(request_id_seen))
+            .layer(RequestContextLayer::new(&REQUEST_ID)),
+    )
+    .await;
+    let b = Server::axum(
+        Router::new()
+            .route("/", get(forward))
+            .with_state(calling(&c))
+            .layer(RequestContextLayer::new(&REQUEST_ID)),
+    )
+    .await;
+    let a = Server::axum(
+        Router::new()
+            .route("/", get(forward))
+            .with_state(calling(&b))
+            .layer(RequestContextLayer::new(&REQUEST_ID)),
+    )
+    .await;
+    let client = client();
+
+    let request = Request::get(a.uri("/"))
+        .header("x-request-id", "edge-1")
+        .body(Empty::new())
+        .unwrap();
+    let (_, chain) = get_text(&client, request).await;
+    assert_eq!(chain, "edge-1 > edge-1 > edge-1");
+
+    // Without one, the first service's fresh id is the one the others use.
+    let request = Request::get(a.uri("/")).body(Empty::new()).unwrap();
+    let (headers, chain) = get_text(&client, request).await;
+    let id = echoed_id(&headers);
+    assert_uuid_v7(id);
+    assert_eq!(chain, format!("{id} > {id} > {id}"));
+
+    drop(client);
+    for server in [a, b, c] {
+        server.stop().await;
+    }
+}
+
+#[test]
+fn the_client_layer_sends_the_request_id_under_the_header_it_is_given() {
+    let sent = InjectContextLayer::new(&REQUEST_ID)
+        .header(http::HeaderName::from_static("x-correlation-id"))
+        .layer(service_fn(|request: Request<()>| async move {
+            Ok::<_, Infallible>(request.headers().clone())
+        }));
+    let _id = REQUEST_ID.set("req-77".into());
+    let headers = futures::executor::block_on(sent.oneshot(Request::new(()))).unwrap();
+    assert_eq!(headers["x-correlation-id"], "req-77");
+    assert!(!headers.contains_key("x-request-id"));
+}
+
+#[test]
+fn an_id_set_in_process_that_no_header_can_hold_is_not_sent() {
+    let sent =
+        InjectContextLayer::new(&REQUEST_ID).layer(service_fn(|request: Request<()>| async move {
+            Ok::<_, Infallible>(request.headers().clone())
+        }));
+    let _id = REQUEST_ID.set("line\nbreak".into());
+    let headers = futures::executor::block_on(sent.oneshot(Request::new(()))).unwrap();
+    assert!(!headers.contains_key("x-request-id"));
+}
+
+mod request_id_from_baggage {
+    use super::*;
+    use ctxflow::tower::IncomingRequestId;
+
+    fn id_seen(incoming: IncomingRequestId, headers: &[(&str, &str)]) -> String {
+        let app = Router::new().route("/", get(request_id_seen)).layer(
+            RequestContextLayer::new(&REQUEST_ID)
+                .propagation(Propagation::new().var(&REQUEST_ID))
+                .incoming_request_id(incoming),
+        );
+        let mut request = Request::get("/");
+        for (name, value) in headers {
+            request = request.header(*name, *value);
+        }
+        let request = request.body(axum::body::Body::empty()).unwrap();
+        futures::executor::block_on(async {
+            let response = app.oneshot(request).await.unwrap();
+            let echoed = echoed_id(response.headers()).to_owned();
+            let body = response.into_body().collect().await.unwrap().to_bytes();
+            assert_eq!(body, echoed);
+            echoed
+        })
+    }
+
+    #[test]
+    fn an_id_that_arrives_only_in_the_baggage_is_the_one_used() {
+        let id = id_seen(
+            IncomingRequestId::default(),
+            &[("baggage", "request_id=from-baggage")],
+        );
+        assert_eq!(id, "from-baggage");
+    }
+
+    #[test]
+    fn the_header_comes_before_the_baggage() {
+        let id = id_seen(
+            IncomingRequestId::default(),
+            &[
+                ("x-request-id", "from-header"),
+                ("baggage", "request_id=from-baggage"),
+            ],
+        );
+        assert_eq!(id, "from-header");
+    }
+
+    #[test]
+    fn the_baggage_is_used_when_the_header_is_refused() {
+        let id = id_seen(
+            IncomingRequestId::default(),
+            &[
+                ("x-request-id", "two words"),
+                ("baggage", "request_id=from-baggage"),
+            ],
+        );
+        assert_eq!(id, "from-baggage");
+    }
+
+    #[test]
+    fn an_id_in_the_baggage_that_could_forge_a_log_field_gets_a_fresh_id() {
+        let id = id_seen(
+            IncomingRequestId::default(),
+            &[("baggage", "request_id=abc%20user%3Dadmin")],
+        );
+        assert_uuid_v7(&id);
+    }
+
+    #[test]
+    fn with_header_only_the_baggage_id_is_not_used() {
+        let id = id_seen(
+            IncomingRequestId::Header,
+            &[("baggage", "request_id=from-baggage")],
+        );
+        assert_uuid_v7(&id);
+    }
+
+    #[test]
+    fn with_fresh_neither_the_header_nor_the_baggage_is_used() {
+        let id = id_seen(
+            IncomingRequestId::Fresh,
+            &[
+                ("x-request-id", "from-header"),
+                ("baggage", "request_id=from-baggage"),
+            ],
+        );
+        assert_uuid_v7(&id);
+    }
+}
+
+fn log_of_one_request(layer: RequestContextLayer) -> String {
+    let captured = Captured::default();
+    let writer = captured.clone();
+    let subscriber = tracing_subscriber::fmt()
+        .with_max_level(tracing::Level::INFO)
+        .with_writer(move || writer.clone())
+        .with_ansi(false)
+        .finish();
+    let app = Router::new()
+        .route(
+            "/orders",
+            get(|| async {
+                tracing::info!("order handled");
+            }),
+        )
+        .layer(layer);
+    tracing::subscriber::with_default(subscriber, || {
+        let request = Request::get("/orders")
+            .header("x-request-id", "req-5")
+            .body(axum::body::Body::empty())
+            .unwrap();
+        futures::executor::block_on(app.oneshot(request)).unwrap();
+    });
+    let log = captured.0.lock().unwrap().clone();
+    String::from_utf8(log).unwrap()
+}
+
+#[test]
+fn with_a_trace_span_every_event_of_the_request_is_inside_a_span_naming_its_method_path_and_id() {
+    let log = log_of_one_request(RequestContextLayer::new(&REQUEST_ID).trace_span(true));
+    assert!(
+        log.contains("request{method=GET path=\"/orders\" request_id=\"req-5\"}: "),
+        "{log}"
+    );
+    assert!(log.contains("order handled"), "{log}");
+}
+
+#[test]
+fn without_a_trace_span_no_span_is_opened() {
+    let log = log_of_one_request(RequestContextLayer::new(&REQUEST_ID));
+    assert!(log.contains("order handled"), "{log}");
+    assert!(!log.contains("request{"), "{log}");
+}
+
+#[derive(Clone)]
+struct Counter06(Arc<AtomicU64>);
+
+impl tower_http_0_6::request_id::MakeRequestId for Counter06 {
+    fn make_request_id<B>(
+        &mut self,
+        _: &Request<B>,
+    ) -> Option<tower_http_0_6::request_id::RequestId> {
+        let n = self.0.fetch_add(1, Ordering::Relaxed);
+        let id = HeaderValue::from_str(&format!("tower-http-0-6-{n}")).unwrap();
+        Some(tower_http_0_6::request_id::RequestId::new(id))
+    }
+}
+
+#[test]
+fn tower_http_0_6s_set_request_id_layer_running_first_under_the_same_header_gives_the_id_used() {
+    let app = Router::new()
+        .route("/", get(request_id_seen))
+        .layer(RequestContextLayer::new(&REQUEST_ID))
+        .layer(tower_http_0_6::request_id::SetRequestIdLayer::x_request_id(
+            Counter06(Arc::default()),
+        ));
+    let request = Request::get("/").body(axum::body::Body::empty()).unwrap();
+    let (echoed, seen) = futures::executor::block_on(async {
+        let response = app.oneshot(request).await.unwrap();
+        let echoed = echoed_id(response.headers()).to_owned();
+        let body = response.into_body().collect().await.unwrap().to_bytes();
+        (echoed, body)
+    });
+    assert_eq!(
+        (echoed.as_str(), &seen[..]),
+        ("tower-http-0-6-0", &b"tower-http-0-6-0"[..])
+    );
 }
 
 /// Other systems' baggage entries travel with ours; whatever they hold, they never cost the

@@ -394,6 +394,32 @@ mod spans {
     use super::*;
 
     each_runtime! {
+        #[allow(
+            clippy::disallowed_methods,
+            reason = "a plain thread: the context must get there with nothing but the snapshot"
+        )]
+        fn work_given_the_current_context_by_hand_logs_in_the_callers_span(spawner) {
+            let lines = capture(handle_request(async move {
+                let wrapped = Context::current().wrap(|| info!("wrapped closure"));
+                let envelope = Context::inheritable();
+                let task = spawner.spawn_in(Context::current(), async {
+                    yield_now().await;
+                    info!("task in the current context");
+                });
+                std::thread::spawn(wrapped).join().unwrap();
+                std::thread::spawn(move || envelope.run(|| info!("job from its envelope")))
+                    .join()
+                    .unwrap();
+                task.await.unwrap();
+            }))
+            .await;
+            lines.assert_logged_once("wrapped closure", IN_REQUEST);
+            lines.assert_logged_once("job from its envelope", IN_REQUEST);
+            lines.assert_logged_once("task in the current context", IN_REQUEST);
+        }
+    }
+
+    each_runtime! {
         fn a_task_spawned_in_another_context_runs_outside_the_callers_span(spawner) {
             let lines = capture(handle_request(async move {
                 let task = spawner.spawn_in(Context::empty(), async {

@@ -150,3 +150,38 @@ each_runtime! {
         assert!(!opentelemetry::Context::current().has_active_span());
     }
 }
+
+each_runtime! {
+    #[allow(
+        clippy::disallowed_methods,
+        reason = "a plain thread: the context must get there with nothing but the snapshot"
+    )]
+    fn work_given_the_current_context_by_hand_keeps_the_callers_trace(spawner) {
+        let (tracer, exporter) = tracer();
+        let request = opentelemetry::Context::current_with_span(tracer.start("request"));
+        let parent = request.span().span_context().clone();
+        let (wrapped, envelope, task) = {
+            let _attached = request.attach();
+            let (in_closure, in_task) = (tracer.clone(), tracer.clone());
+            (
+                Context::current().wrap(move || record_span(&in_closure, "wrapped closure")),
+                Context::inheritable(),
+                spawner.spawn_in(Context::current(), async move {
+                    yield_now().await;
+                    record_span(&in_task, "task in the current context")
+                }),
+            )
+        };
+        let wrapped = std::thread::spawn(wrapped).join().unwrap();
+        // A clone: the provider, and the spans it exported, go with the last tracer.
+        let in_envelope = tracer.clone();
+        let queued = std::thread::spawn(move || {
+            envelope.run(|| record_span(&in_envelope, "job from its envelope"))
+        })
+        .join()
+        .unwrap();
+        assert_child_of(&exporter, &wrapped, &parent);
+        assert_child_of(&exporter, &queued, &parent);
+        assert_child_of(&exporter, &task.await.unwrap(), &parent);
+    }
+}

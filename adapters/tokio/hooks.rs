@@ -76,11 +76,7 @@ impl Scopes {
         let Some(mut scope) = self.check_out(meta.id()) else {
             return;
         };
-        if !current::exchange(&mut scope) {
-            // The thread is exiting and its storage is gone: the task runs without it, and its
-            // scope goes back, or the next poll would wait for it forever.
-            return self.check_in(meta.id(), scope);
-        }
+        current::exchange(&mut scope);
         let mut polling = Some((meta.id(), scope));
         let _ = POLLING.try_with(|stack| {
             if let Some(entry) = polling.take() {

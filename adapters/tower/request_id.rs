@@ -3,7 +3,8 @@
 
 use http::{HeaderName, HeaderValue, Request};
 use tower_http::request_id::{MakeRequestId, RequestId};
-use uuid::Uuid;
+
+use crate::text_map::request_id::{check_request_id, uuid_v7};
 
 /// Makes a fresh request id: a UUID v7 in its lowercase hyphenated form.
 ///
@@ -25,14 +26,29 @@ pub struct MakeRequestUuidV7;
 
 impl MakeRequestId for MakeRequestUuidV7 {
     fn make_request_id<B>(&mut self, _request: &Request<B>) -> Option<RequestId> {
-        Some(RequestId::new(uuid_v7()))
+        Some(RequestId::new(uuid_v7_header()))
     }
 }
 
-fn uuid_v7() -> HeaderValue {
-    let mut text = Uuid::encode_buffer();
-    let text = Uuid::now_v7().hyphenated().encode_lower(&mut text);
-    HeaderValue::from_str(text).expect("a hyphenated UUID is a valid header value")
+fn uuid_v7_header() -> HeaderValue {
+    HeaderValue::try_from(uuid_v7()).expect("a hyphenated UUID is a valid header value")
+}
+
+/// Which ids a request brings are trusted, besides the one an earlier tower-http
+/// `SetRequestIdLayer` chose (that layer runs in the same process, so its id is always used).
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+#[non_exhaustive]
+pub enum IncomingRequestId {
+    /// The request id header, else the request id variable's entry in the W3C `baggage` when
+    /// the [`Propagation`](crate::Propagation) lists it (feature `trace-context`), else a
+    /// fresh id: the default.
+    #[default]
+    HeaderThenBaggage,
+    /// The request id header, else a fresh id: the baggage's entry is not used for the id.
+    Header,
+    /// Always a fresh id, whatever the request brings: for a service facing callers whose ids
+    /// must not reach your logs.
+    Fresh,
 }
 
 /// The request id chosen for one request, as the context holds it and as headers carry it.
@@ -45,25 +61,46 @@ pub(crate) struct ChosenId {
 pub(crate) struct IdRules<'a> {
     pub(crate) header: &'a HeaderName,
     pub(crate) max_len: usize,
+    pub(crate) incoming: IncomingRequestId,
 }
 
 impl IdRules<'_> {
     /// Chooses the id for `request` and records it there as tower-http does (its `RequestId`
     /// extension and the header), so that every later layer and the handler agree on it.
+    /// `from_baggage` is the request id variable's entry in the request's baggage.
     pub(crate) fn choose<B>(
         &self,
         request: &mut Request<B>,
         make_request_id: &mut impl MakeRequestId,
+        from_baggage: Option<&String>,
     ) -> ChosenId {
-        if let Some(chosen) = self.carried(request) {
-            if request.extensions().get::<RequestId>().is_none() {
+        let extension = request
+            .extensions()
+            .get::<RequestId>()
+            .map(|id| (id.header_value(), "tower-http's RequestId"));
+        let header = match self.incoming {
+            IncomingRequestId::Fresh => None,
+            _ => request
+                .headers()
+                .get(self.header)
+                .map(|value| (value, self.header.as_str())),
+        };
+        if let Some(chosen) = self.carried(extension.or(header)) {
+            if extension.is_none() {
                 request
                     .extensions_mut()
                     .insert(RequestId::new(chosen.header_value.clone()));
             }
             return chosen;
         }
-        let chosen = self.fresh(request, make_request_id);
+        let baggage = match self.incoming {
+            IncomingRequestId::HeaderThenBaggage => from_baggage.and_then(|id| {
+                let value = HeaderValue::from_str(id).ok()?;
+                self.carried(Some((&value, "the baggage")))
+            }),
+            _ => None,
+        };
+        let chosen = baggage.unwrap_or_else(|| self.fresh(request, make_request_id));
         request
             .extensions_mut()
             .insert(RequestId::new(chosen.header_value.clone()));
@@ -73,12 +110,9 @@ impl IdRules<'_> {
         chosen
     }
 
-    /// The id an earlier `SetRequestIdLayer` chose, else the caller's header, when usable.
-    fn carried<B>(&self, request: &Request<B>) -> Option<ChosenId> {
-        let (value, source) = match request.extensions().get::<RequestId>() {
-            Some(id) => (id.header_value(), "tower-http's RequestId"),
-            None => (request.headers().get(self.header)?, self.header.as_str()),
-        };
+    /// The id `source` carries, when usable.
+    fn carried(&self, carried: Option<(&HeaderValue, &str)>) -> Option<ChosenId> {
+        let (value, source) = carried?;
         match self.usable(value) {
             Ok(text) => Some(ChosenId {
                 text: text.to_owned(),
@@ -105,7 +139,7 @@ impl IdRules<'_> {
                     false
                 }
             });
-        let header_value = made.unwrap_or_else(uuid_v7);
+        let header_value = made.unwrap_or_else(uuid_v7_header);
         let text = header_value
             .to_str()
             .expect("a usable request id is ASCII")
@@ -114,27 +148,7 @@ impl IdRules<'_> {
     }
 
     fn usable<'v>(&self, value: &'v HeaderValue) -> Result<&'v str, &'static str> {
-        if value.len() > self.max_len {
-            return Err("longer than the maximum length");
-        }
-        if value.is_empty() {
-            return Err("empty");
-        }
-        if !value.as_bytes().iter().all(|&byte| is_id_byte(byte)) {
-            return Err("a character outside the request id set (A-Z a-z 0-9 - _ . : / + = @)");
-        }
+        check_request_id(value.as_bytes(), self.max_len)?;
         Ok(value.to_str().expect("the request id set is ASCII"))
     }
-}
-
-/// Whether `byte` may be part of a request id taken from a request.
-///
-/// The set covers the ids in use (UUIDs, ULIDs, base64 and base64url with padding, `host:pid`,
-/// `service/instance`, `name@host`) and nothing that can change how a log line reads: no space,
-/// tab or control character (a new field, a new line, a terminal escape), no quote or
-/// backslash (closing a quoted value), no `,` or `;` (header list separators), no `%` (an
-/// escape decoded later), no brackets or `<>&` (markup in log viewers). `=` is allowed for
-/// base64 padding: with no space beside it, it cannot start a field of its own.
-fn is_id_byte(byte: u8) -> bool {
-    byte.is_ascii_alphanumeric() || b"-_.:/+=@".contains(&byte)
 }

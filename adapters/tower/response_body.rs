@@ -7,6 +7,7 @@ use std::task::{Context as TaskContext, Poll};
 use http_body::{Body, Frame, SizeHint};
 use pin_project_lite::pin_project;
 
+use crate::text_map::{attach, TraceSlot};
 use crate::{Context, InContext, WithContext};
 
 pin_project! {
@@ -52,12 +53,12 @@ pin_project! {
     pub struct ResponseBody<B> {
         #[pin]
         inner: WithContext<B>,
-        trace_context: opentelemetry::Context,
+        trace_context: TraceSlot,
     }
 }
 
 impl<B> ResponseBody<B> {
-    pub(crate) fn new(inner: B, context: Context, trace_context: opentelemetry::Context) -> Self {
+    pub(crate) fn new(inner: B, context: Context, trace_context: TraceSlot) -> Self {
         ResponseBody {
             inner: inner.in_context(context),
             trace_context,
@@ -108,11 +109,8 @@ impl<B: Body> Body for ResponseBody<B> {
         cx: &mut TaskContext<'_>,
     ) -> Poll<Option<Result<Frame<B::Data>, B::Error>>> {
         let this = self.project();
-        let trace_context = this.trace_context;
-        this.inner.installed(|body| {
-            let _attached = trace_context.clone().attach();
-            body.poll_frame(cx)
-        })
+        let _attached = attach(this.trace_context);
+        this.inner.installed(|body| body.poll_frame(cx))
     }
 
     fn is_end_stream(&self) -> bool {

@@ -7,32 +7,36 @@ use std::sync::Arc;
 use std::task::{ready, Context as TaskContext, Poll};
 
 use http::{HeaderName, HeaderValue, Request, Response};
+#[cfg(feature = "trace-context")]
 use opentelemetry::context::FutureExt as _;
 use pin_project_lite::pin_project;
 use tower_http::request_id::MakeRequestId;
 use tower_layer::Layer;
 use tower_service::Service;
 
-use super::request_id::{IdRules, MakeRequestUuidV7};
+use super::request_id::{IdRules, IncomingRequestId, MakeRequestUuidV7};
 use super::response_body::ResponseBody;
+#[cfg(feature = "trace-context")]
 use super::trace_headers;
-use crate::{ContextVar, InContext, Propagation, WithContext};
-
-/// Longer incoming ids are ignored: an id is logged with every line of the request.
-const DEFAULT_MAX_REQUEST_ID_LEN: usize = 128;
+use crate::text_map::request_id::DEFAULT_MAX_REQUEST_ID_LEN;
+use crate::text_map::TraceSlot;
+#[cfg(feature = "trace-context")]
+use crate::Propagation;
+use crate::{ContextVar, InContext, WithContext};
 
 /// Gives every request its own context: a [`tower::Layer`](Layer) for axum's `Router::layer`,
 /// tower's `ServiceBuilder`, and hyper services (through hyper-util's `TowerToHyperService`).
 ///
 /// For each request it
 /// 1. starts from an empty context, whatever the serving task had;
-/// 2. sets `request_id` to the id tower-http's `SetRequestIdLayer` chose when it ran first
-///    (its `RequestId` extension), else the `x-request-id` header, else a fresh id from the
-///    [`MakeRequestId`] (a UUID v7 by default), and records the id on the request as
-///    `SetRequestIdLayer` does;
-/// 3. extracts the W3C `traceparent`, `tracestate` and `baggage` headers with OpenTelemetry's
-///    propagators, and sets the variables the [`propagation`](Self::propagation) lists from
-///    the baggage;
+/// 2. with feature `trace-context`, extracts the W3C `traceparent`, `tracestate` and `baggage`
+///    headers with OpenTelemetry's propagators, and sets the variables the `propagation`
+///    lists from the baggage;
+/// 3. sets `request_id` to the id tower-http's `SetRequestIdLayer` chose when it ran first
+///    (its `RequestId` extension), else the `x-request-id` header, else the request id
+///    variable's entry in the baggage, else a fresh id from the [`MakeRequestId`] (a UUID v7
+///    by default), and records the id on the request as `SetRequestIdLayer` does; see
+///    [`incoming_request_id`](Self::incoming_request_id) to trust less;
 /// 4. runs the inner service's `call`, every poll of its future and every frame of its
 ///    response's body (a [`ResponseBody`]) inside that context, with the extracted
 ///    OpenTelemetry context attached;
@@ -42,7 +46,8 @@ const DEFAULT_MAX_REQUEST_ID_LEN: usize = 128;
 /// context after the response is sent. A header that is too long or malformed never fails the
 /// request: it is ignored with a debug-level `tracing` event.
 ///
-/// A request id, whether from the header, the `RequestId` extension or the [`MakeRequestId`],
+/// A request id, whether from the header, the baggage, the `RequestId` extension or the
+/// [`MakeRequestId`],
 /// is used only when it is non-empty, at most [`max_request_id_len`](Self::max_request_id_len)
 /// bytes long, and made of ASCII letters, digits and `-` `_` `.` `:` `/` `+` `=` `@`: enough
 /// for UUIDs, ULIDs, base64 ids, `host:pid` or `name@host`, and nothing that could add a field
@@ -83,7 +88,10 @@ struct Settings {
     request_id: &'static ContextVar<String>,
     header: HeaderName,
     max_request_id_len: usize,
+    incoming: IncomingRequestId,
+    #[cfg(feature = "trace-context")]
     propagation: Propagation,
+    span: bool,
 }
 
 impl RequestContextLayer {
@@ -105,7 +113,10 @@ impl RequestContextLayer {
                 request_id,
                 header: HeaderName::from_static("x-request-id"),
                 max_request_id_len: DEFAULT_MAX_REQUEST_ID_LEN,
+                incoming: IncomingRequestId::default(),
+                #[cfg(feature = "trace-context")]
                 propagation: Propagation::new(),
+                span: false,
             }),
             make_request_id: MakeRequestUuidV7,
         }
@@ -172,7 +183,44 @@ impl<M> RequestContextLayer<M> {
         self
     }
 
-    /// Sets the variables `propagation` lists from the request's W3C `baggage` header; the
+    /// Which of the ids a request brings are used: by default the request id header, else the
+    /// request id variable's entry in the baggage, else a fresh id (see [`IncomingRequestId`]).
+    ///
+    /// ```
+    /// use axum::{routing::get, Router};
+    /// use ctxflow::tower::{IncomingRequestId, RequestContextLayer};
+    /// use ctxflow::ContextVar;
+    /// use tower::ServiceExt;
+    ///
+    /// static REQUEST_ID: ContextVar<String> = ContextVar::new("request_id");
+    ///
+    /// let edge = Router::new()
+    ///     .route("/", get(|| async { "ok" }))
+    ///     .layer(RequestContextLayer::new(&REQUEST_ID).incoming_request_id(IncomingRequestId::Fresh));
+    /// let request = http::Request::builder()
+    ///     .uri("/")
+    ///     .header("x-request-id", "chosen-by-the-caller")
+    ///     .body(axum::body::Body::empty())
+    ///     .unwrap();
+    /// let response = futures::executor::block_on(edge.oneshot(request)).unwrap();
+    /// assert_ne!(response.headers()["x-request-id"], "chosen-by-the-caller");
+    /// ```
+    pub fn incoming_request_id(mut self, incoming: IncomingRequestId) -> Self {
+        Arc::make_mut(&mut self.settings).incoming = incoming;
+        self
+    }
+
+    /// Opens an info-level `tracing` span named `request` around each request's future and
+    /// `call`, with fields `method`, `path` (the request's URI path) and `request_id`, as
+    /// tower-http's `TraceLayer` does; tasks spawned from the handler through ctxflow carry it
+    /// with feature `tracing`. Off by default.
+    pub fn trace_span(mut self, enabled: bool) -> Self {
+        Arc::make_mut(&mut self.settings).span = enabled;
+        self
+    }
+
+    /// Sets the variables `propagation` lists from the request's W3C `baggage` header
+    /// (feature `trace-context`); the
     /// client side sends them with [`InjectContextLayer`](super::InjectContextLayer) or
     /// [`inject_context`](super::inject_context). Values that do not parse, or baggage over
     /// the propagation's limits, are ignored with a debug-level event, all of them at once.
@@ -201,6 +249,7 @@ impl<M> RequestContextLayer<M> {
     /// let body = futures::executor::block_on(response.into_body().collect()).unwrap();
     /// assert_eq!(body.to_bytes(), "acme");
     /// ```
+    #[cfg(feature = "trace-context")]
     pub fn propagation(mut self, propagation: Propagation) -> Self {
         Arc::make_mut(&mut self.settings).propagation = propagation;
         self
@@ -262,9 +311,9 @@ impl<M: fmt::Debug> fmt::Debug for RequestContextLayer<M> {
             .field("request_id", &self.settings.request_id.name())
             .field("header", &self.settings.header)
             .field("max_request_id_len", &self.settings.max_request_id_len)
-            .field("propagation", &self.settings.propagation)
+            .field("incoming", &self.settings.incoming)
             .field("make_request_id", &self.make_request_id)
-            .finish()
+            .finish_non_exhaustive()
     }
 }
 
@@ -339,30 +388,59 @@ where
 
     fn call(&mut self, mut request: Request<ReqBody>) -> Self::Future {
         let settings = &*self.settings;
+        #[cfg(feature = "trace-context")]
+        let trace_headers::Incoming {
+            variables,
+            trace_context,
+        } = trace_headers::extract(request.headers(), &settings.propagation);
+        #[cfg(not(feature = "trace-context"))]
+        let variables = crate::Context::empty();
         let rules = IdRules {
             header: &settings.header,
             max_len: settings.max_request_id_len,
+            incoming: settings.incoming,
         };
-        let id = rules.choose(&mut request, &mut self.make_request_id);
-        let incoming = trace_headers::extract(request.headers(), &settings.propagation);
-        let context = incoming.variables.with_value(settings.request_id, id.text);
+        let id = rules.choose(
+            &mut request,
+            &mut self.make_request_id,
+            variables.get(settings.request_id),
+        );
+        let span = match settings.span {
+            true => tracing::info_span!(
+                "request",
+                method = %request.method(),
+                path = request.uri().path(),
+                request_id = id.text.as_str(),
+            ),
+            false => tracing::Span::none(),
+        };
+        let context = variables.with_value(settings.request_id, id.text);
         // Whatever the inner service does before returning its future already belongs to the
         // request: axum runs extractors there, other services may spawn.
         let inner = context.run(|| {
-            let _attached = incoming.trace_context.clone().attach();
+            #[cfg(feature = "trace-context")]
+            let _attached = trace_context.clone().attach();
+            let _entered = span.enter();
             self.inner.call(request)
         });
+        #[cfg(feature = "trace-context")]
+        let inner = inner.with_context(trace_context.clone());
         ResponseFuture {
-            inner: inner
-                .with_context(incoming.trace_context.clone())
-                .in_context(context),
-            trace_context: incoming.trace_context,
+            inner: inner.in_context(context),
+            #[cfg(feature = "trace-context")]
+            trace_context,
+            #[cfg(not(feature = "trace-context"))]
+            trace_context: TraceSlot,
+            span,
             echo: Some((settings.header.clone(), id.header_value)),
         }
     }
 }
 
+#[cfg(feature = "trace-context")]
 type RequestScoped<F> = WithContext<opentelemetry::context::WithContext<F>>;
+#[cfg(not(feature = "trace-context"))]
+type RequestScoped<F> = WithContext<F>;
 
 pin_project! {
     /// The response of a [`RequestContextService`]: the inner service's future, polled inside the
@@ -388,7 +466,8 @@ pin_project! {
         #[pin]
         inner: RequestScoped<F>,
         // For the body, which goes on being polled after the future is done.
-        trace_context: opentelemetry::Context,
+        trace_context: TraceSlot,
+        span: tracing::Span,
         echo: Option<(HeaderName, HeaderValue)>,
     }
 }
@@ -401,7 +480,10 @@ where
 
     fn poll(self: Pin<&mut Self>, cx: &mut TaskContext<'_>) -> Poll<Self::Output> {
         let mut this = self.project();
-        let response = ready!(this.inner.as_mut().poll(cx))?;
+        let response = {
+            let _entered = this.span.enter();
+            ready!(this.inner.as_mut().poll(cx))?
+        };
         // The context as the handler left it, so the body sees what the handler set.
         let context = this.inner.context().clone();
         let trace_context = std::mem::take(this.trace_context);

@@ -17,8 +17,8 @@ use tracing_subscriber::fmt::time::FormatTime;
 use tracing_subscriber::fmt::{FmtContext, FormatEvent, FormatFields};
 use tracing_subscriber::registry::LookupSpan;
 
-use super::log_fields::LogFields;
 use super::record::with_record;
+use crate::log_fields::LogFields;
 use crate::Context;
 
 /// A `tracing_subscriber::fmt` format that also writes the [`LogFields`] set where each line
@@ -150,7 +150,7 @@ impl<E> WithLogFields<E> {
         S: Subscriber + for<'a> LookupSpan<'a>,
         N: for<'a> FormatFields<'a> + 'static,
     {
-        let context = Context::current();
+        let context = Context::current_variables();
         let mut set = self.fields.set_in(&context).peekable();
         if set.peek().is_none() {
             return self.format.format_event(ctx, writer, event);
@@ -189,7 +189,7 @@ impl<E> WithLogFields<E> {
         S: Subscriber + for<'a> LookupSpan<'a>,
         N: for<'a> FormatFields<'a> + 'static,
     {
-        let context = Context::current();
+        let context = Context::current_variables();
         let mut set = self.fields.set_in(&context).peekable();
         if set.peek().is_none() {
             return self.format.format_event(ctx, writer, event);

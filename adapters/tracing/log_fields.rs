@@ -116,7 +116,7 @@ impl LogFields {
     /// assert_eq!(line, "user_id=42");
     /// ```
     pub fn for_each_current(&self, mut f: impl FnMut(&'static str, &dyn Display)) {
-        let context = Context::current();
+        let context = Context::current_variables();
         for (field, value) in self.set_in(&context) {
             f(field.name[0], value);
         }

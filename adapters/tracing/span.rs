@@ -1,31 +1,39 @@
 //! The span current where work was created, entered around each of its polls.
 
-use ::tracing::span::Entered;
 use ::tracing::Span;
 
-/// The `tracing` span current where a task, future or closure was created.
-#[derive(Clone, Debug)]
-pub(crate) struct CarriedSpan(Span);
+use crate::carried::Builtin;
+use crate::Carrier;
 
-/// Keeps a carried span entered on this thread until dropped.
-pub(crate) type EnteredSpan<'a> = Entered<'a>;
+/// Carries the current [`tracing::Span`](::tracing::Span): captured with every snapshot and
+/// entered around each poll (or closure) that runs in it, as `tracing::Instrument` does. It is
+/// compiled in with feature `tracing`; nothing needs to register it.
+#[derive(Clone, Copy, Debug, Default)]
+pub struct SpanCarrier;
 
-impl Default for CarriedSpan {
-    fn default() -> Self {
-        CarriedSpan(Span::none())
-    }
+impl Builtin for SpanCarrier {
+    const CARRIER: &'static Self = &SpanCarrier;
 }
 
-impl CarriedSpan {
+impl Carrier for SpanCarrier {
+    type Captured = Span;
+    type Saved = ();
+    const NAME: &'static str = "tracing span";
+
     #[inline]
-    pub(crate) fn capture() -> Self {
-        CarriedSpan(Span::current())
+    fn capture(&self) -> Span {
+        Span::current()
     }
 
     /// Entered for one poll (or one closure) at a time, as `tracing::Instrument` does: a span
     /// held entered across an `.await` would leak into whatever the thread runs next.
     #[inline]
-    pub(crate) fn enter(&self) -> EnteredSpan<'_> {
-        self.0.enter()
+    fn install(&self, span: &Span) {
+        span.with_subscriber(|(id, subscriber)| subscriber.enter(id));
+    }
+
+    #[inline]
+    fn restore(&self, span: &Span, (): ()) {
+        span.with_subscriber(|(id, subscriber)| subscriber.exit(id));
     }
 }

@@ -1,0 +1,344 @@
+//! [`Carrier`]: ambient state kept by another library (a span, a hub, a thread-local) that
+//! flows with the context as if it were one of its variables.
+
+use std::any::{Any, TypeId};
+use std::error::Error;
+use std::fmt;
+use std::panic::{self, AssertUnwindSafe};
+use std::sync::OnceLock;
+
+/// A piece of ambient state that ctxflow captures with every snapshot and puts back around
+/// every poll and every closure that runs in it: Kotlin's `ThreadContextElement`.
+///
+/// A library that keeps its own "current" value in a thread-local (a `tracing` span,
+/// OpenTelemetry's context, Sentry's hub, a locale) loses it whenever work moves to another
+/// task or thread. Registered once with [`register_carrier`], a carrier makes that value part
+/// of [`Context`](crate::Context): [`Context::current`](crate::Context::current) captures it,
+/// and wherever the context is installed (every spawn, [`Context::run`](crate::Context::run),
+/// [`Context::wrap`](crate::Context::wrap), `in_context`, the thread and pool helpers) the
+/// carrier installs the captured value first and restores the thread's own afterwards, panics
+/// included. Nothing is needed at the spawn sites.
+///
+/// ```
+/// use std::cell::RefCell;
+/// use ctxflow::{register_carrier, Carrier, Context};
+///
+/// thread_local! {
+///     static LOCALE: RefCell<&'static str> = const { RefCell::new("en") };
+/// }
+///
+/// struct Locale;
+///
+/// impl Carrier for Locale {
+///     type Captured = &'static str;
+///     type Saved = &'static str;
+///     const NAME: &'static str = "locale";
+///
+///     fn capture(&self) -> &'static str {
+///         LOCALE.with(|locale| *locale.borrow())
+///     }
+///     fn install(&self, captured: &&'static str) -> &'static str {
+///         LOCALE.with(|locale| locale.replace(captured))
+///     }
+///     fn restore(&self, _captured: &&'static str, saved: &'static str) {
+///         LOCALE.with(|locale| *locale.borrow_mut() = saved);
+///     }
+/// }
+///
+/// register_carrier(Locale).unwrap();
+///
+/// LOCALE.with(|locale| *locale.borrow_mut() = "fr");
+/// let job = Context::current().wrap(|| LOCALE.with(|locale| *locale.borrow()));
+/// assert_eq!(std::thread::spawn(job).join().unwrap(), "fr");
+/// ```
+///
+/// # What a carrier must not do
+///
+/// - Capture, install and restore run around every poll: keep them to a few loads and stores,
+///   and do not block, allocate without need, or log.
+/// - They must not read or set context variables, attach a [`Context`](crate::Context) or
+///   spawn: they run while the context itself is being installed or restored.
+/// - `restore` must put back exactly what `install` replaced: the thread's state before the
+///   install, not a default.
+/// - A panic in any of them is reported as the panic of the task or closure being run, naming
+///   the carrier; the other carriers and the variables are restored all the same.
+pub trait Carrier: Send + Sync + 'static {
+    /// The state a snapshot holds: captured once, installed at every poll.
+    type Captured: Send + Sync + 'static;
+    /// What [`install`](Self::install) replaced, handed back to [`restore`](Self::restore).
+    type Saved: 'static;
+    /// The carrier's name, shown in panics and in `Debug` output.
+    const NAME: &'static str;
+    /// Whether the state flows into spawned work, as a variable declared with
+    /// [`ContextVar::new`](crate::ContextVar::new) does. A carrier that does not flow is still
+    /// captured by [`Context::current`](crate::Context::current), like a
+    /// [non-flowing](crate::ContextVar::non_flowing) variable. Nothing flows inside
+    /// [`suppress_flow`](crate::suppress_flow).
+    const FLOWS: bool = true;
+
+    /// The state current on this thread now.
+    fn capture(&self) -> Self::Captured;
+
+    /// Makes `captured` current on this thread; returns what it replaced.
+    fn install(&self, captured: &Self::Captured) -> Self::Saved;
+
+    /// Puts back what [`install`](Self::install) replaced, on the same thread.
+    fn restore(&self, captured: &Self::Captured, saved: Self::Saved);
+}
+
+/// Why [`register_carrier`] refused a carrier.
+#[derive(Debug, Clone, PartialEq, Eq)]
+#[non_exhaustive]
+pub enum RegisterError {
+    /// A carrier of the same type is registered already: a second one would install the same
+    /// state twice around every poll.
+    AlreadyRegistered {
+        /// The carrier's name.
+        name: &'static str,
+    },
+}
+
+impl fmt::Display for RegisterError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            RegisterError::AlreadyRegistered { name } => {
+                write!(f, "the carrier `{name}` is registered already")
+            }
+        }
+    }
+}
+
+impl Error for RegisterError {}
+
+/// Registers `carrier` for the life of the process: every snapshot taken from now on captures
+/// it. Register at start-up, before the work that should carry it is spawned.
+///
+/// The integrations register their own: with feature `tracing`, the current span; with feature
+/// `opentelemetry`, OpenTelemetry's context.
+///
+/// ```
+/// use ctxflow::{register_carrier, Carrier, RegisterError};
+///
+/// struct Nothing;
+/// impl Carrier for Nothing {
+///     type Captured = ();
+///     type Saved = ();
+///     const NAME: &'static str = "nothing";
+///     fn capture(&self) {}
+///     fn install(&self, _: &()) {}
+///     fn restore(&self, _: &(), _: ()) {}
+/// }
+///
+/// register_carrier(Nothing).unwrap();
+/// assert_eq!(
+///     register_carrier(Nothing),
+///     Err(RegisterError::AlreadyRegistered { name: "nothing" })
+/// );
+/// ```
+pub fn register_carrier<C: Carrier>(carrier: C) -> Result<(), RegisterError> {
+    let node: &'static Node = Box::leak(Box::new(Node {
+        carrier: Box::leak(Box::new(carrier)),
+        next: OnceLock::new(),
+    }));
+    let mut slot = &REGISTERED;
+    loop {
+        match slot.get() {
+            Some(existing) => {
+                if Any::type_id(existing.carrier) == TypeId::of::<C>() {
+                    return Err(RegisterError::AlreadyRegistered { name: C::NAME });
+                }
+                slot = &existing.next;
+            }
+            // Lost a race with another registration: look again at what it appended.
+            None => match slot.set(node) {
+                Ok(()) => return Ok(()),
+                Err(_) => continue,
+            },
+        }
+    }
+}
+
+/// The registered carriers: a list that only grows, linked through `OnceLock`s so that reading
+/// it takes no lock, and checking that it is empty is one load.
+static REGISTERED: OnceLock<&'static Node> = OnceLock::new();
+
+struct Node {
+    carrier: &'static dyn Registered,
+    next: OnceLock<&'static Node>,
+}
+
+/// Whether any carrier can be captured: a constant with the integrations' carriers compiled
+/// in, one load otherwise.
+#[inline]
+pub(crate) fn any() -> bool {
+    cfg!(any(feature = "tracing", feature = "opentelemetry")) || REGISTERED.get().is_some()
+}
+
+/// The registered carriers, in the order of registration.
+pub(crate) fn registered() -> impl Iterator<Item = &'static dyn Registered> {
+    let mut next = REGISTERED.get();
+    std::iter::from_fn(move || {
+        let node = next?;
+        next = node.next.get();
+        Some(node.carrier)
+    })
+}
+
+/// A registered carrier, whatever its type.
+pub(crate) trait Registered: Any + Send + Sync {
+    fn flows(&self) -> bool;
+    fn capture(&'static self) -> Box<dyn Captured>;
+}
+
+/// One carrier's captured state, whatever its type.
+pub(crate) trait Captured: Send + Sync {
+    fn name(&self) -> &'static str;
+    /// Installs the state, runs `rest`, and restores the thread's own.
+    fn enter(&self, rest: &mut dyn FnMut());
+    /// Installs the state until [`restore`](Self::restore) is given what this returns.
+    fn install(&self) -> Option<Box<dyn Any>>;
+    fn restore(&self, saved: Option<Box<dyn Any>>);
+}
+
+impl<C: Carrier> Registered for C {
+    fn flows(&self) -> bool {
+        C::FLOWS
+    }
+
+    fn capture(&'static self) -> Box<dyn Captured> {
+        Box::new(Typed {
+            carrier: self,
+            captured: capture(self),
+        })
+    }
+}
+
+struct Typed<C: Carrier> {
+    carrier: &'static C,
+    captured: Capture<C>,
+}
+
+impl<C: Carrier> Captured for Typed<C> {
+    fn name(&self) -> &'static str {
+        C::NAME
+    }
+
+    fn enter(&self, rest: &mut dyn FnMut()) {
+        let _entered = enter(self.carrier, &self.captured);
+        rest();
+    }
+
+    fn install(&self) -> Option<Box<dyn Any>> {
+        install(self.carrier, &self.captured).map(|saved| Box::new(saved) as Box<dyn Any>)
+    }
+
+    fn restore(&self, saved: Option<Box<dyn Any>>) {
+        let saved = saved.map(|saved| {
+            *saved
+                .downcast::<C::Saved>()
+                .expect("a carrier's saved state is of its own type")
+        });
+        restore(self.carrier, &self.captured, saved);
+    }
+}
+
+/// What capturing a carrier gave: its state, or the message of the panic that stopped it,
+/// raised again where the state would have been installed.
+pub(crate) type Capture<C> = Result<<C as Carrier>::Captured, CaptureFailed>;
+
+#[derive(Clone, Debug)]
+pub(crate) struct CaptureFailed(String);
+
+/// Captures `carrier`'s state; a panic is kept, to be the panic of the work that runs in it.
+#[inline]
+pub(crate) fn capture<C: Carrier>(carrier: &C) -> Capture<C> {
+    panic::catch_unwind(AssertUnwindSafe(|| carrier.capture()))
+        .map_err(|payload| CaptureFailed(message(&*payload)))
+}
+
+/// Keeps a carrier's state installed on this thread; restores the thread's own when dropped.
+pub(crate) struct Entered<'a, C: Carrier> {
+    carrier: &'a C,
+    captured: &'a Capture<C>,
+    saved: Option<C::Saved>,
+}
+
+/// Installs `captured` until the guard drops.
+///
+/// # Panics
+/// See [`install`].
+#[inline]
+pub(crate) fn enter<'a, C: Carrier>(carrier: &'a C, captured: &'a Capture<C>) -> Entered<'a, C> {
+    Entered {
+        carrier,
+        captured,
+        saved: install(carrier, captured),
+    }
+}
+
+impl<C: Carrier> Drop for Entered<'_, C> {
+    #[inline]
+    fn drop(&mut self) {
+        restore(self.carrier, self.captured, self.saved.take());
+    }
+}
+
+/// Installs `captured`; returns what it replaced, for [`restore`].
+///
+/// # Panics
+/// When the capture or the install panicked, with the carrier's name; nothing is installed.
+/// Not while the thread is already panicking: then the state is left out, and `None` says so.
+#[inline]
+pub(crate) fn install<C: Carrier>(carrier: &C, captured: &Capture<C>) -> Option<C::Saved> {
+    let failure = match captured {
+        Ok(captured) => match panic::catch_unwind(AssertUnwindSafe(|| carrier.install(captured))) {
+            Ok(saved) => return Some(saved),
+            Err(payload) => ("installing", message(&*payload)),
+        },
+        Err(CaptureFailed(message)) => ("capturing", message.clone()),
+    };
+    // A future dropped while its task unwinds is dropped inside its context: a second panic
+    // there would abort the process, so the state is left out, and the first panic goes on.
+    if std::thread::panicking() {
+        return None;
+    }
+    failed::<C>(failure.0, &failure.1)
+}
+
+/// Puts back what [`install`] replaced.
+///
+/// # Panics
+/// When the restore panicked, with the carrier's name; not while the thread is already
+/// panicking, when a second panic would abort (the hook has printed this one already).
+#[inline]
+pub(crate) fn restore<C: Carrier>(carrier: &C, captured: &Capture<C>, saved: Option<C::Saved>) {
+    let (Ok(captured), Some(saved)) = (captured, saved) else {
+        return;
+    };
+    let restored = panic::catch_unwind(AssertUnwindSafe(|| carrier.restore(captured, saved)));
+    if let Err(payload) = restored {
+        if !std::thread::panicking() {
+            failed::<C>("restoring", &message(&*payload));
+        }
+    }
+}
+
+#[cold]
+#[inline(never)]
+#[track_caller]
+fn failed<C: Carrier>(doing: &str, message: &str) -> ! {
+    panic!(
+        "ctxflow: carrier `{}` panicked while {doing}: {message}",
+        C::NAME
+    )
+}
+
+fn message(payload: &(dyn Any + Send)) -> String {
+    if let Some(message) = payload.downcast_ref::<&str>() {
+        (*message).to_owned()
+    } else if let Some(message) = payload.downcast_ref::<String>() {
+        message.clone()
+    } else {
+        "(a panic payload that is not a string)".to_owned()
+    }
+}
