@@ -392,16 +392,10 @@ fn workload(variant: &str) {
                 }
             }
             "ctxflow" => {
-                let handles: Vec<_> = (0..WORKLOAD_TASKS).map(|_| spawner.spawn(work())).collect();
-                for handle in handles {
-                    handle.await.unwrap();
-                }
+                spawn_and_join(&spawner, work).await;
             }
             "any-spawner" => {
-                let handles: Vec<_> = (0..WORKLOAD_TASKS).map(|_| any.spawn(work())).collect();
-                for handle in handles {
-                    handle.await.unwrap();
-                }
+                spawn_and_join(&any, work).await;
             }
             "task-group" => {
                 let mut group = ctxflow::TaskGroup::new(spawner.clone());
@@ -416,6 +410,19 @@ fn workload(variant: &str) {
         }
     };
     runtime.block_on(driver.in_context(context_with(1)));
+}
+
+/// Spawns the workload's tasks through `spawner`, then awaits every one.
+async fn spawn_and_join<S, W, F>(spawner: &S, work: W)
+where
+    S: Spawner,
+    W: Fn() -> F,
+    F: Future<Output = ()> + Send + 'static,
+{
+    let handles: Vec<_> = (0..WORKLOAD_TASKS).map(|_| spawner.spawn(work())).collect();
+    for handle in handles {
+        handle.await.unwrap();
+    }
 }
 
 /// The same work on a smol executor that the calling thread runs.
@@ -441,16 +448,10 @@ fn smol_workload(variant: &str) {
                 }
             }
             "ctxflow" => {
-                let handles: Vec<_> = (0..WORKLOAD_TASKS).map(|_| spawner.spawn(work())).collect();
-                for handle in handles {
-                    handle.await.unwrap();
-                }
+                spawn_and_join(&spawner, work).await;
             }
             "any-spawner" => {
-                let handles: Vec<_> = (0..WORKLOAD_TASKS).map(|_| any.spawn(work())).collect();
-                for handle in handles {
-                    handle.await.unwrap();
-                }
+                spawn_and_join(&any, work).await;
             }
             _ => panic!("unknown workload smol-{variant}"),
         }
