@@ -11,7 +11,7 @@ use axum::routing::get;
 use axum::Router;
 use ctxflow::testing::each_runtime;
 use ctxflow::tower::RequestContextLayer;
-use ctxflow::{yield_now, Context, ContextVar, Spawner};
+use ctxflow::{suppress_flow, yield_now, Context, ContextVar, Spawner};
 use sentry_core::protocol::Event;
 use sentry_core::test::{with_captured_events, TestTransport};
 use sentry_core::{Breadcrumb, ClientOptions, Hub, Level, Scope};
@@ -120,6 +120,19 @@ each_runtime! {
                 Report::new("b", &[("request", "b"), ("task", "b")], &["b: task", "b: blocking"]),
             ]
         );
+    }
+}
+
+each_runtime! {
+    fn work_spawned_inside_suppress_flow_does_not_get_the_spawners_hub(spawner) {
+        ctxflow::sentry::carry_hub();
+        let request_hub = Arc::new(Hub::new_from_top(Hub::current()));
+        let (suppressed, flowing) = Hub::run(request_hub.clone(), || {
+            let suppressed = suppress_flow(|| spawner.spawn(async { Hub::current() }));
+            (suppressed, spawner.spawn(async { Hub::current() }))
+        });
+        assert!(!Arc::ptr_eq(&suppressed.await.unwrap(), &request_hub));
+        assert!(Arc::ptr_eq(&flowing.await.unwrap(), &request_hub));
     }
 }
 
