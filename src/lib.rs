@@ -136,6 +136,9 @@ pub mod opentelemetry;
 #[cfg(feature = "rayon")]
 #[path = "../adapters/rayon.rs"]
 pub mod rayon;
+#[cfg(feature = "sentry")]
+#[path = "../adapters/sentry.rs"]
+pub mod sentry;
 #[cfg(feature = "smol")]
 #[path = "../adapters/smol.rs"]
 pub mod smol;
