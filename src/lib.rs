@@ -59,7 +59,6 @@ mod any_spawner;
 mod async_task_join;
 #[path = "../adapters/builtin.rs"]
 mod builtin;
-#[path = "../adapters/carried.rs"]
 mod carried;
 mod carrier;
 mod context;
@@ -86,12 +85,20 @@ mod var;
 mod yield_now;
 
 pub mod pool;
+pub mod rt_scope;
 pub mod thread;
 #[cfg(any(feature = "tokio", feature = "smol", feature = "async-std"))]
 pub mod time;
 
 pub use any_spawner::AnySpawner;
 pub use carrier::{register_carrier, Carrier, RegisterError};
+
+/// What ctxflow's macros expand to; not part of the API.
+#[doc(hidden)]
+pub mod __private {
+    pub use crate::carrier::StaticCarrier;
+    pub use inventory;
+}
 pub use context::Context;
 pub use flow::{is_flow_suppressed, suppress_flow};
 pub use future::{preserve_context, InContext, WithContext};
