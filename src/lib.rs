@@ -84,6 +84,7 @@ mod timer;
 mod var;
 mod yield_now;
 
+pub mod fields;
 pub mod pool;
 pub mod rt_scope;
 pub mod thread;
@@ -119,9 +120,6 @@ pub mod async_std;
 #[cfg(any(feature = "tokio", feature = "smol", feature = "async-std"))]
 #[path = "../adapters/default.rs"]
 mod default_spawner;
-#[cfg(any(feature = "tracing", feature = "log"))]
-#[path = "../adapters/tracing/escape.rs"]
-mod escape;
 #[cfg(feature = "grpc")]
 #[path = "../adapters/grpc.rs"]
 pub mod grpc;
@@ -131,9 +129,6 @@ mod hyper;
 #[cfg(feature = "log")]
 #[path = "../adapters/log.rs"]
 pub mod log;
-#[cfg(any(feature = "tracing", feature = "log"))]
-#[path = "../adapters/tracing/log_fields.rs"]
-mod log_fields;
 #[cfg(feature = "nats")]
 #[path = "../adapters/nats.rs"]
 pub mod nats;

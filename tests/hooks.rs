@@ -11,12 +11,13 @@
 
 mod common;
 
+use std::cell::Cell;
 use std::convert::Infallible;
 use std::sync::atomic::{AtomicUsize, Ordering};
-use std::sync::Arc;
+use std::sync::{Arc, Once};
 
 use ctxflow::tokio::ContextHooks;
-use ctxflow::{Context, ContextVar, InContext};
+use ctxflow::{register_carrier, Carrier, Context, ContextVar, InContext};
 use tokio::runtime::{Builder, Runtime};
 use tokio::sync::{oneshot, Barrier};
 
@@ -511,4 +512,54 @@ fn contexts_of_tasks_spawned_after_shutdown_go_with_the_runtime() {
     HELD.reset(token).unwrap();
     drop(handle);
     assert_eq!(alive.load(Ordering::SeqCst), 0);
+}
+
+thread_local! {
+    static TENANT: Cell<Option<&'static str>> = const { Cell::new(None) };
+}
+
+/// A carrier of a plain thread-local, registered once for this test binary.
+struct Tenant;
+
+impl Carrier for Tenant {
+    type Captured = Option<&'static str>;
+    type Saved = Option<&'static str>;
+    const NAME: &'static str = "tenant";
+
+    fn capture(&self) -> Self::Captured {
+        TENANT.get()
+    }
+    fn install(&self, captured: &Self::Captured) -> Self::Saved {
+        TENANT.replace(*captured)
+    }
+    fn restore(&self, _: &Self::Captured, saved: Self::Saved) {
+        TENANT.set(saved);
+    }
+}
+
+fn register_tenant() {
+    static REGISTERED: Once = Once::new();
+    REGISTERED.call_once(|| register_carrier(Tenant).unwrap());
+}
+
+#[test]
+fn a_raw_task_sees_its_spawners_carried_state_at_every_poll_and_leaves_the_thread_as_it_was() {
+    register_tenant();
+    for (flavor, runtime) in hooked_runtimes() {
+        TENANT.set(Some("acme"));
+        let task = runtime.spawn(async {
+            let first = TENANT.get();
+            yield_now().await;
+            (first, TENANT.get())
+        });
+        // The current-thread runtime polls on this thread: it must not find the state here.
+        TENANT.set(None);
+        let seen = runtime.block_on(task).unwrap();
+        assert_eq!(seen, (Some("acme"), Some("acme")), "{flavor}");
+        assert_eq!(
+            TENANT.get(),
+            None,
+            "{flavor}: the thread's own state is back"
+        );
+    }
 }
