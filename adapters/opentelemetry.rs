@@ -62,6 +62,7 @@ crate::static_carrier!(ContextCarrier);
 impl Carrier for ContextCarrier {
     type Captured = Context;
     type Saved = ContextGuard;
+    const CATCH_PANICS: bool = false;
     const NAME: &'static str = "OpenTelemetry context";
 
     #[inline]

@@ -16,6 +16,7 @@ crate::static_carrier!(SpanCarrier);
 impl Carrier for SpanCarrier {
     type Captured = Span;
     type Saved = ();
+    const CATCH_PANICS: bool = false;
     const NAME: &'static str = "tracing span";
 
     #[inline]
