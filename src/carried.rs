@@ -66,6 +66,7 @@ fn capture_each(
     carrier.capture(below)
 }
 
+#[inline]
 fn enter_all<R>(top: &dyn Captured, f: impl FnOnce() -> R) -> R {
     let mut f = Some(f);
     let mut output = None;

@@ -331,12 +331,24 @@ impl<C: Carrier> Captured for Typed<C> {
         self.below.as_deref()
     }
 
+    #[inline]
     fn enter(&self, work: &mut dyn FnMut()) {
-        let _entered = enter(self.carrier, &self.captured);
-        match &self.below {
+        let below = |work: &mut dyn FnMut()| match &self.below {
             Some(below) => below.enter(work),
             None => work(),
+        };
+        // A carrier that catches nothing is called directly: `install` keeps the failure
+        // paths, and is not inlined.
+        if let (false, Ok(captured)) = (C::CATCH_PANICS, &self.captured) {
+            let _restore = Unchecked {
+                carrier: self.carrier,
+                captured,
+                saved: Some(self.carrier.install(captured)),
+            };
+            return below(work);
         }
+        let _entered = enter(self.carrier, &self.captured);
+        below(work)
     }
 
     fn install(&self) -> Option<Box<dyn Any>> {
@@ -350,6 +362,22 @@ impl<C: Carrier> Captured for Typed<C> {
                 .expect("a carrier's saved state is of its own type")
         });
         restore(self.carrier, &self.captured, saved);
+    }
+}
+
+/// Restores a carrier that catches no panics, when dropped.
+struct Unchecked<'a, C: Carrier> {
+    carrier: &'a C,
+    captured: &'a C::Captured,
+    saved: Option<C::Saved>,
+}
+
+impl<C: Carrier> Drop for Unchecked<'_, C> {
+    #[inline]
+    fn drop(&mut self) {
+        if let Some(saved) = self.saved.take() {
+            self.carrier.restore(self.captured, saved);
+        }
     }
 }
 
