@@ -563,3 +563,44 @@ fn a_raw_task_sees_its_spawners_carried_state_at_every_poll_and_leaves_the_threa
         );
     }
 }
+
+thread_local! {
+    static FAULTY: Cell<bool> = const { Cell::new(false) };
+}
+
+/// A carrier whose install panics when it carries `true`.
+struct PanicsOnInstall;
+
+impl Carrier for PanicsOnInstall {
+    type Captured = bool;
+    type Saved = bool;
+    const NAME: &'static str = "panics on install";
+
+    fn capture(&self) -> bool {
+        FAULTY.get()
+    }
+    fn install(&self, faulty: &bool) -> bool {
+        assert!(!*faulty, "refused");
+        FAULTY.replace(*faulty)
+    }
+    fn restore(&self, _: &bool, saved: bool) {
+        FAULTY.set(saved);
+    }
+}
+
+#[test]
+fn a_carrier_that_panics_in_a_poll_hook_is_left_out_and_the_task_runs_in_its_variables() {
+    static REGISTERED: Once = Once::new();
+    REGISTERED.call_once(|| register_carrier(PanicsOnInstall).unwrap());
+    for (flavor, runtime) in hooked_runtimes() {
+        FAULTY.set(true);
+        let token = REQUEST_ID.set(5);
+        let task = runtime.spawn(async { (REQUEST_ID.get(), FAULTY.get()) });
+        REQUEST_ID.reset(token).unwrap();
+        FAULTY.set(false);
+        let seen = runtime.block_on(task).unwrap();
+        assert_eq!(seen, (Some(5), false), "{flavor}");
+        let next = runtime.block_on(runtime.spawn(async { REQUEST_ID.get() }));
+        assert_eq!(next.unwrap(), None, "{flavor}: the runtime goes on");
+    }
+}
