@@ -30,8 +30,8 @@
 use ::log::kv::{self, Key, Source, Value, VisitSource};
 use ::log::{Log, Metadata, Record};
 
-use crate::escape::Escaped;
-pub use crate::log_fields::LogFields;
+use crate::fields::Escaped;
+pub use crate::fields::LogFields;
 
 /// A [`log::Log`] that adds context variables to every record's key-values, then
 /// hands the record to the logger it wraps.

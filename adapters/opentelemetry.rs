@@ -43,25 +43,26 @@
 //! # }
 //! ```
 
+use ::opentelemetry::baggage::BaggageExt;
+use ::opentelemetry::trace::TraceContextExt;
 use ::opentelemetry::{Context, ContextGuard};
 
-use crate::carried::Builtin;
 use crate::Carrier;
 
 /// Carries OpenTelemetry's current [`Context`]: captured with every
 /// snapshot and attached around each poll (or closure) that runs in it, as its own
-/// `FutureExt::with_context` does. It is compiled in with feature `opentelemetry`; nothing
-/// needs to register it.
+/// `FutureExt::with_context` does. It is registered with
+/// [`static_carrier!`](crate::static_carrier) with feature `opentelemetry`: nothing needs to
+/// register it.
 #[derive(Clone, Copy, Debug, Default)]
 pub struct ContextCarrier;
 
-impl Builtin for ContextCarrier {
-    const CARRIER: &'static Self = &ContextCarrier;
-}
+crate::static_carrier!(ContextCarrier);
 
 impl Carrier for ContextCarrier {
     type Captured = Context;
     type Saved = ContextGuard;
+    const CATCH_PANICS: bool = false;
     const NAME: &'static str = "OpenTelemetry context";
 
     #[inline]
@@ -69,8 +70,7 @@ impl Carrier for ContextCarrier {
         Context::current()
     }
 
-    /// Attaches a captured context, also an empty one: work created where no trace was
-    /// active must not join whatever trace the polling thread has.
+    /// Attaches a captured context for one poll or one closure.
     #[inline]
     fn install(&self, captured: &Context) -> ContextGuard {
         captured.clone().attach()
@@ -79,5 +79,17 @@ impl Carrier for ContextCarrier {
     #[inline]
     fn restore(&self, _captured: &Context, attached: ContextGuard) {
         drop(attached);
+    }
+
+    /// A context with no active span, no baggage and telemetry not suppressed carries nothing
+    /// that OpenTelemetry itself reads, so a snapshot leaves it out (and allocates nothing for
+    /// it): work created there sees the polling thread's context, as work given
+    /// [`Context::empty`](crate::Context::empty) does. Values of one's own put in such a
+    /// context with `Context::with_value` do not flow; attach them beside a span.
+    #[inline]
+    fn is_empty(&self, captured: &Context) -> bool {
+        !captured.has_active_span()
+            && captured.baggage().is_empty()
+            && !captured.is_telemetry_suppressed()
     }
 }

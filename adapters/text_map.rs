@@ -50,10 +50,10 @@
 //! rather than a forged one.
 
 #[path = "text_map/request_id.rs"]
-pub(crate) mod request_id;
+pub mod request_id;
 #[cfg(feature = "trace-context")]
 #[path = "text_map/w3c.rs"]
-pub(crate) mod w3c;
+pub mod w3c;
 
 use std::borrow::Cow;
 use std::collections::{BTreeMap, HashMap};
@@ -322,25 +322,30 @@ impl<F> fmt::Debug for Scoped<F> {
     }
 }
 
-/// The OpenTelemetry context work runs with: nothing without feature `trace-context`.
+/// The OpenTelemetry context that work extracted from a text map runs with, for integrations
+/// built on this module (`ctxflow::tower`): OpenTelemetry's `Context` with feature
+/// `trace-context`, nothing without it. Attach it around each poll with [`attach`].
 #[cfg(feature = "trace-context")]
-pub(crate) type TraceSlot = opentelemetry::Context;
-/// The OpenTelemetry context work runs with: nothing without feature `trace-context`.
+pub type TraceSlot = opentelemetry::Context;
+/// The OpenTelemetry context that work extracted from a text map runs with, for integrations
+/// built on this module (`ctxflow::tower`): OpenTelemetry's `Context` with feature
+/// `trace-context`, nothing without it. Attach it around each poll with [`attach`].
 #[cfg(not(feature = "trace-context"))]
 #[derive(Clone, Debug, Default)]
-pub(crate) struct TraceSlot;
+pub struct TraceSlot;
 
 /// Attaches `slot` to this thread until the guard is dropped.
 #[cfg(feature = "trace-context")]
 #[inline]
-pub(crate) fn attach(slot: &TraceSlot) -> opentelemetry::ContextGuard {
+pub fn attach(slot: &TraceSlot) -> opentelemetry::ContextGuard {
     slot.clone().attach()
 }
 
-/// Attaches `slot` to this thread until the guard is dropped.
+/// Attaches `slot` to this thread until the guard is dropped: nothing to attach without
+/// feature `trace-context`.
 #[cfg(not(feature = "trace-context"))]
 #[inline]
-pub(crate) fn attach(_slot: &TraceSlot) -> TraceSlot {
+pub fn attach(_slot: &TraceSlot) -> TraceSlot {
     TraceSlot
 }
 

@@ -65,6 +65,6 @@ mod record;
 #[path = "tracing/span.rs"]
 mod span;
 
-pub use crate::log_fields::LogFields;
+pub use crate::fields::LogFields;
 pub use format::WithLogFields;
 pub use span::SpanCarrier;

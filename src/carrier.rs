@@ -5,7 +5,7 @@ use std::any::{Any, TypeId};
 use std::error::Error;
 use std::fmt;
 use std::panic::{self, AssertUnwindSafe};
-use std::sync::OnceLock;
+use std::sync::{Arc, OnceLock};
 
 /// A piece of ambient state that ctxflow captures with every snapshot and puts back around
 /// every poll and every closure that runs in it: Kotlin's `ThreadContextElement`.
@@ -75,6 +75,14 @@ pub trait Carrier: Send + Sync + 'static {
     /// [non-flowing](crate::ContextVar::non_flowing) variable. Nothing flows inside
     /// [`suppress_flow`](crate::suppress_flow).
     const FLOWS: bool = true;
+    /// Whether `install` and `restore` are called inside `catch_unwind`, so that a panic in
+    /// them is reported with the carrier's name (see below). `false` spares that around every
+    /// poll, a few nanoseconds: for a carrier that only calls code which does not panic, or
+    /// whose panics may surface as they are. Its panics still unwind through the other
+    /// carriers and the variables, which are restored all the same. The `tracing` and
+    /// `opentelemetry` carriers set it to `false`, as `tracing::Instrument` and
+    /// OpenTelemetry's `with_context` catch nothing either.
+    const CATCH_PANICS: bool = true;
 
     /// The state current on this thread now.
     fn capture(&self) -> Self::Captured;
@@ -84,6 +92,16 @@ pub trait Carrier: Send + Sync + 'static {
 
     /// Puts back what [`install`](Self::install) replaced, on the same thread.
     fn restore(&self, captured: &Self::Captured, saved: Self::Saved);
+
+    /// Whether `captured` is no state at all: installing it would change nothing on any
+    /// thread, as entering `tracing`'s disabled span does. A snapshot leaves such state out,
+    /// so taking one where no carrier has state allocates nothing. The default is `false`:
+    /// the state is installed wherever the snapshot runs, also when it is a default value
+    /// that hides the polling thread's own.
+    fn is_empty(&self, captured: &Self::Captured) -> bool {
+        let _ = captured;
+        false
+    }
 }
 
 /// Why [`register_carrier`] refused a carrier.
@@ -111,10 +129,9 @@ impl fmt::Display for RegisterError {
 impl Error for RegisterError {}
 
 /// Registers `carrier` for the life of the process: every snapshot taken from now on captures
-/// it. Register at start-up, before the work that should carry it is spawned.
-///
-/// The integrations register their own: with feature `tracing`, the current span; with feature
-/// `opentelemetry`, OpenTelemetry's context.
+/// it. Register at start-up, before the work that should carry it is spawned; a library that
+/// wants its carrier registered with no call at all uses [`static_carrier!`](crate::static_carrier)
+/// instead, as the integrations do.
 ///
 /// ```
 /// use ctxflow::{register_carrier, Carrier, RegisterError};
@@ -140,6 +157,9 @@ pub fn register_carrier<C: Carrier>(carrier: C) -> Result<(), RegisterError> {
         carrier: Box::leak(Box::new(carrier)),
         next: OnceLock::new(),
     }));
+    if statically_registered().any(|existing| Any::type_id(existing) == TypeId::of::<C>()) {
+        return Err(RegisterError::AlreadyRegistered { name: C::NAME });
+    }
     let mut slot = &REGISTERED;
     loop {
         match slot.get() {
@@ -167,35 +187,113 @@ struct Node {
     next: OnceLock<&'static Node>,
 }
 
-/// Whether any carrier can be captured: a constant with the integrations' carriers compiled
-/// in, one load otherwise.
-#[inline]
-pub(crate) fn any() -> bool {
-    cfg!(any(feature = "tracing", feature = "opentelemetry")) || REGISTERED.get().is_some()
+/// Registers a [`Carrier`] for the life of the process before `main` starts, with no call at
+/// start-up: what a library does so that its state flows as soon as it is linked in. The
+/// `tracing` and `opentelemetry` integrations register theirs this way.
+///
+/// It takes a constant expression of a carrier type (a unit struct, typically) and is written
+/// at module level. Each carrier type is registered once, statically or with
+/// [`register_carrier`], which refuses a type registered here. The order in which carriers are
+/// installed is unspecified; each is restored in the reverse order of its install.
+///
+/// ```
+/// use std::cell::Cell;
+/// use ctxflow::{Carrier, Context};
+///
+/// thread_local! {
+///     static REGION: Cell<&'static str> = const { Cell::new("eu") };
+/// }
+///
+/// struct Region;
+///
+/// impl Carrier for Region {
+///     type Captured = &'static str;
+///     type Saved = &'static str;
+///     const NAME: &'static str = "region";
+///     fn capture(&self) -> &'static str {
+///         REGION.with(Cell::get)
+///     }
+///     fn install(&self, region: &&'static str) -> &'static str {
+///         REGION.with(|current| current.replace(region))
+///     }
+///     fn restore(&self, _: &&'static str, previous: &'static str) {
+///         REGION.with(|current| current.set(previous));
+///     }
+/// }
+///
+/// ctxflow::static_carrier!(Region);
+///
+/// REGION.with(|current| current.set("us"));
+/// let job = Context::current().wrap(|| REGION.with(Cell::get));
+/// assert_eq!(std::thread::spawn(job).join().unwrap(), "us");
+/// ```
+#[macro_export]
+macro_rules! static_carrier {
+    ($carrier:expr $(,)?) => {
+        $crate::__private::inventory::submit! {
+            $crate::__private::StaticCarrier::new(&$carrier)
+        }
+    };
 }
 
-/// The registered carriers, in the order of registration.
+/// A carrier registered by [`static_carrier!`](crate::static_carrier); not meant to be named.
+#[doc(hidden)]
+pub struct StaticCarrier(&'static dyn Registered);
+
+impl StaticCarrier {
+    #[doc(hidden)]
+    pub const fn new<C: Carrier>(carrier: &'static C) -> Self {
+        StaticCarrier(carrier)
+    }
+}
+
+inventory::collect!(StaticCarrier);
+
+fn statically_registered() -> impl Iterator<Item = &'static dyn Registered> {
+    inventory::iter::<StaticCarrier>
+        .into_iter()
+        .map(|registered| registered.0)
+}
+
+/// Whether any carrier can be captured: two loads.
+#[inline]
+pub(crate) fn any() -> bool {
+    inventory::iter::<StaticCarrier>
+        .into_iter()
+        .next()
+        .is_some()
+        || REGISTERED.get().is_some()
+}
+
+/// The registered carriers: the static ones, then the others in the order of registration.
 pub(crate) fn registered() -> impl Iterator<Item = &'static dyn Registered> {
     let mut next = REGISTERED.get();
-    std::iter::from_fn(move || {
+    let dynamic = std::iter::from_fn(move || {
         let node = next?;
         next = node.next.get();
         Some(node.carrier)
-    })
+    });
+    statically_registered().chain(dynamic)
 }
 
 /// A registered carrier, whatever its type.
 pub(crate) trait Registered: Any + Send + Sync {
     fn flows(&self) -> bool;
-    fn capture(&'static self) -> Box<dyn Captured>;
+    /// Captures the carrier's state above `below`, the state captured from the carriers
+    /// installed after it; when it has none, `below` is all there is and nothing is allocated.
+    fn capture(&'static self, below: Option<Arc<dyn Captured>>) -> Option<Arc<dyn Captured>>;
 }
 
-/// One carrier's captured state, whatever its type.
+/// One carrier's captured state, whatever its type, and the state of the carriers installed
+/// after it: a list shared by every snapshot that holds it.
 pub(crate) trait Captured: Send + Sync {
     fn name(&self) -> &'static str;
-    /// Installs the state, runs `rest`, and restores the thread's own.
-    fn enter(&self, rest: &mut dyn FnMut());
-    /// Installs the state until [`restore`](Self::restore) is given what this returns.
+    /// The state of the carrier installed next.
+    fn below(&self) -> Option<&dyn Captured>;
+    /// Installs the state, and every state below it, runs `work`, and restores the thread's
+    /// own, panics included.
+    fn enter(&self, work: &mut dyn FnMut());
+    /// Installs this state alone until [`restore`](Self::restore) is given what this returns.
     fn install(&self) -> Option<Box<dyn Any>>;
     fn restore(&self, saved: Option<Box<dyn Any>>);
 }
@@ -205,17 +303,23 @@ impl<C: Carrier> Registered for C {
         C::FLOWS
     }
 
-    fn capture(&'static self) -> Box<dyn Captured> {
-        Box::new(Typed {
+    fn capture(&'static self, below: Option<Arc<dyn Captured>>) -> Option<Arc<dyn Captured>> {
+        let captured = capture(self);
+        if matches!(&captured, Ok(state) if self.is_empty(state)) {
+            return below;
+        }
+        Some(Arc::new(Typed {
             carrier: self,
-            captured: capture(self),
-        })
+            captured,
+            below,
+        }))
     }
 }
 
 struct Typed<C: Carrier> {
     carrier: &'static C,
     captured: Capture<C>,
+    below: Option<Arc<dyn Captured>>,
 }
 
 impl<C: Carrier> Captured for Typed<C> {
@@ -223,9 +327,28 @@ impl<C: Carrier> Captured for Typed<C> {
         C::NAME
     }
 
-    fn enter(&self, rest: &mut dyn FnMut()) {
+    fn below(&self) -> Option<&dyn Captured> {
+        self.below.as_deref()
+    }
+
+    #[inline]
+    fn enter(&self, work: &mut dyn FnMut()) {
+        let below = |work: &mut dyn FnMut()| match &self.below {
+            Some(below) => below.enter(work),
+            None => work(),
+        };
+        // A carrier that catches nothing is called directly: `install` keeps the failure
+        // paths, and is not inlined.
+        if let (false, Ok(captured)) = (C::CATCH_PANICS, &self.captured) {
+            let _restore = Unchecked {
+                carrier: self.carrier,
+                captured,
+                saved: Some(self.carrier.install(captured)),
+            };
+            return below(work);
+        }
         let _entered = enter(self.carrier, &self.captured);
-        rest();
+        below(work)
     }
 
     fn install(&self) -> Option<Box<dyn Any>> {
@@ -239,6 +362,22 @@ impl<C: Carrier> Captured for Typed<C> {
                 .expect("a carrier's saved state is of its own type")
         });
         restore(self.carrier, &self.captured, saved);
+    }
+}
+
+/// Restores a carrier that catches no panics, when dropped.
+struct Unchecked<'a, C: Carrier> {
+    carrier: &'a C,
+    captured: &'a C::Captured,
+    saved: Option<C::Saved>,
+}
+
+impl<C: Carrier> Drop for Unchecked<'_, C> {
+    #[inline]
+    fn drop(&mut self) {
+        if let Some(saved) = self.saved.take() {
+            self.carrier.restore(self.captured, saved);
+        }
     }
 }
 
@@ -290,6 +429,9 @@ impl<C: Carrier> Drop for Entered<'_, C> {
 /// Not while the thread is already panicking: then the state is left out, and `None` says so.
 #[inline]
 pub(crate) fn install<C: Carrier>(carrier: &C, captured: &Capture<C>) -> Option<C::Saved> {
+    if let (false, Ok(captured)) = (C::CATCH_PANICS, captured) {
+        return Some(carrier.install(captured));
+    }
     let failure = match captured {
         Ok(captured) => match panic::catch_unwind(AssertUnwindSafe(|| carrier.install(captured))) {
             Ok(saved) => return Some(saved),
@@ -315,6 +457,9 @@ pub(crate) fn restore<C: Carrier>(carrier: &C, captured: &Capture<C>, saved: Opt
     let (Ok(captured), Some(saved)) = (captured, saved) else {
         return;
     };
+    if !C::CATCH_PANICS {
+        return carrier.restore(captured, saved);
+    }
     let restored = panic::catch_unwind(AssertUnwindSafe(|| carrier.restore(captured, saved)));
     if let Err(payload) = restored {
         if !std::thread::panicking() {

@@ -95,6 +95,10 @@ impl Context {
     /// table is shared, not copied: the new snapshot is one allocation whatever its size, and
     /// is the same snapshot of variables for [`ptr_eq`](Self::ptr_eq).
     fn carrying(self, carried: Carried) -> Self {
+        // Nothing to carry, and nothing stale carried: the variables' snapshot as it is.
+        if carried.is_empty() && self.carried().is_none_or(Carried::is_empty) {
+            return self;
+        }
         let table = match self.variables() {
             None if carried.is_empty() => return Context::empty(),
             None => Table::Small(Small::default()),

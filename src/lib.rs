@@ -59,7 +59,6 @@ mod any_spawner;
 mod async_task_join;
 #[path = "../adapters/builtin.rs"]
 mod builtin;
-#[path = "../adapters/carried.rs"]
 mod carried;
 mod carrier;
 mod context;
@@ -85,13 +84,22 @@ mod timer;
 mod var;
 mod yield_now;
 
+pub mod fields;
 pub mod pool;
+pub mod rt_scope;
 pub mod thread;
 #[cfg(any(feature = "tokio", feature = "smol", feature = "async-std"))]
 pub mod time;
 
 pub use any_spawner::AnySpawner;
 pub use carrier::{register_carrier, Carrier, RegisterError};
+
+/// What ctxflow's macros expand to; not part of the API.
+#[doc(hidden)]
+pub mod __private {
+    pub use crate::carrier::StaticCarrier;
+    pub use inventory;
+}
 pub use context::Context;
 pub use flow::{is_flow_suppressed, suppress_flow};
 pub use future::{preserve_context, InContext, WithContext};
@@ -112,9 +120,6 @@ pub mod async_std;
 #[cfg(any(feature = "tokio", feature = "smol", feature = "async-std"))]
 #[path = "../adapters/default.rs"]
 mod default_spawner;
-#[cfg(any(feature = "tracing", feature = "log"))]
-#[path = "../adapters/tracing/escape.rs"]
-mod escape;
 #[cfg(feature = "grpc")]
 #[path = "../adapters/grpc.rs"]
 pub mod grpc;
@@ -124,9 +129,6 @@ mod hyper;
 #[cfg(feature = "log")]
 #[path = "../adapters/log.rs"]
 pub mod log;
-#[cfg(any(feature = "tracing", feature = "log"))]
-#[path = "../adapters/tracing/log_fields.rs"]
-mod log_fields;
 #[cfg(feature = "nats")]
 #[path = "../adapters/nats.rs"]
 pub mod nats;

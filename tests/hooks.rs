@@ -11,12 +11,13 @@
 
 mod common;
 
+use std::cell::Cell;
 use std::convert::Infallible;
 use std::sync::atomic::{AtomicUsize, Ordering};
-use std::sync::Arc;
+use std::sync::{Arc, Once};
 
 use ctxflow::tokio::ContextHooks;
-use ctxflow::{Context, ContextVar, InContext};
+use ctxflow::{register_carrier, Carrier, Context, ContextVar, InContext};
 use tokio::runtime::{Builder, Runtime};
 use tokio::sync::{oneshot, Barrier};
 
@@ -511,4 +512,95 @@ fn contexts_of_tasks_spawned_after_shutdown_go_with_the_runtime() {
     HELD.reset(token).unwrap();
     drop(handle);
     assert_eq!(alive.load(Ordering::SeqCst), 0);
+}
+
+thread_local! {
+    static TENANT: Cell<Option<&'static str>> = const { Cell::new(None) };
+}
+
+/// A carrier of a plain thread-local, registered once for this test binary.
+struct Tenant;
+
+impl Carrier for Tenant {
+    type Captured = Option<&'static str>;
+    type Saved = Option<&'static str>;
+    const NAME: &'static str = "tenant";
+
+    fn capture(&self) -> Self::Captured {
+        TENANT.get()
+    }
+    fn install(&self, captured: &Self::Captured) -> Self::Saved {
+        TENANT.replace(*captured)
+    }
+    fn restore(&self, _: &Self::Captured, saved: Self::Saved) {
+        TENANT.set(saved);
+    }
+}
+
+fn register_tenant() {
+    static REGISTERED: Once = Once::new();
+    REGISTERED.call_once(|| register_carrier(Tenant).unwrap());
+}
+
+#[test]
+fn a_raw_task_sees_its_spawners_carried_state_at_every_poll_and_leaves_the_thread_as_it_was() {
+    register_tenant();
+    for (flavor, runtime) in hooked_runtimes() {
+        TENANT.set(Some("acme"));
+        let task = runtime.spawn(async {
+            let first = TENANT.get();
+            yield_now().await;
+            (first, TENANT.get())
+        });
+        // The current-thread runtime polls on this thread: it must not find the state here.
+        TENANT.set(None);
+        let seen = runtime.block_on(task).unwrap();
+        assert_eq!(seen, (Some("acme"), Some("acme")), "{flavor}");
+        assert_eq!(
+            TENANT.get(),
+            None,
+            "{flavor}: the thread's own state is back"
+        );
+    }
+}
+
+thread_local! {
+    static FAULTY: Cell<bool> = const { Cell::new(false) };
+}
+
+/// A carrier whose install panics when it carries `true`.
+struct PanicsOnInstall;
+
+impl Carrier for PanicsOnInstall {
+    type Captured = bool;
+    type Saved = bool;
+    const NAME: &'static str = "panics on install";
+
+    fn capture(&self) -> bool {
+        FAULTY.get()
+    }
+    fn install(&self, faulty: &bool) -> bool {
+        assert!(!*faulty, "refused");
+        FAULTY.replace(*faulty)
+    }
+    fn restore(&self, _: &bool, saved: bool) {
+        FAULTY.set(saved);
+    }
+}
+
+#[test]
+fn a_carrier_that_panics_in_a_poll_hook_is_left_out_and_the_task_runs_in_its_variables() {
+    static REGISTERED: Once = Once::new();
+    REGISTERED.call_once(|| register_carrier(PanicsOnInstall).unwrap());
+    for (flavor, runtime) in hooked_runtimes() {
+        FAULTY.set(true);
+        let token = REQUEST_ID.set(5);
+        let task = runtime.spawn(async { (REQUEST_ID.get(), FAULTY.get()) });
+        REQUEST_ID.reset(token).unwrap();
+        FAULTY.set(false);
+        let seen = runtime.block_on(task).unwrap();
+        assert_eq!(seen, (Some(5), false), "{flavor}");
+        let next = runtime.block_on(runtime.spawn(async { REQUEST_ID.get() }));
+        assert_eq!(next.unwrap(), None, "{flavor}: the runtime goes on");
+    }
 }

@@ -1,17 +1,34 @@
-//! Request ids: which ones are taken from outside, and fresh ones.
+//! Request ids: which ones are taken from outside, and fresh ones. Shared by the integrations
+//! that read request ids (`ctxflow::tower`), so that they all accept and refuse the same.
 
 use uuid::Uuid;
 
-/// Longer incoming ids are ignored: an id is logged with every line of the request.
-pub(crate) const DEFAULT_MAX_REQUEST_ID_LEN: usize = 128;
+/// The longest incoming request id taken, in bytes, unless configured otherwise: longer ones are
+/// ignored, since an id is logged with every line of the request.
+pub const DEFAULT_MAX_REQUEST_ID_LEN: usize = 128;
 
 /// A fresh request id: a UUID v7 in its lowercase hyphenated form.
-pub(crate) fn uuid_v7() -> String {
+///
+/// ```
+/// let id = ctxflow::text_map::request_id::uuid_v7();
+/// assert_eq!(id.len(), 36);
+/// assert!(ctxflow::text_map::request_id::check_request_id(id.as_bytes(), 128).is_ok());
+/// ```
+pub fn uuid_v7() -> String {
     Uuid::now_v7().hyphenated().to_string()
 }
 
-/// Why an id from outside is not used.
-pub(crate) fn check_request_id(value: &[u8], max_len: usize) -> Result<(), &'static str> {
+/// Whether an id from outside may be used: `Err` says why not, in words fit for a log line
+/// (longer than `max_len` bytes, empty, or a byte outside `A-Z a-z 0-9 - _ . : / + = @`).
+///
+/// ```
+/// use ctxflow::text_map::request_id::check_request_id;
+///
+/// assert!(check_request_id(b"req-123", 128).is_ok());
+/// assert_eq!(check_request_id(b"", 128), Err("empty"));
+/// assert!(check_request_id(b"abc user=admin", 128).is_err());
+/// ```
+pub fn check_request_id(value: &[u8], max_len: usize) -> Result<(), &'static str> {
     if value.len() > max_len {
         return Err("longer than the maximum length");
     }

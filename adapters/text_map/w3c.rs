@@ -1,5 +1,7 @@
-//! W3C `traceparent`/`tracestate` and `baggage` in any carrier, read and written through
-//! OpenTelemetry's propagators.
+//! W3C `traceparent`/`tracestate` and `baggage` in any text map, read and written through
+//! OpenTelemetry's propagators (feature `trace-context`): what
+//! [`ContextPropagator`](super::ContextPropagator) does for the trace context, for integrations
+//! that read their own way (`ctxflow::tower` reads a `traceparent` sent twice as malformed).
 
 use opentelemetry::baggage::{Baggage, BaggageExt, BaggageMetadata};
 use opentelemetry::propagation::TextMapPropagator;
@@ -14,11 +16,13 @@ const TRACEPARENT: &str = "traceparent";
 const BAGGAGE: &str = "baggage";
 
 /// What a carrier says about the context it was written from.
-pub(crate) struct Incoming {
+#[derive(Debug)]
+#[non_exhaustive]
+pub struct Incoming {
     /// The remote span and the whole baggage, other systems' entries included.
-    pub(crate) trace_context: opentelemetry::Context,
+    pub trace_context: opentelemetry::Context,
     /// The variables of the [`Propagation`] found in the baggage.
-    pub(crate) variables: Context,
+    pub variables: Context,
 }
 
 struct Reading<'a>(&'a dyn Extractor);
@@ -44,7 +48,7 @@ impl opentelemetry::propagation::Injector for Writing<'_> {
 
 /// Reads the trace context and baggage of `carrier`; whatever is malformed is left out and
 /// added to `problems`.
-pub(crate) fn extract(
+pub fn extract(
     carrier: &dyn Extractor,
     propagation: &Propagation,
     problems: &mut Vec<ExtractProblem>,
@@ -90,7 +94,7 @@ pub(crate) fn extract(
 /// OpenTelemetry's propagator checks less, as it parses fields with `from_str_radix`: it takes
 /// `00-1-1-1`, a `+` sign, or a trailing `-`. What it refuses on top (all-zero ids) it still
 /// refuses after this check.
-pub(crate) fn is_well_formed_traceparent(value: &[u8]) -> bool {
+pub fn is_well_formed_traceparent(value: &[u8]) -> bool {
     let is_hex = |field: &[u8]| {
         field
             .iter()
@@ -123,7 +127,7 @@ pub(crate) fn is_well_formed_traceparent(value: &[u8]) -> bool {
 /// the current OpenTelemetry baggage's other entries. When the listed variables cannot be
 /// exported, none of them is written (the receiving side would refuse them all) and a
 /// debug-level event says why; the other baggage entries still are.
-pub(crate) fn inject(propagation: &Propagation, carrier: &mut dyn Injector) {
+pub fn inject(propagation: &Propagation, carrier: &mut dyn Injector) {
     let trace_context = opentelemetry::Context::current();
     let mut writing = Writing(carrier);
     TraceContextPropagator::new().inject_context(&trace_context, &mut writing);

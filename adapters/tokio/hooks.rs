@@ -1,9 +1,10 @@
 //! Context for every task of a tokio runtime, through tokio's task hooks (`--cfg tokio_unstable`).
 //!
 //! The spawn hook runs on the spawning thread before the task can be scheduled: it takes the
-//! spawner's [`Context::inheritable`] and files it under the task's id. The poll hooks move that
-//! scope onto the polling thread and back, exactly as ctxflow's own task wrapper does, and the
-//! terminate hook drops it.
+//! spawner's [`Context::inheritable`](crate::Context::inheritable), carriers included, as a
+//! [`TaskScope`], and files it under the task's id. The poll hooks enter that scope on the
+//! polling thread and leave it after the poll, as ctxflow's own task wrapper does, and the
+//! terminate hook drops it. Only ctxflow's public `rt_scope` is used.
 //!
 //! tokio gives a hook nothing but the task's id, so the scopes live in a map keyed by id. The map
 //! is sharded by id so that workers polling different tasks rarely meet on a lock, and it
@@ -17,8 +18,7 @@ use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
 use ::tokio::runtime::{Builder, TaskMeta};
 use ::tokio::task::Id;
 
-use crate::current::{self, Scope};
-use crate::Context;
+use crate::rt_scope::{EnteredScope, TaskScope};
 
 /// Shards of the map; a power of two well above the number of workers of common machines.
 const SHARDS: usize = 64;
@@ -43,13 +43,12 @@ impl Default for Scopes {
 struct Shard(Mutex<Map>);
 
 /// A task's scope, or `None` while a thread has it installed for a poll.
-type Map = HashMap<Id, Option<Scope>, BuildHasherDefault<IdHasher>>;
+type Map = HashMap<Id, Option<TaskScope>, BuildHasherDefault<IdHasher>>;
 
 thread_local! {
-    /// The scopes of the tasks this thread is polling, innermost last, each holding what it
-    /// displaced. Polls nest only when a task drives another runtime from inside
-    /// `block_in_place`.
-    static POLLING: RefCell<Vec<(Id, Scope)>> = const { RefCell::new(Vec::new()) };
+    /// The scopes of the tasks this thread is polling, innermost last. Polls nest only when a
+    /// task drives another runtime from inside `block_in_place`.
+    static POLLING: RefCell<Vec<(Id, EnteredScope)>> = const { RefCell::new(Vec::new()) };
 }
 
 impl Scopes {
@@ -67,32 +66,31 @@ impl Scopes {
     }
 
     fn spawned(&self, meta: &TaskMeta<'_>) {
-        let scope = Scope::new(Context::inheritable());
+        let scope = TaskScope::inheritable();
         let replaced = self.shard(meta.id()).insert(meta.id(), Some(scope));
         drop(replaced);
     }
 
     fn before_poll(&self, meta: &TaskMeta<'_>) {
-        let Some(mut scope) = self.check_out(meta.id()) else {
+        let Some(scope) = self.check_out(meta.id()) else {
             return;
         };
-        current::exchange(&mut scope);
-        let mut polling = Some((meta.id(), scope));
+        let mut polling = Some((meta.id(), scope.enter()));
         let _ = POLLING.try_with(|stack| {
             if let Some(entry) = polling.take() {
                 stack.borrow_mut().push(entry);
             }
         });
-        if let Some((id, mut scope)) = polling {
-            current::exchange(&mut scope);
-            self.check_in(id, scope);
+        // The thread is exiting: the task runs without its context rather than with it stuck.
+        if let Some((id, entered)) = polling {
+            self.check_in(id, entered.leave());
         }
     }
 
     /// Takes the task's scope out of the map. A task woken during its poll can be scheduled,
     /// stolen and polled by another worker before the after-poll hook of its previous poll has
     /// run on the first: then the scope is still out, and comes back within a few instructions.
-    fn check_out(&self, id: Id) -> Option<Scope> {
+    fn check_out(&self, id: Id) -> Option<TaskScope> {
         loop {
             match self.shard(id).get_mut(&id) {
                 // Not spawned on this runtime's scheduler (a blocking task, a `LocalSet` task).
@@ -114,7 +112,7 @@ impl Scopes {
     }
 
     /// Files the task's scope back after a poll.
-    fn check_in(&self, id: Id, scope: Scope) {
+    fn check_in(&self, id: Id, scope: TaskScope) {
         let orphan = match self.shard(id).get_mut(&id) {
             Some(slot) => slot.replace(scope),
             // The task was shut down from another thread between its poll and this hook.
@@ -135,8 +133,8 @@ impl Scopes {
 }
 
 /// Takes the scope of task `id` off this thread, if it is the one installed here.
-fn uninstall(id: Id) -> Option<Scope> {
-    let (_, mut scope) = POLLING
+fn uninstall(id: Id) -> Option<TaskScope> {
+    let (_, entered) = POLLING
         .try_with(|polling| {
             let mut polling = polling.borrow_mut();
             match polling.last() {
@@ -145,8 +143,7 @@ fn uninstall(id: Id) -> Option<Scope> {
             }
         })
         .ok()??;
-    current::exchange(&mut scope);
-    Some(scope)
+    Some(entered.leave())
 }
 
 /// tokio's task ids are distinct integers: hashing one is a multiplication that spreads its

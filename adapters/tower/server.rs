@@ -392,6 +392,7 @@ where
         let trace_headers::Incoming {
             variables,
             trace_context,
+            ..
         } = trace_headers::extract(request.headers(), &settings.propagation);
         #[cfg(not(feature = "trace-context"))]
         let variables = crate::Context::empty();

@@ -18,8 +18,7 @@ use tracing_subscriber::fmt::{FmtContext, FormatEvent, FormatFields};
 use tracing_subscriber::registry::LookupSpan;
 
 use super::record::with_record;
-use crate::log_fields::LogFields;
-use crate::Context;
+use crate::fields::LogFields;
 
 /// A `tracing_subscriber::fmt` format that also writes the [`LogFields`] set where each line
 /// is written: `request_id=req-123` at the end of a text line, `"request_id":"req-123"` in a
@@ -150,8 +149,8 @@ impl<E> WithLogFields<E> {
         S: Subscriber + for<'a> LookupSpan<'a>,
         N: for<'a> FormatFields<'a> + 'static,
     {
-        let context = Context::current_variables();
-        let mut set = self.fields.set_in(&context).peekable();
+        let current = self.fields.current();
+        let mut set = current.iter().peekable();
         if set.peek().is_none() {
             return self.format.format_event(ctx, writer, event);
         }
@@ -163,10 +162,10 @@ impl<E> WithLogFields<E> {
             format.format_event(ctx, Writer::new(line), event)?;
             let (line, end) = split_line_end(line);
             writer.write_str(line)?;
-            for (field, value) in set {
+            for field in set {
                 writer.write_char(' ')?;
-                with_text(value, |text| {
-                    with_record(field.name, text, |record| {
+                with_text(field.value(), |text| {
+                    with_record(field.name_slice(), text, |record| {
                         ctx.format_fields(writer.by_ref(), record)
                     })
                 })?;
@@ -189,8 +188,8 @@ impl<E> WithLogFields<E> {
         S: Subscriber + for<'a> LookupSpan<'a>,
         N: for<'a> FormatFields<'a> + 'static,
     {
-        let context = Context::current_variables();
-        let mut set = self.fields.set_in(&context).peekable();
+        let current = self.fields.current();
+        let mut set = current.iter().peekable();
         if set.peek().is_none() {
             return self.format.format_event(ctx, writer, event);
         }
@@ -205,9 +204,9 @@ impl<E> WithLogFields<E> {
                 true => "",
                 false => ",",
             };
-            for (field, value) in set {
-                let name = serde_json::to_string(field.name[0]).map_err(|_| fmt::Error)?;
-                let value = with_text(value, |text| {
+            for field in set {
+                let name = serde_json::to_string(field.name()).map_err(|_| fmt::Error)?;
+                let value = with_text(field.value(), |text| {
                     serde_json::to_string(text).map_err(|_| fmt::Error)
                 })?;
                 write!(writer, "{separator}{name}:{value}")?;

@@ -10,7 +10,7 @@ use tracing_core::identify_callsite;
 use tracing_core::metadata::Kind;
 use tracing_core::subscriber::Interest;
 
-use crate::escape::Escaped;
+use crate::fields::Escaped;
 
 /// The callsite every logged variable's field belongs to. It never records an event: a field
 /// needs a callsite to exist, and a subscriber only uses it to tell fields apart.

@@ -2,22 +2,21 @@
 
 use ::tracing::Span;
 
-use crate::carried::Builtin;
 use crate::Carrier;
 
 /// Carries the current [`tracing::Span`](::tracing::Span): captured with every snapshot and
 /// entered around each poll (or closure) that runs in it, as `tracing::Instrument` does. It is
-/// compiled in with feature `tracing`; nothing needs to register it.
+/// registered with [`static_carrier!`](crate::static_carrier) with feature `tracing`: nothing
+/// needs to register it.
 #[derive(Clone, Copy, Debug, Default)]
 pub struct SpanCarrier;
 
-impl Builtin for SpanCarrier {
-    const CARRIER: &'static Self = &SpanCarrier;
-}
+crate::static_carrier!(SpanCarrier);
 
 impl Carrier for SpanCarrier {
     type Captured = Span;
     type Saved = ();
+    const CATCH_PANICS: bool = false;
     const NAME: &'static str = "tracing span";
 
     #[inline]
@@ -35,5 +34,11 @@ impl Carrier for SpanCarrier {
     #[inline]
     fn restore(&self, span: &Span, (): ()) {
         span.with_subscriber(|(id, subscriber)| subscriber.exit(id));
+    }
+
+    /// Outside any span there is nothing to enter, so a snapshot holds nothing for it.
+    #[inline]
+    fn is_empty(&self, span: &Span) -> bool {
+        span.is_none()
     }
 }

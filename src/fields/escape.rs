@@ -10,8 +10,18 @@
 
 use std::fmt::{self, Display};
 
-/// `text`, bare when it is plain, else quoted and escaped.
-pub(crate) struct Escaped<'a>(pub(crate) &'a str);
+/// `text`, bare when it is plain, else quoted and escaped: what a text log line should show for
+/// a value that came from anywhere.
+///
+/// ```
+/// use ctxflow::fields::Escaped;
+///
+/// assert_eq!(Escaped("req-123").to_string(), "req-123");
+/// assert_eq!(Escaped("abc user=admin").to_string(), r#""abc user=admin""#);
+/// assert_eq!(Escaped("a\nb").to_string(), r#""a\nb""#);
+/// ```
+#[derive(Clone, Copy, Debug)]
+pub struct Escaped<'a>(pub &'a str);
 
 impl Display for Escaped<'_> {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {

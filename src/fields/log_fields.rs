@@ -7,14 +7,15 @@ use crate::{Context, ContextVar};
 /// The context variables every log line shows, by name, when they are set where the line is
 /// written.
 ///
-/// Register variables once, at start-up, and hand the set to a `tracing_subscriber::fmt`
-/// format with [`wrap`](LogFields::wrap). A value shows with its `Display` form: bare on a
+/// Register variables once, at start-up, and hand the set to a log integration: a
+/// `tracing_subscriber::fmt` format (`ctxflow::tracing::LogFields::wrap`, feature `tracing`)
+/// or a `log::Log` (`ctxflow::log::ContextLogger`, feature `log`). A value shows with its `Display` form: bare on a
 /// text line when it is visible ASCII without `"`, `'`, `\` or `=`, else quoted and escaped as
 /// the subscriber writes a string field (`request_id="abc user=admin"`, `"a\nb"`), so that no
 /// value, whoever chose it, adds a field or a line; a string member in JSON.
 ///
 /// ```
-/// use ctxflow::tracing::LogFields;
+/// use ctxflow::fields::LogFields;
 /// use ctxflow::ContextVar;
 ///
 /// static REQUEST_ID: ContextVar<String> = ContextVar::new("request_id");
@@ -30,10 +31,10 @@ pub struct LogFields {
 
 /// One registered variable.
 #[derive(Clone, Copy)]
-pub(crate) struct LogField {
+struct LogField {
     var: &'static dyn LoggedVar,
-    /// The variable's name, as the one-name slice a `tracing` field set is made of.
-    pub(crate) name: &'static [&'static str],
+    /// The variable's name, as a one-name slice: what a `tracing` field set is made of.
+    name: &'static [&'static str],
 }
 
 /// A context variable whose value can be shown, whatever its type.
@@ -51,7 +52,7 @@ impl LogFields {
     /// No variables yet.
     ///
     /// ```
-    /// use ctxflow::tracing::LogFields;
+    /// use ctxflow::fields::LogFields;
     /// assert_eq!(LogFields::new().names().count(), 0);
     /// ```
     pub fn new() -> Self {
@@ -63,7 +64,7 @@ impl LogFields {
     /// changes nothing.
     ///
     /// ```
-    /// use ctxflow::tracing::LogFields;
+    /// use ctxflow::fields::LogFields;
     /// use ctxflow::ContextVar;
     ///
     /// static TENANT: ContextVar<&'static str> = ContextVar::new("tenant");
@@ -86,7 +87,7 @@ impl LogFields {
     /// The names of the registered variables, in the order they show on a line.
     ///
     /// ```
-    /// use ctxflow::tracing::LogFields;
+    /// use ctxflow::fields::LogFields;
     /// use ctxflow::ContextVar;
     ///
     /// static REQUEST_ID: ContextVar<String> = ContextVar::new("request_id");
@@ -103,7 +104,7 @@ impl LogFields {
     /// for instance, so quote or escape them as the format needs.
     ///
     /// ```
-    /// use ctxflow::tracing::LogFields;
+    /// use ctxflow::fields::LogFields;
     /// use ctxflow::ContextVar;
     ///
     /// static REQUEST_ID: ContextVar<String> = ContextVar::new("request_id");
@@ -116,20 +117,99 @@ impl LogFields {
     /// assert_eq!(line, "user_id=42");
     /// ```
     pub fn for_each_current(&self, mut f: impl FnMut(&'static str, &dyn Display)) {
-        let context = Context::current_variables();
-        for (field, value) in self.set_in(&context) {
-            f(field.name[0], value);
+        for field in self.current().iter() {
+            f(field.name(), field.value());
+        }
+    }
+
+    /// The registered variables set where this is called, with their values: what a formatter
+    /// puts on the line it is writing. Reading them takes no snapshot of the carriers' state.
+    ///
+    /// ```
+    /// use ctxflow::fields::LogFields;
+    /// use ctxflow::ContextVar;
+    ///
+    /// static REQUEST_ID: ContextVar<String> = ContextVar::new("request_id");
+    /// let fields = LogFields::new().field(&REQUEST_ID);
+    /// assert!(fields.current().is_empty());
+    ///
+    /// let _token = REQUEST_ID.set("req-1".into());
+    /// let current = fields.current();
+    /// let shown: Vec<_> = current
+    ///     .iter()
+    ///     .map(|field| format!("{}={}", field.name(), field.value()))
+    ///     .collect();
+    /// assert_eq!(shown, ["request_id=req-1"]);
+    /// ```
+    pub fn current(&self) -> CurrentFields<'_> {
+        CurrentFields {
+            fields: self,
+            context: Context::current_variables(),
         }
     }
 
     /// The registered variables set in `context`, with their values.
-    pub(crate) fn set_in<'a>(
-        &'a self,
-        context: &'a Context,
-    ) -> impl Iterator<Item = (&'a LogField, &'a dyn Display)> + 'a {
-        self.fields
-            .iter()
-            .filter_map(move |field| Some((field, field.var.value_in(context)?)))
+    fn set_in<'a>(&'a self, context: &'a Context) -> impl Iterator<Item = Field<'a>> + 'a {
+        self.fields.iter().filter_map(move |field| {
+            Some(Field {
+                name: field.name,
+                value: field.var.value_in(context)?,
+            })
+        })
+    }
+}
+
+/// The variables of a [`LogFields`] set where [`LogFields::current`] was called.
+pub struct CurrentFields<'a> {
+    fields: &'a LogFields,
+    context: Context,
+}
+
+impl CurrentFields<'_> {
+    /// Each variable set, in registration order.
+    pub fn iter(&self) -> impl Iterator<Item = Field<'_>> + '_ {
+        self.fields.set_in(&self.context)
+    }
+
+    /// Whether none is set.
+    pub fn is_empty(&self) -> bool {
+        self.iter().next().is_none()
+    }
+}
+
+impl fmt::Debug for CurrentFields<'_> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_map()
+            .entries(
+                self.iter()
+                    .map(|field| (field.name(), field.value().to_string())),
+            )
+            .finish()
+    }
+}
+
+/// One variable set where a line is written: its name and its value, unescaped (see
+/// [`Escaped`](crate::fields::Escaped) for a text line).
+#[derive(Clone, Copy)]
+pub struct Field<'a> {
+    name: &'static [&'static str],
+    value: &'a dyn Display,
+}
+
+impl<'a> Field<'a> {
+    /// The variable's name.
+    pub fn name(&self) -> &'static str {
+        self.name[0]
+    }
+
+    /// The variable's name as a one-name slice, the form a `tracing` field set is built from.
+    pub fn name_slice(&self) -> &'static [&'static str] {
+        self.name
+    }
+
+    /// The variable's value, as its `Display` form shows it.
+    pub fn value(&self) -> &'a dyn Display {
+        self.value
     }
 }
 
