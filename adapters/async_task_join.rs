@@ -19,16 +19,14 @@
 
 use std::any::Any;
 use std::future::Future;
-use std::panic::{self, AssertUnwindSafe};
 use std::pin::Pin;
 use std::sync::{Mutex, MutexGuard, PoisonError};
 use std::task::{Context as TaskContext, Poll, Waker};
 
 use pin_project_lite::pin_project;
 
-use crate::future::WithContext;
-use crate::join::JoinError;
-use crate::task::{Panic, PreparedTask};
+use crate::rt::{Closing, NativeJoin, Panic, PreparedTask};
+use crate::JoinError;
 
 /// What a task ends with: its future's output, or the panic of its poll or of its drop.
 pub(crate) type Outcome<T> = Result<T, Panic>;
@@ -66,11 +64,12 @@ impl<T> Drop for Finished<T> {
 }
 
 pin_project! {
-    /// The user's future inside its context, as a runtime built on `async-task` runs it: no
-    /// panic of the future, or of its drop, ever reaches the runtime.
+    /// The task's [`Closing`] future, as a runtime built on `async-task` runs it: its outcome
+    /// is a [`Finished`], and a panic of its drop when the runtime cancels it goes to the
+    /// handle that aborted it.
     pub(crate) struct Contained<F: Future> {
         #[pin]
-        future: WithContext<F>,
+        closing: Closing<F>,
         erase: fn(Outcome<F::Output>) -> Erased,
         abort_key: u64,
     }
@@ -80,8 +79,8 @@ pin_project! {
             // Only a cancelled task still holds its future here: the runtime drops it, and a
             // panic must neither unwind into the runtime nor be lost if the task was aborted.
             let this = this.project();
-            if let Err(payload) = panic::catch_unwind(AssertUnwindSafe(|| this.future.close())) {
-                aborted::record(*this.abort_key, (this.erase)(Err(Panic::new(payload))));
+            if let Err(panic) = this.closing.cancel() {
+                aborted::record(*this.abort_key, (this.erase)(Err(panic)));
             }
         }
     }
@@ -93,12 +92,12 @@ where
     F::Output: Send + 'static,
 {
     /// The task for `prepared`, its name, and the key its handle aborts it by.
-    pub(crate) fn new(prepared: PreparedTask<F>) -> (Self, Option<std::sync::Arc<str>>, u64) {
-        let (future, name) = prepared.into_parts();
+    pub(crate) fn new(prepared: PreparedTask<F>) -> (Self, Option<String>, u64) {
+        let name = prepared.name().map(str::to_owned);
         let abort_key = aborted::new_key();
         let erase = erase::<F::Output>;
         let task = Contained {
-            future,
+            closing: prepared.into_closing(),
             erase,
             abort_key,
         };
@@ -112,18 +111,9 @@ impl<F: Future> Future for Contained<F> {
     #[inline]
     fn poll(self: Pin<&mut Self>, cx: &mut TaskContext<'_>) -> Poll<Self::Output> {
         let this = self.project();
-        let mut future = this.future;
-        let polled = panic::catch_unwind(AssertUnwindSafe(|| future.as_mut().poll(cx)));
-        let result = match polled {
-            Ok(Poll::Pending) => return Poll::Pending,
-            Ok(Poll::Ready(output)) => Ok(output),
-            Err(payload) => Err(payload),
-        };
-        // Dropped now, inside its context, so the handle sees the task end only once the
-        // future's resources are released; a panicking drop is the task's panic.
-        let closed = panic::catch_unwind(AssertUnwindSafe(|| future.close()));
+        let outcome = std::task::ready!(this.closing.poll(cx));
         Poll::Ready(Finished {
-            outcome: Some(closed.and(result).map_err(Panic::new)),
+            outcome: Some(outcome),
             erase: *this.erase,
             abort_key: *this.abort_key,
         })
@@ -264,6 +254,24 @@ impl<T, H: NativeTask<Output = Finished<T>>> AsyncTaskJoin<T, H> {
             Some(outcome) => outcome.map_err(Panic::into_error),
             None => Err(JoinError::cancelled()),
         })
+    }
+}
+
+impl<T, H> NativeJoin<T> for AsyncTaskJoin<T, H>
+where
+    T: Send + 'static,
+    H: NativeTask<Output = Finished<T>> + Send + 'static,
+{
+    fn poll_join(&mut self, cx: &mut TaskContext<'_>) -> Poll<Result<T, JoinError>> {
+        self.poll(cx)
+    }
+
+    fn abort(&self) {
+        AsyncTaskJoin::abort(self);
+    }
+
+    fn is_finished(&self) -> bool {
+        AsyncTaskJoin::is_finished(self)
     }
 }
 

@@ -14,7 +14,8 @@ use std::any::Any;
 use std::convert::Infallible;
 use std::future::Future;
 
-use crate::{BlockingTask, JoinHandle, PreparedBlocking, PreparedTask, Spawner, Task};
+use crate::rt::{BlockingTask, PreparedBlocking, PreparedTask, Runtime, Task};
+use crate::{JoinHandle, Spawner};
 
 /// One of ctxflow's own spawners.
 #[derive(Clone, Debug)]
@@ -82,7 +83,7 @@ macro_rules! dispatch {
     };
 }
 
-impl Spawner for Builtin {
+impl Runtime for Builtin {
     fn spawn_task<F>(&self, task: Task<F>)
     where
         F: Future<Output = ()> + Send + 'static,
@@ -97,8 +98,8 @@ impl Spawner for Builtin {
         dispatch!(self, spawner => spawner.spawn_blocking_task(task))
     }
 
-    fn block_on<F: Future>(&self, future: F) -> F::Output {
-        dispatch!(self, spawner => spawner.block_on(future))
+    fn run_until_complete<F: Future>(&self, future: F) -> F::Output {
+        dispatch!(self, spawner => spawner.run_until_complete(future))
     }
 
     fn spawn_prepared<F>(&self, task: PreparedTask<F>) -> JoinHandle<F::Output>

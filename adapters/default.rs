@@ -4,7 +4,8 @@
 use std::future::Future;
 
 use crate::builtin::Builtin;
-use crate::{BlockingTask, JoinHandle, PreparedBlocking, PreparedTask, Spawner, Task};
+use crate::rt::{BlockingTask, PreparedBlocking, PreparedTask, Runtime, Task};
+use crate::{JoinHandle, Spawner};
 
 /// The runtime the enabled features select, decided at each call.
 ///
@@ -81,7 +82,7 @@ impl DefaultSpawner {
 
 crate::futures_spawn::spawner_impls!(DefaultSpawner);
 
-impl Spawner for DefaultSpawner {
+impl Runtime for DefaultSpawner {
     fn spawn_task<F>(&self, task: Task<F>)
     where
         F: Future<Output = ()> + Send + 'static,
@@ -112,9 +113,9 @@ impl Spawner for DefaultSpawner {
         Self::for_spawn().spawn_blocking_prepared(f)
     }
 
-    fn block_on<F: Future>(&self, future: F) -> F::Output {
+    fn run_until_complete<F: Future>(&self, future: F) -> F::Output {
         if let Some(spawner) = Self::current() {
-            return spawner.block_on(future);
+            return spawner.run_until_complete(future);
         }
         // tokio ranks first, so that enabling smol or async-std never moves tokio code (and its
         // timers) off tokio.
@@ -124,12 +125,12 @@ impl Spawner for DefaultSpawner {
                 .enable_all()
                 .build()
                 .expect("ctxflow: cannot start a tokio runtime for `block_on`");
-            crate::tokio::TokioSpawner::from(runtime).block_on(future)
+            crate::tokio::TokioSpawner::from(runtime).run_until_complete(future)
         }
         #[cfg(not(feature = "tokio"))]
         {
             match Self::outside_runtime() {
-                Some(spawner) => spawner.block_on(future),
+                Some(spawner) => spawner.run_until_complete(future),
                 None => unreachable!("a runtime other than tokio is always available"),
             }
         }

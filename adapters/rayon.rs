@@ -103,7 +103,7 @@ where
     F: FnOnce() -> R + Send + 'static,
     R: Send + 'static,
 {
-    let (job, handle) = crate::task::blocking(Handoff::for_spawn(), f);
+    let (job, handle) = crate::rt::PreparedBlocking::new(Handoff::for_spawn(), f).into_reporting();
     ::rayon::spawn(move || job.run());
     handle
 }

@@ -7,8 +7,8 @@ use std::sync::Arc;
 
 use crate::builtin::Builtin;
 use crate::join::JoinHandle;
+use crate::rt::{BlockingTask, PreparedBlocking, PreparedTask, Runtime, Task};
 use crate::spawner::Spawner;
-use crate::task::{BlockingTask, PreparedBlocking, PreparedTask, Task};
 
 type BoxedFuture = Pin<Box<dyn Future<Output = ()> + Send>>;
 
@@ -80,11 +80,11 @@ impl<S: Spawner> ErasedSpawner for S {
     }
 
     fn block_on_boxed(&self, future: Pin<Box<dyn Future<Output = ()> + '_>>) {
-        self.block_on(future);
+        self.run_until_complete(future);
     }
 }
 
-impl Spawner for AnySpawner {
+impl Runtime for AnySpawner {
     fn spawn_task<F>(&self, task: Task<F>)
     where
         F: Future<Output = ()> + Send + 'static,
@@ -105,9 +105,9 @@ impl Spawner for AnySpawner {
         }
     }
 
-    fn block_on<F: Future>(&self, future: F) -> F::Output {
+    fn run_until_complete<F: Future>(&self, future: F) -> F::Output {
         let spawner = match &self.inner {
-            Inner::Builtin(spawner) => return spawner.block_on(future),
+            Inner::Builtin(spawner) => return spawner.run_until_complete(future),
             Inner::Erased(spawner) => spawner,
         };
         let mut output = None;
@@ -124,7 +124,11 @@ impl Spawner for AnySpawner {
     {
         match &self.inner {
             Inner::Builtin(spawner) => spawner.spawn_prepared(task),
-            Inner::Erased(_) => task.spawn_reporting(self),
+            Inner::Erased(spawner) => {
+                let (task, handle) = task.into_reporting();
+                spawner.spawn_boxed(task.boxed());
+                handle
+            }
         }
     }
 
@@ -135,7 +139,11 @@ impl Spawner for AnySpawner {
     {
         match &self.inner {
             Inner::Builtin(spawner) => spawner.spawn_blocking_prepared(f),
-            Inner::Erased(_) => f.spawn_reporting(self),
+            Inner::Erased(spawner) => {
+                let (task, handle) = f.into_reporting();
+                spawner.spawn_blocking_boxed(task.boxed());
+                handle
+            }
         }
     }
 }
@@ -156,7 +164,7 @@ mod tests {
     #[derive(Clone)]
     struct ThreadPerTask;
 
-    impl Spawner for ThreadPerTask {
+    impl Runtime for ThreadPerTask {
         fn spawn_task<F>(&self, task: Task<F>)
         where
             F: Future<Output = ()> + Send + 'static,
@@ -171,7 +179,7 @@ mod tests {
             std::thread::spawn(move || task.run());
         }
 
-        fn block_on<F: Future>(&self, future: F) -> F::Output {
+        fn run_until_complete<F: Future>(&self, future: F) -> F::Output {
             futures::executor::block_on(future)
         }
     }

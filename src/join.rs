@@ -1,11 +1,11 @@
 //! [`JoinHandle`] and [`JoinError`]: one handle, one behaviour, whatever the runtime.
 //!
-//! A handle reads one of two things. ctxflow's own spawners spawn on tokio, smol and async-std
-//! with the runtime's own handle, which the handle wraps (tokio's already behaves as ctxflow's;
-//! smol's and async-std's are adapted in `async_task_join`). For any other spawner the task
-//! reports its outcome into a small shared slot and the runtime's own handle is detached: that
-//! is how dropping a handle detaches everywhere, how a panic becomes a [`JoinError`] everywhere,
-//! and how `abort` works on runtimes that cannot cancel a task from synchronous code.
+//! A handle reads one of two things. A runtime whose own handle keeps ctxflow's promises (tokio's
+//! does; smol's and async-std's are adapted by their adapters) has it wrapped, through
+//! [`NativeJoin`] and [`JoinHandle::from_native`]. For any other runtime the task reports its
+//! outcome into a small shared slot and the runtime's own handle is detached: that is how
+//! dropping a handle detaches everywhere, how a panic becomes a [`JoinError`] everywhere, and how
+//! `abort` works on runtimes that cannot cancel a task from synchronous code.
 
 use std::any::Any;
 use std::fmt;
@@ -16,7 +16,7 @@ use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
 use std::task::{Context as TaskContext, Poll, Wake, Waker};
 use std::thread::{self, Thread};
 
-use crate::runtime_join::RuntimeJoin;
+use crate::native_box::{self, NativeBox};
 
 /// Why a task produced no value: it panicked or it was cancelled.
 ///
@@ -39,13 +39,25 @@ enum Repr {
 }
 
 impl JoinError {
-    pub(crate) fn cancelled() -> Self {
+    /// The error of a task that was cancelled: for a [`NativeJoin`] whose runtime reports that
+    /// its task was aborted or dropped unfinished.
+    ///
+    /// ```
+    /// assert!(ctxflow::JoinError::cancelled().is_cancelled());
+    /// ```
+    pub fn cancelled() -> Self {
         JoinError {
             repr: Repr::Cancelled,
         }
     }
 
-    pub(crate) fn panic(payload: Box<dyn Any + Send + 'static>) -> Self {
+    /// The error of a task that panicked with `payload` (what `catch_unwind` returns).
+    ///
+    /// ```
+    /// let error = ctxflow::JoinError::panic(Box::new("boom"));
+    /// assert_eq!(error.to_string(), "task panicked: boom");
+    /// ```
+    pub fn panic(payload: Box<dyn Any + Send + 'static>) -> Self {
         JoinError {
             repr: Repr::Panic(payload),
         }
@@ -111,6 +123,57 @@ impl fmt::Debug for JoinError {
 }
 
 impl std::error::Error for JoinError {}
+
+impl From<Panic> for JoinError {
+    fn from(panic: Panic) -> Self {
+        panic.into_error()
+    }
+}
+
+/// What a panic left, as a task's outcome returns it: the payload `catch_unwind` gives, behind
+/// one more box so that it is a thin pointer.
+///
+/// A thin pointer has a niche: `Poll<Result<(), Panic>>` is two words and comes back from
+/// `poll` in registers. With the payload's fat pointer it would come back through memory, read
+/// with wider loads than the stores that wrote it, which stalls the runtime at every poll. And
+/// the runtime's cell for the output stays as small as for the bare future's.
+#[derive(Debug)]
+pub struct Panic(Box<Box<dyn Any + Send + 'static>>);
+
+impl Panic {
+    /// The panic whose payload is `payload`.
+    pub fn new(payload: Box<dyn Any + Send + 'static>) -> Self {
+        Panic(Box::new(payload))
+    }
+
+    /// The [`JoinError`] a handle gives for this panic.
+    pub fn into_error(self) -> JoinError {
+        JoinError::panic(*self.0)
+    }
+}
+
+/// A runtime's own join handle, as ctxflow's [`JoinHandle`] wraps it: for a runtime adapter
+/// whose runtime can report a task's outcome itself (see
+/// [`Runtime::spawn_prepared`](crate::rt::Runtime::spawn_prepared)).
+///
+/// The runtime's handle must behave as ctxflow's promises: dropping it detaches the task,
+/// [`abort`](Self::abort) cancels it from synchronous code, and the outcome is the one the task
+/// returned ([`Closing`](crate::rt::Closing) returns panics as [`Panic`]s), or a cancelled
+/// [`JoinError`] when the runtime dropped the task unfinished.
+///
+/// A handle of up to [`JoinHandle::INLINE_NATIVE_BYTES`] bytes is stored inside the
+/// [`JoinHandle`]; a larger one costs an allocation per spawn.
+pub trait NativeJoin<T>: Send + Sync {
+    /// The task's outcome once it has finished; called again only after `Pending`.
+    fn poll_join(&mut self, cx: &mut TaskContext<'_>) -> Poll<Result<T, JoinError>>;
+
+    /// Cancels the task, unless it has finished: it is dropped at its next scheduling, and the
+    /// handle then gives a cancelled [`JoinError`].
+    fn abort(&self);
+
+    /// Whether the task has finished: returned, panicked or been cancelled.
+    fn is_finished(&self) -> bool;
+}
 
 /// The slot a task reports into and its handle reads from.
 struct Shared<T> {
@@ -251,25 +314,57 @@ pub struct JoinHandle<T> {
 
 enum Inner<T> {
     Slot(Arc<Shared<T>>),
-    Runtime(RuntimeJoin<T>),
+    Native(NativeBox<T>),
+}
+
+// Nothing is ever pinned through a handle: the slot is shared, and a native handle is polled
+// through `&mut`.
+impl<T> Unpin for JoinHandle<T> {}
+
+impl<T: 'static> JoinHandle<T> {
+    /// How large a [`NativeJoin`] can be and still be stored inside the handle, with no
+    /// allocation of its own.
+    pub const INLINE_NATIVE_BYTES: usize = native_box::INLINE_BYTES;
+
+    /// A handle that reads a runtime's own handle.
+    ///
+    /// ```
+    /// use std::task::{Context, Poll};
+    /// use ctxflow::rt::NativeJoin;
+    /// use ctxflow::{JoinError, JoinHandle};
+    ///
+    /// /// A task that had finished before its handle was made.
+    /// struct Ready(Option<u8>);
+    ///
+    /// impl NativeJoin<u8> for Ready {
+    ///     fn poll_join(&mut self, _: &mut Context<'_>) -> Poll<Result<u8, JoinError>> {
+    ///         Poll::Ready(self.0.take().ok_or_else(JoinError::cancelled))
+    ///     }
+    ///     fn abort(&self) {}
+    ///     fn is_finished(&self) -> bool {
+    ///         true
+    ///     }
+    /// }
+    ///
+    /// let handle = JoinHandle::from_native(Ready(Some(7)));
+    /// assert!(handle.is_finished());
+    /// assert_eq!(handle.join().unwrap(), 7);
+    /// ```
+    pub fn from_native(native: impl NativeJoin<T> + 'static) -> Self {
+        JoinHandle {
+            inner: Inner::Native(native_box::erase(native)),
+        }
+    }
 }
 
 impl<T> JoinHandle<T> {
-    /// A handle that reads the runtime's own handle.
-    #[cfg_attr(not(feature = "tokio"), allow(dead_code))]
-    pub(crate) fn from_runtime(handle: RuntimeJoin<T>) -> Self {
-        JoinHandle {
-            inner: Inner::Runtime(handle),
-        }
-    }
-
     /// Cancels the task: a task not yet finished is dropped at its next scheduling (its drop
     /// runs inside its context) and the handle then gives a cancelled [`JoinError`]. A task
     /// that already finished keeps its result.
     pub fn abort(&self) {
         match &self.inner {
             Inner::Slot(shared) => shared.abort(),
-            Inner::Runtime(handle) => handle.abort(),
+            Inner::Native(handle) => handle.abort(),
         }
     }
 
@@ -277,7 +372,7 @@ impl<T> JoinHandle<T> {
     pub fn is_finished(&self) -> bool {
         match &self.inner {
             Inner::Slot(shared) => !matches!(shared.state().outcome, Outcome::Running),
-            Inner::Runtime(handle) => handle.is_finished(),
+            Inner::Native(handle) => handle.is_finished(),
         }
     }
 
@@ -321,7 +416,7 @@ impl<T> Future for JoinHandle<T> {
     fn poll(self: Pin<&mut Self>, cx: &mut TaskContext<'_>) -> Poll<Self::Output> {
         match &mut self.get_mut().inner {
             Inner::Slot(shared) => shared.poll(cx),
-            Inner::Runtime(handle) => handle.poll(cx),
+            Inner::Native(handle) => handle.poll_join(cx),
         }
     }
 }

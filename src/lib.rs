@@ -46,7 +46,8 @@
 //! context through `ctxflow::nats` (feature `nats`), and any other text map (message headers, a
 //! job row) through `ctxflow::text_map`.
 #![deny(missing_docs)]
-#![forbid(unsafe_code)]
+// Denied everywhere but in `native_box`, which says why it needs it.
+#![deny(unsafe_code)]
 #![allow(
     clippy::disallowed_methods,
     reason = "clippy.toml forbids raw spawns to code that uses ctxflow; ctxflow's spawners are built on them"
@@ -72,9 +73,8 @@ mod guard;
 mod handoff;
 mod join;
 mod local;
+mod native_box;
 mod propagation;
-#[path = "../adapters/runtime_join.rs"]
-mod runtime_join;
 mod spawner;
 #[cfg(feature = "strict")]
 mod strict;
@@ -86,6 +86,7 @@ mod var;
 mod yield_now;
 
 pub mod pool;
+pub mod rt;
 pub mod thread;
 #[cfg(any(feature = "tokio", feature = "smol", feature = "async-std"))]
 pub mod time;

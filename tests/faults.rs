@@ -14,10 +14,9 @@ use std::sync::{Arc, Mutex};
 use std::task::{Context as TaskContext, Poll, RawWaker, RawWakerVTable, Waker};
 
 use common::{assert_workers_clean, yield_now, Counted, DropProbe};
+use ctxflow::rt::{BlockingTask, Task};
 use ctxflow::testing::{each_runtime, Runtime};
-use ctxflow::{
-    AnySpawner, BlockingTask, Context, ContextVar, InContext, JoinHandle, Spawner, Task,
-};
+use ctxflow::{AnySpawner, Context, ContextVar, JoinHandle, Spawner};
 use futures::channel::oneshot;
 
 static REQUEST_ID: ContextVar<u64> = ContextVar::new("request_id");
@@ -103,7 +102,7 @@ impl Manual {
     }
 }
 
-impl Spawner for Manual {
+impl ctxflow::rt::Runtime for Manual {
     fn spawn_task<F>(&self, task: Task<F>)
     where
         F: Future<Output = ()> + Send + 'static,
@@ -118,8 +117,8 @@ impl Spawner for Manual {
         self.blocking.lock().unwrap().push(task.boxed());
     }
 
-    fn block_on<F: Future>(&self, future: F) -> F::Output {
-        futures::executor::block_on(future.in_current_context())
+    fn run_until_complete<F: Future>(&self, future: F) -> F::Output {
+        futures::executor::block_on(future)
     }
 }
 
