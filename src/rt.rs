@@ -53,8 +53,9 @@
 
 use std::future::Future;
 
-pub use crate::join::{NativeJoin, Panic};
+pub use crate::join_error::Panic;
 pub use crate::local::LocalRuntime;
+pub use crate::native_join::NativeJoin;
 pub use crate::task::{BlockingTask, Closing, PreparedBlocking, PreparedTask, Task};
 
 use crate::join::JoinHandle;

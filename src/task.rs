@@ -25,7 +25,8 @@ use pin_project_lite::pin_project;
 
 use crate::future::WithContext;
 use crate::handoff::Handoff;
-use crate::join::{self, JoinError, JoinHandle, Panic, Reporter};
+use crate::join::{self, JoinHandle, Reporter};
+use crate::join_error::{JoinError, Panic};
 use crate::var::ContextVar;
 
 pin_project! {
