@@ -3,9 +3,8 @@
 
 use std::future::Future;
 
-use crate::builtin::Builtin;
 use crate::rt::{BlockingTask, PreparedBlocking, PreparedTask, Runtime, Task};
-use crate::{JoinHandle, Spawner};
+use crate::{AnySpawner, JoinHandle, Spawner};
 
 /// The runtime the enabled features select, decided at each call.
 ///
@@ -41,25 +40,25 @@ pub struct DefaultSpawner;
 
 impl DefaultSpawner {
     /// The runtime the caller runs inside, if ctxflow can tell.
-    fn current() -> Option<Builtin> {
+    fn current() -> Option<AnySpawner> {
         #[cfg(feature = "tokio")]
         if let Ok(spawner) = crate::tokio::TokioSpawner::try_current() {
-            return Some(Builtin::Tokio(spawner));
+            return Some(spawner.into());
         }
         #[cfg(feature = "async-std")]
         if ::async_std::task::try_current().is_some() {
-            return Some(Builtin::AsyncStd(crate::async_std::AsyncStdSpawner));
+            return Some(crate::async_std::AsyncStdSpawner.into());
         }
         None
     }
 
     /// The runtime that takes a spawn made outside any runtime ctxflow can tell: `None` when
     /// only tokio is enabled, which has none.
-    fn outside_runtime() -> Option<Builtin> {
+    fn outside_runtime() -> Option<AnySpawner> {
         #[cfg(feature = "async-std")]
-        return Some(Builtin::AsyncStd(crate::async_std::AsyncStdSpawner));
+        return Some(crate::async_std::AsyncStdSpawner.into());
         #[cfg(all(feature = "smol", not(feature = "async-std")))]
-        return Some(Builtin::Smol(crate::smol::SmolSpawner::global()));
+        return Some(crate::smol::SmolSpawner::global().into());
         #[cfg(not(any(feature = "smol", feature = "async-std")))]
         return None;
     }
@@ -69,11 +68,11 @@ impl DefaultSpawner {
     /// # Panics
     /// With [`NoRuntime`](crate::NoRuntime)'s message when only tokio is enabled and no tokio
     /// runtime runs here.
-    fn for_spawn() -> Builtin {
+    fn for_spawn() -> AnySpawner {
         match Self::current().or_else(Self::outside_runtime) {
             Some(spawner) => spawner,
             #[cfg(feature = "tokio")]
-            None => Builtin::Tokio(crate::tokio::TokioSpawner::current()),
+            None => crate::tokio::TokioSpawner::current().into(),
             #[cfg(not(feature = "tokio"))]
             None => unreachable!("a runtime other than tokio is always available"),
         }

@@ -46,17 +46,11 @@ macro_rules! local_spawn_impl {
     };
 }
 
-/// What every runtime adapter's spawner has: futures' `Spawn`, and a conversion into
-/// [`AnySpawner`].
+/// What every runtime adapter's spawner has: futures' `Spawn` (and hyper's `Executor`).
 #[allow(unused_macros)] // Unused when no runtime feature is on.
 macro_rules! spawner_impls {
     ($spawner:ty) => {
         $crate::futures_spawn::spawn_impl!($spawner);
-        impl From<$spawner> for $crate::AnySpawner {
-            fn from(spawner: $spawner) -> Self {
-                $crate::AnySpawner::new(spawner)
-            }
-        }
     };
 }
 

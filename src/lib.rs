@@ -58,8 +58,6 @@ mod any_spawner;
 #[cfg(any(feature = "smol", feature = "async-std"))]
 #[path = "../adapters/async_task_join.rs"]
 mod async_task_join;
-#[path = "../adapters/builtin.rs"]
-mod builtin;
 #[path = "../adapters/carried.rs"]
 mod carried;
 mod carrier;
