@@ -175,7 +175,7 @@ impl<S: Fn(Job)> ContextPool<S> {
         F: FnOnce() -> R + Send + 'static,
         R: Send + 'static,
     {
-        let (task, handle) = PreparedBlocking::new(Handoff::for_spawn(), f).into_reporting();
+        let (task, handle) = PreparedBlocking::new(f).into_reporting();
         (self.submit)(Box::new(move || task.run()));
         handle
     }

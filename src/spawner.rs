@@ -82,7 +82,7 @@ pub trait Spawner: Runtime {
         F: FnOnce() -> R + Send + 'static,
         R: Send + 'static,
     {
-        self.spawn_blocking_prepared(PreparedBlocking::new(Handoff::for_spawn(), f))
+        self.spawn_blocking_prepared(PreparedBlocking::new(f))
     }
 
     /// Runs `f` on the blocking pool in `context` instead of the caller's context. Nothing else
@@ -92,7 +92,7 @@ pub trait Spawner: Runtime {
         F: FnOnce() -> R + Send + 'static,
         R: Send + 'static,
     {
-        self.spawn_blocking_prepared(PreparedBlocking::new(Handoff::from(context), f))
+        self.spawn_blocking_prepared(PreparedBlocking::in_context(context, f))
     }
 
     /// Runs `future` to completion on the calling thread, in the caller's context.

@@ -23,6 +23,7 @@ use std::task::{Context as TaskContext, Poll};
 
 use pin_project_lite::pin_project;
 
+use crate::context::Context;
 use crate::future::WithContext;
 use crate::handoff::Handoff;
 use crate::join::{self, JoinHandle, Reporter};
@@ -288,7 +289,19 @@ where
     F: FnOnce() -> R + Send + 'static,
     R: Send + 'static,
 {
-    pub(crate) fn new(handoff: Handoff, f: F) -> Self {
+    /// `f`, to run in a snapshot of the caller's context, as every `spawn_blocking` does: for
+    /// an adapter of a pool that is not a [`Runtime`](crate::rt::Runtime), which runs
+    /// [`into_reporting`](Self::into_reporting)'s task and returns its handle.
+    pub fn new(f: F) -> Self {
+        Self::from_handoff(Handoff::for_spawn(), f)
+    }
+
+    /// `f`, to run in `context` instead of the caller's context.
+    pub fn in_context(context: Context, f: F) -> Self {
+        Self::from_handoff(Handoff::from(context), f)
+    }
+
+    pub(crate) fn from_handoff(handoff: Handoff, f: F) -> Self {
         PreparedBlocking {
             handoff,
             f: Some(f),
@@ -395,14 +408,15 @@ pub fn task_name() -> Option<Arc<str>> {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::{Context, ContextVar};
+    use crate::ContextVar;
 
     static REQUEST_ID: ContextVar<&'static str> = ContextVar::new("request_id");
 
     #[test]
     fn a_blocking_task_aborted_before_it_starts_never_runs() {
         let (task, handle) =
-            PreparedBlocking::new(Handoff::default(), || panic!("must not run")).into_reporting();
+            PreparedBlocking::from_handoff(Handoff::default(), || panic!("must not run"))
+                .into_reporting();
         handle.abort();
         task.run();
         assert!(handle.is_finished());
@@ -414,14 +428,15 @@ mod tests {
     fn a_blocking_task_runs_in_its_context_and_reports_its_value() {
         let cx = Context::empty().with_value(&REQUEST_ID, "req-1");
         let (task, handle) =
-            PreparedBlocking::new(Handoff::from(cx), || REQUEST_ID.get()).into_reporting();
+            PreparedBlocking::from_handoff(Handoff::from(cx), || REQUEST_ID.get()).into_reporting();
         std::thread::spawn(move || task.run()).join().unwrap();
         assert_eq!(futures::executor::block_on(handle).unwrap(), Some("req-1"));
     }
 
     #[test]
     fn a_blocking_task_dropped_unrun_reports_cancellation() {
-        let (task, handle) = PreparedBlocking::new(Handoff::default(), || 1).into_reporting();
+        let (task, handle) =
+            PreparedBlocking::from_handoff(Handoff::default(), || 1).into_reporting();
         drop(task);
         assert!(futures::executor::block_on(handle)
             .unwrap_err()
@@ -450,7 +465,7 @@ mod tests {
         let (sender, dropped_in) = std::sync::mpsc::channel();
         let probe = Probe(sender);
         let cx = Context::empty().with_value(&REQUEST_ID, "req-1");
-        let prepared = PreparedBlocking::new(Handoff::from(cx), move || drop(probe));
+        let prepared = PreparedBlocking::from_handoff(Handoff::from(cx), move || drop(probe));
         drop(prepared.into_closing());
         assert_eq!(dropped_in.recv().unwrap(), Some("req-1"));
         assert_eq!(REQUEST_ID.get(), None);
@@ -459,7 +474,7 @@ mod tests {
     #[test]
     fn a_prepared_closure_runs_in_its_context_and_returns_its_value() {
         let cx = Context::empty().with_value(&REQUEST_ID, "req-2");
-        let prepared = PreparedBlocking::new(Handoff::from(cx), || REQUEST_ID.get());
+        let prepared = PreparedBlocking::from_handoff(Handoff::from(cx), || REQUEST_ID.get());
         let run = prepared.into_closing();
         let outcome = std::thread::spawn(run).join().unwrap();
         assert_eq!(outcome.unwrap(), Some("req-2"));
