@@ -50,7 +50,7 @@ impl AsyncStdSpawner {
     }
 }
 
-crate::futures_spawn::spawner_impls!(AsyncStdSpawner);
+crate::rt::spawner_traits!(AsyncStdSpawner);
 
 impl rt::Runtime for AsyncStdSpawner {
     fn spawn_task<F>(&self, task: Task<F>)
@@ -177,7 +177,13 @@ impl<T> NativeTask for AsyncStdJoin<T> {
 #[derive(Clone, Copy, Debug, Default)]
 pub struct AsyncStdLocalSpawner;
 
-crate::futures_spawn::local_spawner_impls!(AsyncStdLocalSpawner);
+crate::rt::local_spawner_traits!(AsyncStdLocalSpawner);
+
+impl From<AsyncStdLocalSpawner> for crate::AnyLocalSpawner {
+    fn from(spawner: AsyncStdLocalSpawner) -> Self {
+        crate::AnyLocalSpawner::new(spawner)
+    }
+}
 
 impl LocalRuntime for AsyncStdLocalSpawner {
     fn spawn_local_task<F>(&self, task: Task<F>)

@@ -79,7 +79,7 @@ impl DefaultSpawner {
     }
 }
 
-crate::futures_spawn::spawner_impls!(DefaultSpawner);
+crate::rt::spawner_traits!(DefaultSpawner);
 
 impl Runtime for DefaultSpawner {
     fn spawn_task<F>(&self, task: Task<F>)

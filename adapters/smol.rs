@@ -61,7 +61,7 @@ impl SmolSpawner {
     }
 }
 
-crate::futures_spawn::spawner_impls!(SmolSpawner);
+crate::rt::spawner_traits!(SmolSpawner);
 
 impl rt::Runtime for SmolSpawner {
     fn spawn_task<F>(&self, task: Task<F>)
@@ -163,7 +163,13 @@ impl SmolLocalSpawner {
     }
 }
 
-crate::futures_spawn::local_spawner_impls!(SmolLocalSpawner);
+crate::rt::local_spawner_traits!(SmolLocalSpawner);
+
+impl From<SmolLocalSpawner> for crate::AnyLocalSpawner {
+    fn from(spawner: SmolLocalSpawner) -> Self {
+        crate::AnyLocalSpawner::new(spawner)
+    }
+}
 
 impl LocalRuntime for SmolLocalSpawner {
     fn spawn_local_task<F>(&self, task: Task<F>)

@@ -141,7 +141,7 @@ impl From<Runtime> for TokioSpawner {
     }
 }
 
-crate::futures_spawn::spawner_impls!(TokioSpawner);
+crate::rt::spawner_traits!(TokioSpawner);
 
 impl rt::Runtime for TokioSpawner {
     fn spawn_task<F>(&self, task: Task<F>)
@@ -230,7 +230,13 @@ impl<T: Send + 'static> NativeJoin<T> for TokioJoin<T> {
 #[derive(Clone, Copy, Debug, Default)]
 pub struct TokioLocalSpawner;
 
-crate::futures_spawn::local_spawner_impls!(TokioLocalSpawner);
+crate::rt::local_spawner_traits!(TokioLocalSpawner);
+
+impl From<TokioLocalSpawner> for crate::AnyLocalSpawner {
+    fn from(spawner: TokioLocalSpawner) -> Self {
+        crate::AnyLocalSpawner::new(spawner)
+    }
+}
 
 impl LocalRuntime for TokioLocalSpawner {
     fn spawn_local_task<F>(&self, task: Task<F>)

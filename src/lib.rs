@@ -75,6 +75,8 @@ mod local;
 mod native_join;
 mod propagation;
 mod spawner;
+#[path = "../adapters/spawner_traits.rs"]
+mod spawner_traits;
 #[cfg(feature = "strict")]
 mod strict;
 mod task;

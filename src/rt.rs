@@ -53,6 +53,11 @@
 
 use std::future::Future;
 
+#[doc(inline)]
+pub use crate::__local_spawner_traits as local_spawner_traits;
+#[doc(inline)]
+pub use crate::__spawner_traits as spawner_traits;
+
 pub use crate::join_error::Panic;
 pub use crate::local::LocalRuntime;
 pub use crate::native_join::NativeJoin;
@@ -115,4 +120,12 @@ pub trait Runtime: Clone + Send + Sync + 'static {
         self.spawn_blocking_task(task);
         handle
     }
+}
+
+/// What the macros of this module expand to; not part of the API.
+#[doc(hidden)]
+pub mod __private {
+    pub use futures_task::{FutureObj, LocalFutureObj, LocalSpawn, Spawn, SpawnError};
+    #[cfg(feature = "hyper")]
+    pub use hyper::rt::Executor as HyperExecutor;
 }
