@@ -14,7 +14,7 @@ use std::task::{Context as TaskContext, Poll, Waker};
 
 use ::async_std::task;
 
-use crate::async_task_join::{cancelling, AsyncTaskJoin, Contained, NativeTask};
+use crate::async_task::{cancelling, AsyncTaskJoin, Contained, NativeTask};
 use crate::rt::{self, BlockingTask, LocalRuntime, PreparedTask, Task};
 use crate::JoinHandle;
 #[cfg(doc)]

@@ -12,7 +12,7 @@ use std::rc::Rc;
 use std::pin::Pin;
 use std::task::{Context as TaskContext, Poll};
 
-use crate::async_task_join::{cancelling, AsyncTaskJoin, Contained, NativeTask};
+use crate::async_task::{cancelling, AsyncTaskJoin, Contained, NativeTask};
 use crate::rt::{self, BlockingTask, LocalRuntime, PreparedTask, Task};
 use crate::JoinHandle;
 #[cfg(doc)]

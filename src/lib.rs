@@ -56,8 +56,9 @@
 
 mod any_spawner;
 #[cfg(any(feature = "smol", feature = "async-std"))]
+#[cfg_attr(docsrs, doc(cfg(any(feature = "smol", feature = "async-std"))))]
 #[path = "../adapters/async_task_join.rs"]
-mod async_task_join;
+pub mod async_task;
 #[path = "../adapters/carried.rs"]
 mod carried;
 mod carrier;
