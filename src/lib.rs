@@ -56,7 +56,6 @@
 
 mod any_spawner;
 #[cfg(any(feature = "smol", feature = "async-std"))]
-#[cfg_attr(docsrs, doc(cfg(any(feature = "smol", feature = "async-std"))))]
 #[path = "../adapters/async_task_join.rs"]
 pub mod async_task;
 #[path = "../adapters/carried.rs"]
@@ -119,6 +118,9 @@ mod default_spawner;
 #[cfg(any(feature = "tracing", feature = "log"))]
 #[path = "../adapters/tracing/escape.rs"]
 mod escape;
+#[cfg(feature = "futures-executor")]
+#[path = "../adapters/futures.rs"]
+pub mod futures;
 #[cfg(feature = "grpc")]
 #[path = "../adapters/grpc.rs"]
 pub mod grpc;
