@@ -150,6 +150,32 @@ mod panics {
         }
     }
 
+    /// Panics at every poll; what it holds panics when dropped.
+    struct PanicsInPoll {
+        _guard: PanicsOnDrop,
+    }
+
+    impl Future for PanicsInPoll {
+        type Output = ();
+        fn poll(self: Pin<&mut Self>, _: &mut TaskContext<'_>) -> Poll<()> {
+            panic!("poll failed");
+        }
+    }
+
+    each_runtime! {
+        fn a_task_that_panics_in_poll_and_again_when_dropped_reports_the_drops_panic(spawner) {
+            let seen = Arc::new(Mutex::new(Vec::new()));
+            let future = PanicsInPoll {
+                _guard: PanicsOnDrop(seen.clone()),
+            };
+            let cx = Context::empty().with_value(&REQUEST_ID, 9);
+            let error = spawner.spawn_in(cx, future).await.unwrap_err();
+            assert_eq!(error.to_string(), "task panicked: drop failed");
+            assert_eq!(*seen.lock().unwrap(), [Some(9)], "dropped inside its context");
+            assert_runtime_healthy(&spawner).await;
+        }
+    }
+
     each_runtime! {
         fn a_task_whose_future_panics_when_dropped_does_so_inside_its_context_and_releases_its_values(spawner) {
             let alive = Arc::new(AtomicUsize::new(0));
