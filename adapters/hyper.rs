@@ -24,7 +24,7 @@
 #[doc(hidden)]
 macro_rules! __hyper_executor {
     ($spawner:ty) => {
-        impl<Fut> $crate::rt::__private::HyperExecutor<Fut> for $spawner
+        impl<Fut> $crate::__hyper_private::Executor<Fut> for $spawner
         where
             Fut: ::core::future::Future + ::core::marker::Send + 'static,
             Fut::Output: ::core::marker::Send + 'static,
@@ -41,7 +41,7 @@ macro_rules! __hyper_executor {
 #[doc(hidden)]
 macro_rules! __hyper_local_executor {
     ($spawner:ty) => {
-        impl<Fut> $crate::rt::__private::HyperExecutor<Fut> for $spawner
+        impl<Fut> $crate::__hyper_private::Executor<Fut> for $spawner
         where
             Fut: ::core::future::Future + 'static,
         {
@@ -50,4 +50,10 @@ macro_rules! __hyper_local_executor {
             }
         }
     };
+}
+
+/// What the macros above expand to; not part of the API.
+#[doc(hidden)]
+pub mod __hyper_private {
+    pub use ::hyper::rt::Executor;
 }

@@ -127,6 +127,9 @@ pub mod grpc;
 #[cfg(feature = "hyper")]
 #[path = "../adapters/hyper.rs"]
 mod hyper;
+#[cfg(feature = "hyper")]
+#[doc(hidden)]
+pub use hyper::__hyper_private;
 #[cfg(feature = "log")]
 #[path = "../adapters/log.rs"]
 pub mod log;

@@ -126,6 +126,4 @@ pub trait Runtime: Clone + Send + Sync + 'static {
 #[doc(hidden)]
 pub mod __private {
     pub use futures_task::{FutureObj, LocalFutureObj, LocalSpawn, Spawn, SpawnError};
-    #[cfg(feature = "hyper")]
-    pub use hyper::rt::Executor as HyperExecutor;
 }
