@@ -14,9 +14,11 @@ use std::task::{Context as TaskContext, Poll, Waker};
 
 use ::async_std::task;
 
-use crate::async_task_join::{cancelling, AsyncTaskJoin, Contained, NativeTask};
-use crate::runtime_join::RuntimeJoin;
-use crate::{BlockingTask, InContext, JoinHandle, LocalSpawner, PreparedTask, Spawner, Task};
+use crate::async_task::{cancelling, AsyncTaskJoin, Contained, NativeTask};
+use crate::rt::{self, BlockingTask, LocalRuntime, PreparedTask, Task};
+use crate::JoinHandle;
+#[cfg(doc)]
+use crate::Spawner;
 
 /// Spawns on async-std's global runtime; task names are handed to async-std.
 ///
@@ -48,9 +50,9 @@ impl AsyncStdSpawner {
     }
 }
 
-crate::futures_spawn::spawner_impls!(AsyncStdSpawner);
+crate::rt::spawner_traits!(AsyncStdSpawner);
 
-impl Spawner for AsyncStdSpawner {
+impl rt::Runtime for AsyncStdSpawner {
     fn spawn_task<F>(&self, task: Task<F>)
     where
         F: Future<Output = ()> + Send + 'static,
@@ -72,8 +74,8 @@ impl Spawner for AsyncStdSpawner {
         drop(task::spawn_blocking(move || task.run()));
     }
 
-    fn block_on<F: Future>(&self, future: F) -> F::Output {
-        task::block_on(future.in_current_context())
+    fn run_until_complete<F: Future>(&self, future: F) -> F::Output {
+        task::block_on(future)
     }
 
     // async-std's own handle, detached on drop and cancelled by `abort`, carries the outcome:
@@ -86,23 +88,23 @@ impl Spawner for AsyncStdSpawner {
         let (task, name, abort_key) = Contained::new(task);
         let handle = match name {
             Some(name) => task::Builder::new()
-                .name(name.to_string())
+                .name(name)
                 .spawn(task)
                 .expect("async-std refused to spawn a named task"),
             None => task::spawn(task),
         };
         let handle = AsyncTaskJoin::new(
-            NativeJoin::new(handle),
+            AsyncStdJoin::new(handle),
             |join, abort_key| cancelling(join.handle.cancel(), abort_key),
             abort_key,
         );
-        JoinHandle::from_runtime(RuntimeJoin::AsyncStd(handle))
+        JoinHandle::from_native(handle)
     }
 }
 
 /// async-std's own handle, with the `is_finished` it lacks: that polls the handle with the
 /// waker of its last poll, so whoever awaits it stays the one woken.
-pub(crate) struct NativeJoin<T> {
+struct AsyncStdJoin<T> {
     handle: task::JoinHandle<T>,
     /// The output a poll from `is_finished` found; boxed, as it is rare, so that a handle's size
     /// does not depend on its output's.
@@ -111,11 +113,11 @@ pub(crate) struct NativeJoin<T> {
 }
 
 // The output is never pinned: only the handle is polled, and it is `Unpin`.
-impl<T> Unpin for NativeJoin<T> {}
+impl<T> Unpin for AsyncStdJoin<T> {}
 
-impl<T> NativeJoin<T> {
+impl<T> AsyncStdJoin<T> {
     fn new(handle: task::JoinHandle<T>) -> Self {
-        NativeJoin {
+        AsyncStdJoin {
             handle,
             output: None,
             awaiter: None,
@@ -123,7 +125,7 @@ impl<T> NativeJoin<T> {
     }
 }
 
-impl<T> NativeTask for NativeJoin<T> {
+impl<T> NativeTask for AsyncStdJoin<T> {
     type Output = T;
 
     fn poll_output(&mut self, cx: &mut TaskContext<'_>) -> Poll<Option<T>> {
@@ -175,9 +177,15 @@ impl<T> NativeTask for NativeJoin<T> {
 #[derive(Clone, Copy, Debug, Default)]
 pub struct AsyncStdLocalSpawner;
 
-crate::futures_spawn::local_spawner_impls!(AsyncStdLocalSpawner);
+crate::rt::local_spawner_traits!(AsyncStdLocalSpawner);
 
-impl LocalSpawner for AsyncStdLocalSpawner {
+impl From<AsyncStdLocalSpawner> for crate::AnyLocalSpawner {
+    fn from(spawner: AsyncStdLocalSpawner) -> Self {
+        crate::AnyLocalSpawner::new(spawner)
+    }
+}
+
+impl LocalRuntime for AsyncStdLocalSpawner {
     fn spawn_local_task<F>(&self, task: Task<F>)
     where
         F: Future<Output = ()> + 'static,

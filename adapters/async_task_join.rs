@@ -1,37 +1,35 @@
-//! Join handles for the runtimes built on `async-task` (smol and async-std): ctxflow's
-//! [`JoinHandle`](crate::JoinHandle) wraps the runtime's own handle, so a task is one allocation,
-//! as a raw spawn is.
+//! Join handles for the runtimes built on `async-task` (smol and async-std), for their adapters:
+//! ctxflow's [`JoinHandle`](crate::JoinHandle) wraps the runtime's own handle, through
+//! [`NativeJoin`], so a task is one allocation, as a raw spawn is.
 //!
 //! The runtime's handle lacks three things ctxflow's promises, which this module adds without a
 //! shared allocation:
 //!
 //! - It would cancel on drop (smol) or re-raise panics: the task is [`Contained`], which catches
 //!   every panic of its future and returns it as its output, and the handle detaches on drop.
-//! - It cancels only from asynchronous code (`cancel().await`): [`AsyncTaskJoin::abort`] takes the
-//!   handle out from behind a lock and polls that cancellation once, which closes the task at
-//!   once; a task that had already finished hands back its outcome.
+//! - It cancels only from asynchronous code (`cancel().await`): an abort of [`AsyncTaskJoin`]
+//!   takes the handle out from behind a lock and polls that cancellation once, which closes the
+//!   task at once; a task that had already finished hands back its outcome.
 //! - A cancelled task's future is dropped by the runtime, outside any `catch_unwind` and with no
 //!   output to report through; and an abort that lands while the task's last poll is returning
 //!   makes the runtime drop the output that poll returned. [`Contained`] drops the future inside
 //!   its context and catches a panic of that drop, and [`Finished`] is the output: if the task
-//!   was aborted, either goes to its handle through [`aborted`], a table that only aborted
+//!   was aborted, either goes to its handle through `aborted`, a table that only aborted
 //!   tasks ever write to.
 
 use std::any::Any;
 use std::future::Future;
-use std::panic::{self, AssertUnwindSafe};
 use std::pin::Pin;
 use std::sync::{Mutex, MutexGuard, PoisonError};
 use std::task::{Context as TaskContext, Poll, Waker};
 
 use pin_project_lite::pin_project;
 
-use crate::future::WithContext;
-use crate::join::JoinError;
-use crate::task::{Panic, PreparedTask};
+use crate::rt::{Closing, NativeJoin, Panic, PreparedTask};
+use crate::JoinError;
 
 /// What a task ends with: its future's output, or the panic of its poll or of its drop.
-pub(crate) type Outcome<T> = Result<T, Panic>;
+pub type Outcome<T> = Result<T, Panic>;
 
 /// A task's outcome in type-erased form, for the [`aborted`] table.
 type Erased = Box<dyn Any + Send + 'static>;
@@ -41,7 +39,7 @@ fn erase<T: Send + 'static>(outcome: Outcome<T>) -> Erased {
 }
 
 /// What a task returns to its runtime: its outcome, until the handle takes it.
-pub(crate) struct Finished<T> {
+pub struct Finished<T> {
     outcome: Option<Outcome<T>>,
     erase: fn(Outcome<T>) -> Erased,
     abort_key: u64,
@@ -66,11 +64,12 @@ impl<T> Drop for Finished<T> {
 }
 
 pin_project! {
-    /// The user's future inside its context, as a runtime built on `async-task` runs it: no
-    /// panic of the future, or of its drop, ever reaches the runtime.
-    pub(crate) struct Contained<F: Future> {
+    /// The task's [`Closing`] future, as a runtime built on `async-task` runs it: its outcome
+    /// is a [`Finished`], and a panic of its drop when the runtime cancels it goes to the
+    /// handle that aborted it.
+    pub struct Contained<F: Future> {
         #[pin]
-        future: WithContext<F>,
+        closing: Closing<F>,
         erase: fn(Outcome<F::Output>) -> Erased,
         abort_key: u64,
     }
@@ -80,8 +79,8 @@ pin_project! {
             // Only a cancelled task still holds its future here: the runtime drops it, and a
             // panic must neither unwind into the runtime nor be lost if the task was aborted.
             let this = this.project();
-            if let Err(payload) = panic::catch_unwind(AssertUnwindSafe(|| this.future.close())) {
-                aborted::record(*this.abort_key, (this.erase)(Err(Panic::new(payload))));
+            if let Err(panic) = this.closing.cancel() {
+                aborted::record(*this.abort_key, (this.erase)(Err(panic)));
             }
         }
     }
@@ -93,12 +92,12 @@ where
     F::Output: Send + 'static,
 {
     /// The task for `prepared`, its name, and the key its handle aborts it by.
-    pub(crate) fn new(prepared: PreparedTask<F>) -> (Self, Option<std::sync::Arc<str>>, u64) {
-        let (future, name) = prepared.into_parts();
+    pub fn new(prepared: PreparedTask<F>) -> (Self, Option<String>, u64) {
+        let name = prepared.name().map(str::to_owned);
         let abort_key = aborted::new_key();
         let erase = erase::<F::Output>;
         let task = Contained {
-            future,
+            closing: prepared.into_closing(),
             erase,
             abort_key,
         };
@@ -112,18 +111,9 @@ impl<F: Future> Future for Contained<F> {
     #[inline]
     fn poll(self: Pin<&mut Self>, cx: &mut TaskContext<'_>) -> Poll<Self::Output> {
         let this = self.project();
-        let mut future = this.future;
-        let polled = panic::catch_unwind(AssertUnwindSafe(|| future.as_mut().poll(cx)));
-        let result = match polled {
-            Ok(Poll::Pending) => return Poll::Pending,
-            Ok(Poll::Ready(output)) => Ok(output),
-            Err(payload) => Err(payload),
-        };
-        // Dropped now, inside its context, so the handle sees the task end only once the
-        // future's resources are released; a panicking drop is the task's panic.
-        let closed = panic::catch_unwind(AssertUnwindSafe(|| future.close()));
+        let outcome = std::task::ready!(this.closing.poll(cx));
         Poll::Ready(Finished {
-            outcome: Some(closed.and(result).map_err(Panic::new)),
+            outcome: Some(outcome),
             erase: *this.erase,
             abort_key: *this.abort_key,
         })
@@ -131,7 +121,7 @@ impl<F: Future> Future for Contained<F> {
 }
 
 /// A runtime's own handle to a [`Contained`] task.
-pub(crate) trait NativeTask: Unpin + Sized {
+pub trait NativeTask: Unpin + Sized {
     /// The task's output.
     type Output;
 
@@ -148,11 +138,11 @@ pub(crate) trait NativeTask: Unpin + Sized {
 /// Cancels a task and waits until its future is dropped, then gives the outcome the task ended
 /// with, if any. Made where the output is known to be `Send`, so that a handle with no bounds on
 /// its output can still abort.
-pub(crate) type Cancelling<T> = Pin<Box<dyn Future<Output = Option<Outcome<T>>> + Send>>;
+pub type Cancelling<T> = Pin<Box<dyn Future<Output = Option<Outcome<T>>> + Send>>;
 
-/// What a runtime's `cancel` gives, then what [`aborted`] kept for `abort_key`: the outcome of
+/// What a runtime's `cancel` gives, then what the `aborted` table kept for `abort_key`: the outcome of
 /// an aborted task.
-pub(crate) fn cancelling<T, C>(cancel: C, abort_key: u64) -> Cancelling<T>
+pub fn cancelling<T, C>(cancel: C, abort_key: u64) -> Cancelling<T>
 where
     T: Send + 'static,
     C: Future<Output = Option<Finished<T>>> + Send + 'static,
@@ -170,7 +160,7 @@ where
 }
 
 /// ctxflow's handle around a runtime's own handle `H`.
-pub(crate) struct AsyncTaskJoin<T, H: NativeTask> {
+pub struct AsyncTaskJoin<T, H: NativeTask> {
     // Behind a lock only so that `abort` can take the handle from `&self`; every other use has
     // `&mut self` and no lock to take.
     stage: Mutex<Stage<T, H>>,
@@ -194,7 +184,9 @@ enum Stage<T, H> {
 }
 
 impl<T, H: NativeTask<Output = Finished<T>>> AsyncTaskJoin<T, H> {
-    pub(crate) fn new(handle: H, cancel: fn(H, u64) -> Cancelling<T>, abort_key: u64) -> Self {
+    /// Wraps `handle`, the runtime's handle to the [`Contained`] task made with `abort_key`;
+    /// `cancel` starts the runtime's own cancellation (see [`cancelling`]).
+    pub fn new(handle: H, cancel: fn(H, u64) -> Cancelling<T>, abort_key: u64) -> Self {
         AsyncTaskJoin {
             stage: Mutex::new(Stage::Running(handle)),
             cancel,
@@ -208,7 +200,7 @@ impl<T, H: NativeTask<Output = Finished<T>>> AsyncTaskJoin<T, H> {
         self.stage.lock().unwrap_or_else(PoisonError::into_inner)
     }
 
-    pub(crate) fn abort(&self) {
+    fn abort(&self) {
         let mut stage = self.stage();
         // A finished task keeps its outcome, also one a handle has already taken from the
         // runtime's (async-std's `is_finished` polls it).
@@ -237,7 +229,7 @@ impl<T, H: NativeTask<Output = Finished<T>>> AsyncTaskJoin<T, H> {
         }
     }
 
-    pub(crate) fn is_finished(&self) -> bool {
+    fn is_finished(&self) -> bool {
         match &mut *self.stage() {
             Stage::Running(handle) => handle.is_finished(),
             // The future may still be being dropped.
@@ -246,7 +238,7 @@ impl<T, H: NativeTask<Output = Finished<T>>> AsyncTaskJoin<T, H> {
         }
     }
 
-    pub(crate) fn poll(&mut self, cx: &mut TaskContext<'_>) -> Poll<Result<T, JoinError>> {
+    fn poll(&mut self, cx: &mut TaskContext<'_>) -> Poll<Result<T, JoinError>> {
         let stage = self.stage.get_mut().unwrap_or_else(PoisonError::into_inner);
         let outcome = match stage {
             Stage::Running(handle) => {
@@ -264,6 +256,24 @@ impl<T, H: NativeTask<Output = Finished<T>>> AsyncTaskJoin<T, H> {
             Some(outcome) => outcome.map_err(Panic::into_error),
             None => Err(JoinError::cancelled()),
         })
+    }
+}
+
+impl<T, H> NativeJoin<T> for AsyncTaskJoin<T, H>
+where
+    T: Send + 'static,
+    H: NativeTask<Output = Finished<T>> + Send + 'static,
+{
+    fn poll_join(&mut self, cx: &mut TaskContext<'_>) -> Poll<Result<T, JoinError>> {
+        self.poll(cx)
+    }
+
+    fn abort(&self) {
+        AsyncTaskJoin::abort(self);
+    }
+
+    fn is_finished(&self) -> bool {
+        AsyncTaskJoin::is_finished(self)
     }
 }
 

@@ -3,8 +3,8 @@
 
 use std::future::Future;
 
-use crate::builtin::Builtin;
-use crate::{BlockingTask, JoinHandle, PreparedBlocking, PreparedTask, Spawner, Task};
+use crate::rt::{BlockingTask, PreparedBlocking, PreparedTask, Runtime, Task};
+use crate::{AnySpawner, JoinHandle, Spawner};
 
 /// The runtime the enabled features select, decided at each call.
 ///
@@ -40,25 +40,25 @@ pub struct DefaultSpawner;
 
 impl DefaultSpawner {
     /// The runtime the caller runs inside, if ctxflow can tell.
-    fn current() -> Option<Builtin> {
+    fn current() -> Option<AnySpawner> {
         #[cfg(feature = "tokio")]
         if let Ok(spawner) = crate::tokio::TokioSpawner::try_current() {
-            return Some(Builtin::Tokio(spawner));
+            return Some(spawner.into());
         }
         #[cfg(feature = "async-std")]
         if ::async_std::task::try_current().is_some() {
-            return Some(Builtin::AsyncStd(crate::async_std::AsyncStdSpawner));
+            return Some(crate::async_std::AsyncStdSpawner.into());
         }
         None
     }
 
     /// The runtime that takes a spawn made outside any runtime ctxflow can tell: `None` when
     /// only tokio is enabled, which has none.
-    fn outside_runtime() -> Option<Builtin> {
+    fn outside_runtime() -> Option<AnySpawner> {
         #[cfg(feature = "async-std")]
-        return Some(Builtin::AsyncStd(crate::async_std::AsyncStdSpawner));
+        return Some(crate::async_std::AsyncStdSpawner.into());
         #[cfg(all(feature = "smol", not(feature = "async-std")))]
-        return Some(Builtin::Smol(crate::smol::SmolSpawner::global()));
+        return Some(crate::smol::SmolSpawner::global().into());
         #[cfg(not(any(feature = "smol", feature = "async-std")))]
         return None;
     }
@@ -68,20 +68,20 @@ impl DefaultSpawner {
     /// # Panics
     /// With [`NoRuntime`](crate::NoRuntime)'s message when only tokio is enabled and no tokio
     /// runtime runs here.
-    fn for_spawn() -> Builtin {
+    fn for_spawn() -> AnySpawner {
         match Self::current().or_else(Self::outside_runtime) {
             Some(spawner) => spawner,
             #[cfg(feature = "tokio")]
-            None => Builtin::Tokio(crate::tokio::TokioSpawner::current()),
+            None => crate::tokio::TokioSpawner::current().into(),
             #[cfg(not(feature = "tokio"))]
             None => unreachable!("a runtime other than tokio is always available"),
         }
     }
 }
 
-crate::futures_spawn::spawner_impls!(DefaultSpawner);
+crate::rt::spawner_traits!(DefaultSpawner);
 
-impl Spawner for DefaultSpawner {
+impl Runtime for DefaultSpawner {
     fn spawn_task<F>(&self, task: Task<F>)
     where
         F: Future<Output = ()> + Send + 'static,
@@ -112,9 +112,9 @@ impl Spawner for DefaultSpawner {
         Self::for_spawn().spawn_blocking_prepared(f)
     }
 
-    fn block_on<F: Future>(&self, future: F) -> F::Output {
+    fn run_until_complete<F: Future>(&self, future: F) -> F::Output {
         if let Some(spawner) = Self::current() {
-            return spawner.block_on(future);
+            return spawner.run_until_complete(future);
         }
         // tokio ranks first, so that enabling smol or async-std never moves tokio code (and its
         // timers) off tokio.
@@ -124,12 +124,12 @@ impl Spawner for DefaultSpawner {
                 .enable_all()
                 .build()
                 .expect("ctxflow: cannot start a tokio runtime for `block_on`");
-            crate::tokio::TokioSpawner::from(runtime).block_on(future)
+            crate::tokio::TokioSpawner::from(runtime).run_until_complete(future)
         }
         #[cfg(not(feature = "tokio"))]
         {
             match Self::outside_runtime() {
-                Some(spawner) => spawner.block_on(future),
+                Some(spawner) => spawner.run_until_complete(future),
                 None => unreachable!("a runtime other than tokio is always available"),
             }
         }

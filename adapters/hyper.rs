@@ -16,16 +16,18 @@
 //! # }
 //! ```
 
-// `spawn_impl!` and `local_spawn_impl!` call these for every spawner of the crate, so a new
-// spawner is an executor as soon as it has futures' `Spawn`.
+// `ctxflow::rt::spawner_traits!` and `local_spawner_traits!` call these for every spawner, so
+// a new spawner is an executor as soon as it has futures' `Spawn`.
 
-/// hyper's `Executor` for a spawner of this crate: a detached task in the caller's context.
-macro_rules! executor_impl {
+/// hyper's `Executor` for a spawner: a detached task in the caller's context.
+#[macro_export]
+#[doc(hidden)]
+macro_rules! __hyper_executor {
     ($spawner:ty) => {
-        impl<Fut> ::hyper::rt::Executor<Fut> for $spawner
+        impl<Fut> $crate::__hyper_private::Executor<Fut> for $spawner
         where
-            Fut: std::future::Future + Send + 'static,
-            Fut::Output: Send + 'static,
+            Fut: ::core::future::Future + ::core::marker::Send + 'static,
+            Fut::Output: ::core::marker::Send + 'static,
         {
             fn execute(&self, future: Fut) {
                 $crate::Spawner::spawn(self, future).detach();
@@ -34,12 +36,14 @@ macro_rules! executor_impl {
     };
 }
 
-/// hyper's `Executor` for a local spawner of this crate, for futures that are not `Send`.
-macro_rules! local_executor_impl {
+/// hyper's `Executor` for a local spawner, for futures that are not `Send`.
+#[macro_export]
+#[doc(hidden)]
+macro_rules! __hyper_local_executor {
     ($spawner:ty) => {
-        impl<Fut> ::hyper::rt::Executor<Fut> for $spawner
+        impl<Fut> $crate::__hyper_private::Executor<Fut> for $spawner
         where
-            Fut: std::future::Future + 'static,
+            Fut: ::core::future::Future + 'static,
         {
             fn execute(&self, future: Fut) {
                 $crate::LocalSpawner::spawn_local(self, future).detach();
@@ -48,4 +52,8 @@ macro_rules! local_executor_impl {
     };
 }
 
-pub(crate) use {executor_impl, local_executor_impl};
+/// What the macros above expand to; not part of the API.
+#[doc(hidden)]
+pub mod __hyper_private {
+    pub use ::hyper::rt::Executor;
+}

@@ -36,8 +36,8 @@
 //! assert_eq!(tagged, ["req-123:0", "req-123:1", "req-123:2", "req-123:3"]);
 //! ```
 
-use crate::handoff::Handoff;
-use crate::JoinHandle;
+use crate::rt::PreparedBlocking;
+use crate::{Context, JoinHandle};
 
 #[path = "rayon/iter.rs"]
 mod iter;
@@ -72,7 +72,7 @@ pub fn spawn<F>(f: F)
 where
     F: FnOnce() + Send + 'static,
 {
-    ::rayon::spawn(Handoff::for_spawn().wrap(f));
+    ::rayon::spawn(Context::inheritable().wrap(f));
 }
 
 /// Spawns `f` on rayon's global pool, like [`spawn`], and returns a [`JoinHandle`] to its
@@ -103,7 +103,7 @@ where
     F: FnOnce() -> R + Send + 'static,
     R: Send + 'static,
 {
-    let (job, handle) = crate::task::blocking(Handoff::for_spawn(), f);
+    let (job, handle) = PreparedBlocking::new(f).into_reporting();
     ::rayon::spawn(move || job.run());
     handle
 }
@@ -127,8 +127,8 @@ where
     RA: Send,
     RB: Send,
 {
-    let handoff = Handoff::for_spawn();
-    while_waiting_in_empty_context(|| ::rayon::join(|| handoff.run(a), || handoff.run(b)))
+    let context = Context::inheritable();
+    while_waiting_in_empty_context(|| ::rayon::join(|| context.run(a), || context.run(b)))
 }
 
 /// Opens a fork-join scope on rayon's global pool, like [`rayon::scope`]: `op` and every
@@ -154,9 +154,9 @@ where
     OP: FnOnce(&Scope<'_, 'scope>) -> R + Send,
     R: Send,
 {
-    let handoff = Handoff::for_spawn();
+    let context = Context::inheritable();
     while_waiting_in_empty_context(|| {
-        ::rayon::scope(|rayon| handoff.run(|| op(&Scope::new(rayon))))
+        ::rayon::scope(|rayon| context.run(|| op(&Scope::new(rayon))))
     })
 }
 
@@ -187,9 +187,9 @@ pub fn in_place_scope<'scope, OP, R>(op: OP) -> R
 where
     OP: FnOnce(&Scope<'_, 'scope>) -> R,
 {
-    let handoff = Handoff::for_spawn();
+    let context = Context::inheritable();
     while_waiting_in_empty_context(|| {
-        ::rayon::in_place_scope(|rayon| handoff.run(|| op(&Scope::new(rayon))))
+        ::rayon::in_place_scope(|rayon| context.run(|| op(&Scope::new(rayon))))
     })
 }
 
@@ -198,5 +198,5 @@ where
 /// A worker thread that waits in `join` or at the end of a scope runs other queued jobs in the
 /// meantime; those may be unrelated to the caller and must not see its context.
 fn while_waiting_in_empty_context<R>(wait: impl FnOnce() -> R) -> R {
-    Handoff::default().run(wait)
+    Context::empty().run(wait)
 }

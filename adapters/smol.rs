@@ -12,9 +12,11 @@ use std::rc::Rc;
 use std::pin::Pin;
 use std::task::{Context as TaskContext, Poll};
 
-use crate::async_task_join::{cancelling, AsyncTaskJoin, Contained, NativeTask};
-use crate::runtime_join::RuntimeJoin;
-use crate::{BlockingTask, InContext, JoinHandle, LocalSpawner, PreparedTask, Spawner, Task};
+use crate::async_task::{cancelling, AsyncTaskJoin, Contained, NativeTask};
+use crate::rt::{self, BlockingTask, LocalRuntime, PreparedTask, Task};
+use crate::JoinHandle;
+#[cfg(doc)]
+use crate::Spawner;
 use ::async_task::FallibleTask;
 use ::smol::{Executor, LocalExecutor};
 
@@ -59,9 +61,9 @@ impl SmolSpawner {
     }
 }
 
-crate::futures_spawn::spawner_impls!(SmolSpawner);
+crate::rt::spawner_traits!(SmolSpawner);
 
-impl Spawner for SmolSpawner {
+impl rt::Runtime for SmolSpawner {
     fn spawn_task<F>(&self, task: Task<F>)
     where
         F: Future<Output = ()> + Send + 'static,
@@ -79,8 +81,7 @@ impl Spawner for SmolSpawner {
         ::smol::unblock(move || task.run()).detach();
     }
 
-    fn block_on<F: Future>(&self, future: F) -> F::Output {
-        let future = future.in_current_context();
+    fn run_until_complete<F: Future>(&self, future: F) -> F::Output {
         match &self.executor {
             Some(executor) => ::smol::block_on(executor.run(future)),
             None => ::smol::block_on(future),
@@ -104,7 +105,7 @@ impl Spawner for SmolSpawner {
             |task, abort_key| cancelling(task.cancel(), abort_key),
             abort_key,
         );
-        JoinHandle::from_runtime(RuntimeJoin::Smol(handle))
+        JoinHandle::from_native(handle)
     }
 }
 
@@ -162,9 +163,15 @@ impl SmolLocalSpawner {
     }
 }
 
-crate::futures_spawn::local_spawner_impls!(SmolLocalSpawner);
+crate::rt::local_spawner_traits!(SmolLocalSpawner);
 
-impl LocalSpawner for SmolLocalSpawner {
+impl From<SmolLocalSpawner> for crate::AnyLocalSpawner {
+    fn from(spawner: SmolLocalSpawner) -> Self {
+        crate::AnyLocalSpawner::new(spawner)
+    }
+}
+
+impl LocalRuntime for SmolLocalSpawner {
     fn spawn_local_task<F>(&self, task: Task<F>)
     where
         F: Future<Output = ()> + 'static,

@@ -45,8 +45,12 @@ use crate::{task, AnyLocalSpawner, AnySpawner, Context, InContext, JoinError, Sp
 
 #[doc(inline)]
 pub use crate::__each_local_runtime as each_local_runtime;
+#[doc(hidden)]
+pub use crate::__each_local_runtime_and_futures as each_local_runtime_and_futures;
 #[doc(inline)]
 pub use crate::__each_runtime as each_runtime;
+#[doc(hidden)]
+pub use crate::__each_runtime_and_futures as each_runtime_and_futures;
 
 /// A runtime `each_runtime` runs a body on.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -64,6 +68,11 @@ pub enum Runtime {
     /// async-std's global runtime.
     #[cfg(feature = "async-std")]
     AsyncStd,
+    /// A fresh futures `ThreadPool` of two threads (feature `futures-executor`). Not in
+    /// [`all`](Self::all) nor in `each_runtime!`: futures' pools forbid blocking on a future
+    /// inside their tasks, which some libraries do; the conformance suite runs on it.
+    #[cfg(feature = "futures-executor")]
+    FuturesThreadPool,
 }
 
 impl Runtime {
@@ -100,6 +109,8 @@ impl Runtime {
             Runtime::Smol => "smol",
             #[cfg(feature = "async-std")]
             Runtime::AsyncStd => "async-std",
+            #[cfg(feature = "futures-executor")]
+            Runtime::FuturesThreadPool => "futures (ThreadPool)",
         }
     }
 
@@ -146,6 +157,15 @@ impl Runtime {
             Runtime::AsyncStd => {
                 let spawner = crate::async_std::AsyncStdSpawner::new();
                 ::async_std::task::block_on(spawn(spawner.into()))
+            }
+            #[cfg(feature = "futures-executor")]
+            Runtime::FuturesThreadPool => {
+                let pool = ::futures_executor::ThreadPool::builder()
+                    .pool_size(2)
+                    .create()
+                    .expect("start a futures thread pool");
+                let spawner = crate::futures::ThreadPoolSpawner::new(pool);
+                ::futures_executor::block_on(spawn(AnySpawner::new(spawner)))
             }
         }
     }
@@ -231,6 +251,10 @@ pub enum LocalRuntime {
     /// async-std's `spawn_local`.
     #[cfg(feature = "async-std")]
     AsyncStdLocal,
+    /// A futures `LocalPool` (feature `futures-executor`); as
+    /// [`Runtime::FuturesThreadPool`], not in [`all`](Self::all).
+    #[cfg(feature = "futures-executor")]
+    FuturesLocalPool,
 }
 
 impl LocalRuntime {
@@ -255,6 +279,8 @@ impl LocalRuntime {
             LocalRuntime::SmolLocal => "smol (LocalExecutor)",
             #[cfg(feature = "async-std")]
             LocalRuntime::AsyncStdLocal => "async-std (spawn_local)",
+            #[cfg(feature = "futures-executor")]
+            LocalRuntime::FuturesLocalPool => "futures (LocalPool)",
         }
     }
 
@@ -287,6 +313,13 @@ impl LocalRuntime {
             LocalRuntime::AsyncStdLocal => {
                 let spawner = crate::async_std::AsyncStdLocalSpawner;
                 ::async_std::task::block_on(body(spawner.into()).in_context(Context::empty()));
+            }
+            #[cfg(feature = "futures-executor")]
+            LocalRuntime::FuturesLocalPool => {
+                let mut pool = ::futures_executor::LocalPool::new();
+                let spawner = crate::futures::LocalPoolSpawner::new(pool.spawner());
+                let body = body(AnyLocalSpawner::new(spawner)).in_context(Context::empty());
+                pool.run_until(body);
             }
         }
     }

@@ -8,11 +8,15 @@
 //! [`spawn_named`](Spawner::spawn_named); [`task_name`](crate::task_name) returns it.
 
 use std::future::Future;
+use std::pin::Pin;
 use std::sync::Arc;
+use std::task::{Context as TaskContext, Poll};
 
 use ::tokio::runtime::{Handle, Runtime};
 
-use crate::runtime_join::RuntimeJoin;
+use crate::rt::{
+    self, BlockingTask, LocalRuntime, NativeJoin, Panic, PreparedBlocking, PreparedTask, Task,
+};
 
 #[cfg(tokio_unstable)]
 #[path = "tokio/hooks.rs"]
@@ -20,10 +24,9 @@ mod hooks;
 #[cfg(not(tokio_unstable))]
 #[path = "tokio/no_hooks.rs"]
 mod hooks;
-use crate::{
-    BlockingTask, InContext, JoinHandle, LocalSpawner, NoRuntime, PreparedBlocking, PreparedTask,
-    Spawner, Task,
-};
+#[cfg(doc)]
+use crate::Spawner;
+use crate::{JoinError, JoinHandle, NoRuntime};
 pub use hooks::*;
 
 /// Spawns on a tokio runtime through its [`Handle`].
@@ -138,9 +141,9 @@ impl From<Runtime> for TokioSpawner {
     }
 }
 
-crate::futures_spawn::spawner_impls!(TokioSpawner);
+crate::rt::spawner_traits!(TokioSpawner);
 
-impl Spawner for TokioSpawner {
+impl rt::Runtime for TokioSpawner {
     fn spawn_task<F>(&self, task: Task<F>)
     where
         F: Future<Output = ()> + Send + 'static,
@@ -155,22 +158,21 @@ impl Spawner for TokioSpawner {
         drop(self.handle.spawn_blocking(move || task.run()));
     }
 
-    fn block_on<F: Future>(&self, future: F) -> F::Output {
-        let future = future.in_current_context();
+    fn run_until_complete<F: Future>(&self, future: F) -> F::Output {
         match &self.runtime {
             Some(runtime) => runtime.get().block_on(future),
             None => self.handle.block_on(future),
         }
     }
 
-    // tokio's own handle detaches on drop, reports panics and cancellation, and aborts from
-    // synchronous code: ctxflow's handle wraps it, and the task carries no slot of its own.
+    // tokio's own handle detaches on drop, reports cancellation, and aborts from synchronous
+    // code: ctxflow's handle wraps it, and the task carries no slot of its own.
     fn spawn_prepared<F>(&self, task: PreparedTask<F>) -> JoinHandle<F::Output>
     where
         F: Future + Send + 'static,
         F::Output: Send + 'static,
     {
-        JoinHandle::from_runtime(RuntimeJoin::Tokio(self.handle.spawn(task.closing())))
+        JoinHandle::from_native(TokioJoin(self.handle.spawn(task.into_closing())))
     }
 
     fn spawn_blocking_prepared<F, R>(&self, f: PreparedBlocking<F>) -> JoinHandle<R>
@@ -178,7 +180,33 @@ impl Spawner for TokioSpawner {
         F: FnOnce() -> R + Send + 'static,
         R: Send + 'static,
     {
-        JoinHandle::from_runtime(RuntimeJoin::Tokio(self.handle.spawn_blocking(f.closing())))
+        JoinHandle::from_native(TokioJoin(self.handle.spawn_blocking(f.into_closing())))
+    }
+}
+
+/// tokio's handle to a task that returns its outcome.
+struct TokioJoin<T>(::tokio::task::JoinHandle<Result<T, Panic>>);
+
+impl<T: Send + 'static> NativeJoin<T> for TokioJoin<T> {
+    #[inline]
+    fn poll_join(&mut self, cx: &mut TaskContext<'_>) -> Poll<Result<T, JoinError>> {
+        Pin::new(&mut self.0).poll(cx).map(|joined| match joined {
+            Ok(outcome) => outcome.map_err(Panic::into_error),
+            // The task returns its panics, so tokio only ever reports a cancellation, unless a
+            // drop of the task's panicked while tokio cancelled it.
+            Err(error) => Err(match error.try_into_panic() {
+                Ok(payload) => JoinError::panic(payload),
+                Err(_) => JoinError::cancelled(),
+            }),
+        })
+    }
+
+    fn abort(&self) {
+        self.0.abort();
+    }
+
+    fn is_finished(&self) -> bool {
+        self.0.is_finished()
     }
 }
 
@@ -202,9 +230,15 @@ impl Spawner for TokioSpawner {
 #[derive(Clone, Copy, Debug, Default)]
 pub struct TokioLocalSpawner;
 
-crate::futures_spawn::local_spawner_impls!(TokioLocalSpawner);
+crate::rt::local_spawner_traits!(TokioLocalSpawner);
 
-impl LocalSpawner for TokioLocalSpawner {
+impl From<TokioLocalSpawner> for crate::AnyLocalSpawner {
+    fn from(spawner: TokioLocalSpawner) -> Self {
+        crate::AnyLocalSpawner::new(spawner)
+    }
+}
+
+impl LocalRuntime for TokioLocalSpawner {
     fn spawn_local_task<F>(&self, task: Task<F>)
     where
         F: Future<Output = ()> + 'static,

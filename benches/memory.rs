@@ -102,7 +102,7 @@ fn per_spawn(mut spawn: impl FnMut()) -> (f64, f64) {
 #[derive(Clone, Default)]
 struct SizeProbe(Arc<Mutex<usize>>);
 
-impl Spawner for SizeProbe {
+impl ctxflow::rt::Runtime for SizeProbe {
     fn spawn_task<F>(&self, task: Task<F>)
     where
         F: Future<Output = ()> + Send + 'static,
@@ -117,7 +117,7 @@ impl Spawner for SizeProbe {
         *self.0.lock().unwrap() = std::mem::size_of_val(&task);
     }
 
-    fn block_on<F: Future>(&self, future: F) -> F::Output {
+    fn run_until_complete<F: Future>(&self, future: F) -> F::Output {
         futures::executor::block_on(future)
     }
 }

@@ -10,75 +10,8 @@ use crate::future::WithContext;
 use crate::handoff::Handoff;
 use crate::local::AnyLocalSpawner;
 
-/// futures' `Spawn` (and with feature `hyper`, hyper's `Executor`) for a spawner of this crate:
-/// a detached task in the caller's context.
-macro_rules! spawn_impl {
-    ($spawner:ty) => {
-        impl futures_task::Spawn for $spawner {
-            fn spawn_obj(
-                &self,
-                future: futures_task::FutureObj<'static, ()>,
-            ) -> Result<(), futures_task::SpawnError> {
-                $crate::Spawner::spawn(self, future).detach();
-                Ok(())
-            }
-        }
-        #[cfg(feature = "hyper")]
-        $crate::hyper::executor_impl!($spawner);
-    };
-}
-
-/// futures' `LocalSpawn` (and with feature `hyper`, hyper's `Executor`) for a local spawner of
-/// this crate.
-macro_rules! local_spawn_impl {
-    ($spawner:ty) => {
-        impl futures_task::LocalSpawn for $spawner {
-            fn spawn_local_obj(
-                &self,
-                future: futures_task::LocalFutureObj<'static, ()>,
-            ) -> Result<(), futures_task::SpawnError> {
-                $crate::LocalSpawner::spawn_local(self, future).detach();
-                Ok(())
-            }
-        }
-        #[cfg(feature = "hyper")]
-        $crate::hyper::local_executor_impl!($spawner);
-    };
-}
-
-/// What every runtime adapter's spawner has: futures' `Spawn`, and a conversion into
-/// [`AnySpawner`].
-#[allow(unused_macros)] // Unused when no runtime feature is on.
-macro_rules! spawner_impls {
-    ($spawner:ty) => {
-        $crate::futures_spawn::spawn_impl!($spawner);
-        impl From<$spawner> for $crate::AnySpawner {
-            fn from(spawner: $spawner) -> Self {
-                $crate::AnySpawner::new(spawner)
-            }
-        }
-    };
-}
-
-/// What every runtime adapter's local spawner has: futures' `LocalSpawn`, and a conversion into
-/// [`AnyLocalSpawner`].
-#[allow(unused_macros)] // Unused when no runtime feature is on.
-macro_rules! local_spawner_impls {
-    ($spawner:ty) => {
-        $crate::futures_spawn::local_spawn_impl!($spawner);
-        impl From<$spawner> for $crate::AnyLocalSpawner {
-            fn from(spawner: $spawner) -> Self {
-                $crate::AnyLocalSpawner::new(spawner)
-            }
-        }
-    };
-}
-
-#[allow(unused_imports)] // Unused when no runtime feature is on.
-pub(crate) use {local_spawn_impl, local_spawner_impls, spawn_impl, spawner_impls};
-
-spawn_impl!(AnySpawner);
-local_spawn_impl!(AnyLocalSpawner);
+crate::rt::spawner_traits!(AnySpawner);
+crate::rt::local_spawner_traits!(AnyLocalSpawner);
 
 /// Any of futures' `Spawn` (or `LocalSpawn`) implementations, made to carry the caller's
 /// context into each future it spawns: for executors ctxflow has no adapter for, such as

@@ -8,7 +8,8 @@ use std::task::{Context as TaskContext, Poll, Waker};
 
 use pin_project_lite::pin_project;
 
-use crate::join::{JoinError, JoinHandle};
+use crate::join::JoinHandle;
+use crate::join_error::JoinError;
 use crate::spawner::Spawner;
 
 /// A group of tasks on any [`Spawner`]: spawn many, await them as they finish, abort the rest

@@ -1,13 +1,12 @@
 //! [`JoinHandle`] and [`JoinError`]: one handle, one behaviour, whatever the runtime.
 //!
-//! A handle reads one of two things. ctxflow's own spawners spawn on tokio, smol and async-std
-//! with the runtime's own handle, which the handle wraps (tokio's already behaves as ctxflow's;
-//! smol's and async-std's are adapted in `async_task_join`). For any other spawner the task
-//! reports its outcome into a small shared slot and the runtime's own handle is detached: that
-//! is how dropping a handle detaches everywhere, how a panic becomes a [`JoinError`] everywhere,
-//! and how `abort` works on runtimes that cannot cancel a task from synchronous code.
+//! A handle reads one of two things. A runtime whose own handle keeps ctxflow's promises (tokio's
+//! does; smol's and async-std's are adapted by their adapters) has it wrapped, through
+//! [`NativeJoin`] and [`JoinHandle::from_native`]. For any other runtime the task reports its
+//! outcome into a small shared slot and the runtime's own handle is detached: that is how
+//! dropping a handle detaches everywhere, how a panic becomes a [`JoinError`] everywhere, and how
+//! `abort` works on runtimes that cannot cancel a task from synchronous code.
 
-use std::any::Any;
 use std::fmt;
 use std::future::Future;
 use std::pin::Pin;
@@ -16,101 +15,8 @@ use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
 use std::task::{Context as TaskContext, Poll, Wake, Waker};
 use std::thread::{self, Thread};
 
-use crate::runtime_join::RuntimeJoin;
-
-/// Why a task produced no value: it panicked or it was cancelled.
-///
-/// ```
-/// let error = ctxflow::block_on(async {
-///     ctxflow::spawn(async { panic!("boom") }).await.unwrap_err()
-/// });
-/// assert!(error.is_panic() && !error.is_cancelled());
-/// assert_eq!(error.to_string(), "task panicked: boom");
-/// let payload = error.into_panic();
-/// assert_eq!(payload.downcast_ref::<&str>(), Some(&"boom"));
-/// ```
-pub struct JoinError {
-    repr: Repr,
-}
-
-enum Repr {
-    Cancelled,
-    Panic(Box<dyn Any + Send + 'static>),
-}
-
-impl JoinError {
-    pub(crate) fn cancelled() -> Self {
-        JoinError {
-            repr: Repr::Cancelled,
-        }
-    }
-
-    pub(crate) fn panic(payload: Box<dyn Any + Send + 'static>) -> Self {
-        JoinError {
-            repr: Repr::Panic(payload),
-        }
-    }
-
-    /// Whether the task was cancelled: aborted, or dropped by its runtime (at shutdown) before
-    /// it finished.
-    pub fn is_cancelled(&self) -> bool {
-        matches!(self.repr, Repr::Cancelled)
-    }
-
-    /// Whether the task (or its drop) panicked.
-    pub fn is_panic(&self) -> bool {
-        matches!(self.repr, Repr::Panic(_))
-    }
-
-    /// The panic's payload, to inspect or to re-raise with
-    /// [`std::panic::resume_unwind`].
-    ///
-    /// # Panics
-    /// When the task was cancelled rather than panicked; see [`try_into_panic`](Self::try_into_panic).
-    pub fn into_panic(self) -> Box<dyn Any + Send + 'static> {
-        self.try_into_panic()
-            .expect("`JoinError::into_panic` called on a cancelled task's error")
-    }
-
-    /// The panic's payload, or the error itself when the task was cancelled.
-    pub fn try_into_panic(self) -> Result<Box<dyn Any + Send + 'static>, JoinError> {
-        match self.repr {
-            Repr::Panic(payload) => Ok(payload),
-            Repr::Cancelled => Err(self),
-        }
-    }
-
-    fn panic_message(&self) -> Option<&str> {
-        let Repr::Panic(payload) = &self.repr else {
-            return None;
-        };
-        payload
-            .downcast_ref::<&'static str>()
-            .copied()
-            .or_else(|| payload.downcast_ref::<String>().map(String::as_str))
-    }
-}
-
-impl fmt::Display for JoinError {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        match (&self.repr, self.panic_message()) {
-            (Repr::Cancelled, _) => f.write_str("task was cancelled"),
-            (Repr::Panic(_), Some(message)) => write!(f, "task panicked: {message}"),
-            (Repr::Panic(_), None) => f.write_str("task panicked"),
-        }
-    }
-}
-
-impl fmt::Debug for JoinError {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        match (&self.repr, self.panic_message()) {
-            (Repr::Cancelled, _) => f.write_str("JoinError::Cancelled"),
-            (Repr::Panic(_), message) => f.debug_tuple("JoinError::Panic").field(&message).finish(),
-        }
-    }
-}
-
-impl std::error::Error for JoinError {}
+use crate::join_error::JoinError;
+use crate::native_join::{self, NativeBox, NativeJoin};
 
 /// The slot a task reports into and its handle reads from.
 struct Shared<T> {
@@ -251,25 +157,57 @@ pub struct JoinHandle<T> {
 
 enum Inner<T> {
     Slot(Arc<Shared<T>>),
-    Runtime(RuntimeJoin<T>),
+    Native(NativeBox<T>),
+}
+
+// Nothing is ever pinned through a handle: the slot is shared, and a native handle is polled
+// through `&mut`.
+impl<T> Unpin for JoinHandle<T> {}
+
+impl<T: 'static> JoinHandle<T> {
+    /// How large a [`NativeJoin`] can be and still be stored inside the handle, with no
+    /// allocation of its own.
+    pub const INLINE_NATIVE_BYTES: usize = native_join::INLINE_BYTES;
+
+    /// A handle that reads a runtime's own handle.
+    ///
+    /// ```
+    /// use std::task::{Context, Poll};
+    /// use ctxflow::rt::NativeJoin;
+    /// use ctxflow::{JoinError, JoinHandle};
+    ///
+    /// /// A task that had finished before its handle was made.
+    /// struct Ready(Option<u8>);
+    ///
+    /// impl NativeJoin<u8> for Ready {
+    ///     fn poll_join(&mut self, _: &mut Context<'_>) -> Poll<Result<u8, JoinError>> {
+    ///         Poll::Ready(self.0.take().ok_or_else(JoinError::cancelled))
+    ///     }
+    ///     fn abort(&self) {}
+    ///     fn is_finished(&self) -> bool {
+    ///         true
+    ///     }
+    /// }
+    ///
+    /// let handle = JoinHandle::from_native(Ready(Some(7)));
+    /// assert!(handle.is_finished());
+    /// assert_eq!(handle.join().unwrap(), 7);
+    /// ```
+    pub fn from_native(native: impl NativeJoin<T> + 'static) -> Self {
+        JoinHandle {
+            inner: Inner::Native(native_join::erase(native)),
+        }
+    }
 }
 
 impl<T> JoinHandle<T> {
-    /// A handle that reads the runtime's own handle.
-    #[cfg_attr(not(feature = "tokio"), allow(dead_code))]
-    pub(crate) fn from_runtime(handle: RuntimeJoin<T>) -> Self {
-        JoinHandle {
-            inner: Inner::Runtime(handle),
-        }
-    }
-
     /// Cancels the task: a task not yet finished is dropped at its next scheduling (its drop
     /// runs inside its context) and the handle then gives a cancelled [`JoinError`]. A task
     /// that already finished keeps its result.
     pub fn abort(&self) {
         match &self.inner {
             Inner::Slot(shared) => shared.abort(),
-            Inner::Runtime(handle) => handle.abort(),
+            Inner::Native(handle) => handle.abort(),
         }
     }
 
@@ -277,7 +215,7 @@ impl<T> JoinHandle<T> {
     pub fn is_finished(&self) -> bool {
         match &self.inner {
             Inner::Slot(shared) => !matches!(shared.state().outcome, Outcome::Running),
-            Inner::Runtime(handle) => handle.is_finished(),
+            Inner::Native(handle) => handle.is_finished(),
         }
     }
 
@@ -321,7 +259,7 @@ impl<T> Future for JoinHandle<T> {
     fn poll(self: Pin<&mut Self>, cx: &mut TaskContext<'_>) -> Poll<Self::Output> {
         match &mut self.get_mut().inner {
             Inner::Slot(shared) => shared.poll(cx),
-            Inner::Runtime(handle) => handle.poll(cx),
+            Inner::Native(handle) => handle.poll_join(cx),
         }
     }
 }

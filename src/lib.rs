@@ -46,7 +46,8 @@
 //! context through `ctxflow::nats` (feature `nats`), and any other text map (message headers, a
 //! job row) through `ctxflow::text_map`.
 #![deny(missing_docs)]
-#![forbid(unsafe_code)]
+// Denied everywhere but in `native_box`, which says why it needs it.
+#![deny(unsafe_code)]
 #![allow(
     clippy::disallowed_methods,
     reason = "clippy.toml forbids raw spawns to code that uses ctxflow; ctxflow's spawners are built on them"
@@ -56,9 +57,7 @@
 mod any_spawner;
 #[cfg(any(feature = "smol", feature = "async-std"))]
 #[path = "../adapters/async_task_join.rs"]
-mod async_task_join;
-#[path = "../adapters/builtin.rs"]
-mod builtin;
+pub mod async_task;
 mod carried;
 mod carrier;
 mod context;
@@ -70,11 +69,13 @@ mod group;
 mod guard;
 mod handoff;
 mod join;
+mod join_error;
 mod local;
+mod native_join;
 mod propagation;
-#[path = "../adapters/runtime_join.rs"]
-mod runtime_join;
 mod spawner;
+#[path = "../adapters/spawner_traits.rs"]
+mod spawner_traits;
 #[cfg(feature = "strict")]
 mod strict;
 mod task;
@@ -86,6 +87,7 @@ mod yield_now;
 
 pub mod fields;
 pub mod pool;
+pub mod rt;
 pub mod rt_scope;
 pub mod thread;
 #[cfg(any(feature = "tokio", feature = "smol", feature = "async-std"))]
@@ -106,7 +108,8 @@ pub use future::{preserve_context, InContext, WithContext};
 pub use futures_spawn::CarryContext;
 pub use group::TaskGroup;
 pub use guard::ContextGuard;
-pub use join::{JoinError, JoinHandle};
+pub use join::JoinHandle;
+pub use join_error::JoinError;
 pub use local::{AnyLocalSpawner, LocalSpawner};
 pub use propagation::{ExportError, ExportProblem, ImportError, ImportProblem, Propagation};
 pub use spawner::{NoRuntime, Spawner};
@@ -120,12 +123,18 @@ pub mod async_std;
 #[cfg(any(feature = "tokio", feature = "smol", feature = "async-std"))]
 #[path = "../adapters/default.rs"]
 mod default_spawner;
+#[cfg(feature = "futures-executor")]
+#[path = "../adapters/futures.rs"]
+pub mod futures;
 #[cfg(feature = "grpc")]
 #[path = "../adapters/grpc.rs"]
 pub mod grpc;
 #[cfg(feature = "hyper")]
 #[path = "../adapters/hyper.rs"]
 mod hyper;
+#[cfg(feature = "hyper")]
+#[doc(hidden)]
+pub use hyper::__hyper_private;
 #[cfg(feature = "log")]
 #[path = "../adapters/log.rs"]
 pub mod log;

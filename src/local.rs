@@ -8,7 +8,7 @@ use std::rc::Rc;
 use crate::context::Context;
 use crate::handoff::Handoff;
 use crate::join::JoinHandle;
-use crate::task::{self, Task};
+use crate::task::{PreparedTask, Task};
 
 /// Spawns `!Send` futures (an `Rc`, a client that is not thread-safe) as tasks that stay on the
 /// current thread, with the same context behaviour and the same [`JoinHandle`] as
@@ -34,21 +34,14 @@ use crate::task::{self, Task};
 /// assert_eq!(seen.unwrap(), ("client", Some(7)));
 /// # }
 /// ```
-pub trait LocalSpawner: Clone + 'static {
-    /// Hands a ready-made task to the runtime's local executor, detached.
-    fn spawn_local_task<F>(&self, task: Task<F>)
-    where
-        F: Future<Output = ()> + 'static;
-
+pub trait LocalSpawner: LocalRuntime {
     /// Spawns `future` on this thread, in a snapshot of the caller's context.
     fn spawn_local<F>(&self, future: F) -> JoinHandle<F::Output>
     where
         F: Future + 'static,
         F::Output: 'static,
     {
-        let (task, handle) = task::task(Handoff::for_spawn(), None, future);
-        self.spawn_local_task(task);
-        handle
+        self.spawn_local_prepared(PreparedTask::new(Handoff::for_spawn(), None, future))
     }
 
     /// Spawns `future` on this thread, in `context` instead of the caller's.
@@ -57,7 +50,29 @@ pub trait LocalSpawner: Clone + 'static {
         F: Future + 'static,
         F::Output: 'static,
     {
-        let (task, handle) = task::task(Handoff::from(context), None, future);
+        self.spawn_local_prepared(PreparedTask::new(Handoff::from(context), None, future))
+    }
+}
+
+impl<R: LocalRuntime> LocalSpawner for R {}
+
+/// What a runtime adapter implements for tasks that stay on one thread; every type that
+/// implements it is a [`LocalSpawner`], with every method provided. See
+/// [`ctxflow::rt`](crate::rt).
+pub trait LocalRuntime: Clone + 'static {
+    /// Hands a ready-made task to the runtime's local executor, detached.
+    fn spawn_local_task<F>(&self, task: Task<F>)
+    where
+        F: Future<Output = ()> + 'static;
+
+    /// Spawns a prepared task on this thread and returns its handle; every `spawn_local` comes
+    /// here. The provided implementation gives the task a slot of ctxflow's to report into.
+    fn spawn_local_prepared<F>(&self, task: PreparedTask<F>) -> JoinHandle<F::Output>
+    where
+        F: Future + 'static,
+        F::Output: 'static,
+    {
+        let (task, handle) = task.into_reporting();
         self.spawn_local_task(task);
         handle
     }
@@ -103,7 +118,7 @@ impl<S: LocalSpawner> ErasedLocalSpawner for S {
     }
 }
 
-impl LocalSpawner for AnyLocalSpawner {
+impl LocalRuntime for AnyLocalSpawner {
     fn spawn_local_task<F>(&self, task: Task<F>)
     where
         F: Future<Output = ()> + 'static,

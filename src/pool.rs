@@ -25,7 +25,7 @@ use std::fmt;
 
 use crate::handoff::Handoff;
 use crate::join::JoinHandle;
-use crate::task;
+use crate::task::PreparedBlocking;
 
 /// A closure as a [`ContextPool`] submits it to the pool: boxed, so that any pool that runs
 /// `FnOnce() + Send + 'static` closures can take it.
@@ -175,7 +175,7 @@ impl<S: Fn(Job)> ContextPool<S> {
         F: FnOnce() -> R + Send + 'static,
         R: Send + 'static,
     {
-        let (task, handle) = task::blocking(Handoff::for_spawn(), f);
+        let (task, handle) = PreparedBlocking::new(f).into_reporting();
         (self.submit)(Box::new(move || task.run()));
         handle
     }

@@ -6,9 +6,10 @@ use std::future::Future;
 use std::sync::Arc;
 
 use crate::context::Context;
+use crate::future::InContext;
 use crate::handoff::Handoff;
 use crate::join::JoinHandle;
-use crate::task::{BlockingTask, PreparedBlocking, PreparedTask, Task};
+use crate::rt::{PreparedBlocking, PreparedTask, Runtime};
 
 /// Spawns tasks and blocking closures on a runtime, carrying the caller's context into each.
 ///
@@ -21,8 +22,8 @@ use crate::task::{BlockingTask, PreparedBlocking, PreparedTask, Task};
 /// around every poll of the task (or around the closure): a child sees what its parent had when
 /// it was spawned, its own writes stay its own, and writes the parent makes later never reach it.
 ///
-/// Runtime adapters implement the three required methods, which only hand ctxflow-built tasks to
-/// the runtime; users call the provided ones.
+/// Every method is provided, for every [`Runtime`]: a runtime adapter implements
+/// [`Runtime`] (see [`ctxflow::rt`](crate::rt)), never this trait.
 ///
 /// ```
 /// # #[cfg(feature = "tokio")] {
@@ -42,49 +43,9 @@ use crate::task::{BlockingTask, PreparedBlocking, PreparedTask, Task};
 /// assert_eq!(spawner.block_on(handle_request(&spawner)).as_deref(), Some("req-123"));
 /// # }
 /// ```
-pub trait Spawner: Clone + Send + Sync + 'static {
-    /// Hands a ready-made task to the runtime and detaches the runtime's own handle.
-    fn spawn_task<F>(&self, task: Task<F>)
-    where
-        F: Future<Output = ()> + Send + 'static;
-
-    /// Runs a ready-made blocking task on the runtime's blocking pool, detached.
-    fn spawn_blocking_task<F>(&self, task: BlockingTask<F>)
-    where
-        F: FnOnce() + Send + 'static;
-
-    /// Runs `future` to completion on the calling thread, in the caller's context.
-    fn block_on<F: Future>(&self, future: F) -> F::Output;
-
-    /// Spawns a task that ctxflow prepared, and returns its handle. Every `spawn` method comes
-    /// here.
-    ///
-    /// The provided implementation builds a task that reports to ctxflow's own join slot and
-    /// hands it to [`spawn_task`](Self::spawn_task). ctxflow's tokio, smol and async-std
-    /// spawners override it to wrap the runtime's own join handle instead: the task then needs
-    /// no slot, no allocation of its own and no check per poll. Other spawners have no reason
-    /// to override it.
-    fn spawn_prepared<F>(&self, task: PreparedTask<F>) -> JoinHandle<F::Output>
-    where
-        F: Future + Send + 'static,
-        F::Output: Send + 'static,
-    {
-        task.spawn_reporting(self)
-    }
-
-    /// Runs a blocking closure that ctxflow prepared, and returns its handle; every
-    /// `spawn_blocking` method comes here. As with [`spawn_prepared`](Self::spawn_prepared), only
-    /// spawners whose pool's own handle behaves as ctxflow's override it.
-    fn spawn_blocking_prepared<F, R>(&self, f: PreparedBlocking<F>) -> JoinHandle<R>
-    where
-        F: FnOnce() -> R + Send + 'static,
-        R: Send + 'static,
-    {
-        f.spawn_reporting(self)
-    }
-
-    /// Spawns `future` as a task that runs in a snapshot of the caller's context. Inside [`suppress_flow`](crate::suppress_flow) it starts
-    /// empty.
+pub trait Spawner: Runtime {
+    /// Spawns `future` as a task that runs in a snapshot of the caller's context. Inside
+    /// [`suppress_flow`](crate::suppress_flow) it starts empty.
     fn spawn<F>(&self, future: F) -> JoinHandle<F::Output>
     where
         F: Future + Send + 'static,
@@ -121,7 +82,7 @@ pub trait Spawner: Clone + Send + Sync + 'static {
         F: FnOnce() -> R + Send + 'static,
         R: Send + 'static,
     {
-        self.spawn_blocking_prepared(PreparedBlocking::new(Handoff::for_spawn(), f))
+        self.spawn_blocking_prepared(PreparedBlocking::new(f))
     }
 
     /// Runs `f` on the blocking pool in `context` instead of the caller's context. Nothing else
@@ -131,9 +92,16 @@ pub trait Spawner: Clone + Send + Sync + 'static {
         F: FnOnce() -> R + Send + 'static,
         R: Send + 'static,
     {
-        self.spawn_blocking_prepared(PreparedBlocking::new(Handoff::from(context), f))
+        self.spawn_blocking_prepared(PreparedBlocking::in_context(context, f))
+    }
+
+    /// Runs `future` to completion on the calling thread, in the caller's context.
+    fn block_on<F: Future>(&self, future: F) -> F::Output {
+        self.run_until_complete(future.in_current_context())
     }
 }
+
+impl<R: Runtime> Spawner for R {}
 
 /// No runtime to spawn on: the spawner was asked for the current runtime outside of one.
 ///

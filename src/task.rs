@@ -1,12 +1,18 @@
-//! What a [`Spawner`](crate::Spawner) hands to its runtime: [`Task`] and [`BlockingTask`].
+//! The task contract, written once: what a runtime spawns for ctxflow.
 //!
-//! Both come ready-made from ctxflow: the context is already attached, panics are already
-//! caught, and the outcome already goes to the [`JoinHandle`]. A runtime adapter only spawns
-//! them and lets go of the runtime's own handle.
+//! Every spawn starts as a [`PreparedTask`] or [`PreparedBlocking`]: the user's future or
+//! closure and the context it runs in. Either becomes a [`Closing`] future (or closing closure),
+//! which keeps the three promises of every ctxflow task:
 //!
-//! Every spawn starts as a [`PreparedTask`] or [`PreparedBlocking`], which becomes either of
-//! those, or, on a runtime whose own handle ctxflow's wraps (tokio, smol, async-std), the bare
-//! future or closure in its context, whose outcome that handle reports.
+//! - the future (or closure) runs and is dropped inside its context;
+//! - a panic while it runs, or while it is dropped, is the task's panic, returned as its outcome;
+//! - the context is released before the outcome is returned, so whoever reads the outcome sees
+//!   nothing of the task's context left.
+//!
+//! A runtime whose own join handle detaches on drop and cancels from synchronous code spawns
+//! that directly and wraps its handle (see [`NativeJoin`](crate::rt::NativeJoin)). For any
+//! other runtime ctxflow adds the one thing missing, a slot the outcome is reported into, and
+//! hands the runtime a [`Task`] or [`BlockingTask`] to spawn detached.
 
 use std::fmt;
 use std::future::Future;
@@ -17,17 +23,18 @@ use std::task::{Context as TaskContext, Poll};
 
 use pin_project_lite::pin_project;
 
+use crate::context::Context;
 use crate::future::WithContext;
 use crate::handoff::Handoff;
-use crate::join::{self, JoinError, JoinHandle, Reporter};
-use crate::spawner::Spawner;
+use crate::join::{self, JoinHandle, Reporter};
+use crate::join_error::{JoinError, Panic};
 use crate::var::ContextVar;
 
 pin_project! {
     /// A spawned future, ready for a runtime: poll it to completion, or drop it to cancel it.
     ///
     /// Only ctxflow makes tasks; a runtime adapter receives them in
-    /// [`Spawner::spawn_task`](crate::Spawner::spawn_task) and spawns them as they are.
+    /// [`Runtime::spawn_task`](crate::rt::Runtime::spawn_task) and spawns them as they are.
     ///
     /// Its output is `()`: the real output goes to the task's [`JoinHandle`], so the runtime's
     /// own handle can be dropped at once.
@@ -83,8 +90,8 @@ impl<F> fmt::Debug for Task<F> {
 }
 
 /// A spawn that ctxflow has prepared: the future, the context it runs in and its name, not yet
-/// tied to a join handle. Only ctxflow makes them; see
-/// [`Spawner::spawn_prepared`](crate::Spawner::spawn_prepared).
+/// tied to a join handle. Only ctxflow makes them; a runtime receives them in
+/// [`Runtime::spawn_prepared`](crate::rt::Runtime::spawn_prepared).
 #[must_use = "a prepared task does nothing unless it is spawned"]
 pub struct PreparedTask<F> {
     handoff: Handoff,
@@ -104,32 +111,31 @@ impl<F: Future> PreparedTask<F> {
         }
     }
 
-    /// Spawns on `spawner` the task that reports into ctxflow's own slot, and returns the handle
-    /// that reads the slot.
-    pub(crate) fn spawn_reporting<S: Spawner>(self, spawner: &S) -> JoinHandle<F::Output>
-    where
-        F: Send + 'static,
-        F::Output: Send + 'static,
-    {
-        let (task, handle) = task(self.handoff, self.name, self.future);
-        spawner.spawn_task(task);
-        handle
+    /// The name given with [`Spawner::spawn_named`](crate::Spawner::spawn_named), for runtimes
+    /// that can name their tasks.
+    pub fn name(&self) -> Option<&str> {
+        self.name.as_deref()
     }
 
-    /// The future inside its context, and the task's name: for a runtime adapter that builds
-    /// the task around its runtime's own join handle.
-    #[cfg_attr(not(any(feature = "smol", feature = "async-std")), allow(dead_code))]
-    pub(crate) fn into_parts(self) -> (WithContext<F>, Option<Arc<str>>) {
-        (WithContext::new(self.future, self.handoff), self.name)
-    }
-
-    /// The task for a runtime whose own join handle reports panics and cancellation: it
-    /// returns the outcome instead of reporting it.
-    #[cfg_attr(not(feature = "tokio"), allow(dead_code))]
-    pub(crate) fn closing(self) -> Closing<F> {
+    /// The future that keeps the task contract, for a runtime whose own join handle reports
+    /// its outcome: spawn it and wrap the runtime's handle in a
+    /// [`NativeJoin`](crate::rt::NativeJoin).
+    pub fn into_closing(self) -> Closing<F> {
         Closing {
             future: WithContext::new(self.future, self.handoff),
         }
+    }
+
+    /// The task that reports into ctxflow's own slot, and the handle that reads the slot: how
+    /// a spawn goes on a runtime whose handle ctxflow does not wrap.
+    pub fn into_reporting(self) -> (Task<impl Future<Output = ()>>, JoinHandle<F::Output>) {
+        let (reporter, handle) = join::channel();
+        let name = self.name.clone();
+        let future = Running {
+            closing: self.into_closing(),
+            reporter: Some(reporter),
+        };
+        (Task { future, name }, handle)
     }
 }
 
@@ -142,32 +148,26 @@ impl<F> fmt::Debug for PreparedTask<F> {
 }
 
 pin_project! {
-    /// The user's future inside its context, dropped inside it as soon as it is ready, so the
-    /// runtime's handle sees the task end only once its resources are released.
-    pub(crate) struct Closing<F> {
+    /// The user's future inside its context, kept to the task contract: every poll runs
+    /// inside the context, and once the future is ready, or panics, it is dropped inside its
+    /// context before the outcome is returned. A panic of the poll or of that drop is the
+    /// outcome's [`Panic`]. No panic of the user's ever reaches the runtime.
+    ///
+    /// Dropped before it is ready (a runtime cancelling the task), it drops the future inside
+    /// its context too; call [`cancel`](Self::cancel) first to catch a panic of that drop.
+    #[must_use = "futures do nothing unless you `.await` or poll them"]
+    pub struct Closing<F> {
         #[pin]
         future: WithContext<F>,
     }
 }
 
-/// What a panic left: the payload `catch_unwind` returns, behind one more box so that it is a
-/// thin pointer.
-///
-/// A thin pointer has a niche: `Poll<Result<(), Panic>>` is two words and comes back from
-/// `poll` in registers. With the payload's fat pointer it would come back through memory, read
-/// with wider loads than the stores that wrote it, which stalls the runtime at every poll. And
-/// the runtime's cell for the output stays as small as for the bare future's.
-#[derive(Debug)]
-pub(crate) struct Panic(Box<Box<dyn std::any::Any + Send + 'static>>);
-
-impl Panic {
-    pub(crate) fn new(payload: Box<dyn std::any::Any + Send + 'static>) -> Self {
-        Panic(Box::new(payload))
-    }
-
-    #[cfg_attr(not(feature = "tokio"), allow(dead_code))]
-    pub(crate) fn into_error(self) -> JoinError {
-        JoinError::panic(*self.0)
+impl<F> Closing<F> {
+    /// Drops the future now, inside its context, unless it is dropped already, and returns
+    /// the panic of that drop, if any: for a runtime that cancels the task.
+    pub fn cancel(self: Pin<&mut Self>) -> Result<(), Panic> {
+        let future = self.project().future;
+        panic::catch_unwind(AssertUnwindSafe(|| future.close())).map_err(Panic::new)
     }
 }
 
@@ -177,26 +177,23 @@ impl<F: Future> Future for Closing<F> {
     #[inline(always)]
     fn poll(self: Pin<&mut Self>, cx: &mut TaskContext<'_>) -> Poll<Self::Output> {
         let mut future = self.project().future;
-        let output = std::task::ready!(future.as_mut().poll(cx));
-        // A panicking drop is the task's panic, as it is for a task that reports to a slot.
+        let polled = panic::catch_unwind(AssertUnwindSafe(|| future.as_mut().poll(cx)));
+        let returned = match polled {
+            Ok(Poll::Pending) => return Poll::Pending,
+            Ok(Poll::Ready(output)) => Ok(output),
+            Err(payload) => Err(payload),
+        };
+        // Dropped now, inside its context, so whoever reads the outcome sees the task end
+        // only once its resources are released; a panicking drop is the task's panic.
         let closed = panic::catch_unwind(AssertUnwindSafe(|| future.close()));
-        Poll::Ready(closed.map(|()| output).map_err(Panic::new))
+        Poll::Ready(closed.and(returned).map_err(Panic::new))
     }
 }
 
-/// Builds the task that runs `future` inside `context` and reports to the returned handle. The
-/// task is `Send` when `future` and its output are.
-pub(crate) fn task<F: Future>(
-    handoff: Handoff,
-    name: Option<Arc<str>>,
-    future: F,
-) -> (Task<Running<F>>, JoinHandle<F::Output>) {
-    let (reporter, handle) = join::channel();
-    let future = Running {
-        future: WithContext::new(future, handoff),
-        reporter: Some(reporter),
-    };
-    (Task { future, name }, handle)
+impl<F> fmt::Debug for Closing<F> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("Closing").finish_non_exhaustive()
+    }
 }
 
 /// A task built around a future that ctxflow does not wrap; the testing helpers use it to show
@@ -213,10 +210,11 @@ pub(crate) fn unwrapped_blocking<F: FnOnce()>(job: F) -> BlockingTask<F> {
 }
 
 pin_project! {
-    /// The future a task runs: the user's, inside its context, reporting to its handle.
-    pub(crate) struct Running<F: Future> {
+    /// A [`Closing`] future that reports its outcome to a slot, and ends early when its handle
+    /// aborts it: the only thing the slot path adds to the contract.
+    struct Running<F: Future> {
         #[pin]
-        future: WithContext<F>,
+        closing: Closing<F>,
         // `None` once the outcome is reported.
         reporter: Option<Reporter<F::Output>>,
     }
@@ -226,30 +224,23 @@ impl<F: Future> Future for Running<F> {
     type Output = ();
 
     fn poll(self: Pin<&mut Self>, cx: &mut TaskContext<'_>) -> Poll<()> {
-        let mut this = self.project();
+        let this = self.project();
         let Some(reporter) = this.reporter.as_mut() else {
             return Poll::Ready(());
         };
         // Watch before checking: an abort that lands in between finds the waker and wakes the
         // task, instead of finding none and leaving it pending for good.
         reporter.watch(cx.waker());
-        let result = if reporter.is_aborted() {
-            Err(JoinError::cancelled())
-        } else {
-            let future = this.future.as_mut();
-            match panic::catch_unwind(AssertUnwindSafe(|| future.poll(cx))) {
-                Ok(Poll::Pending) => return Poll::Pending,
-                Ok(Poll::Ready(output)) => Ok(output),
-                Err(payload) => Err(JoinError::panic(payload)),
+        let outcome = if reporter.is_aborted() {
+            match this.closing.cancel() {
+                Ok(()) => Err(JoinError::cancelled()),
+                Err(panic) => Err(panic.into_error()),
             }
+        } else {
+            std::task::ready!(this.closing.poll(cx)).map_err(Panic::into_error)
         };
-        // Drop the future now, inside its context, so the handle sees the task end only once
-        // the future's resources are released; a panicking drop is the task's panic.
-        let future = this.future.as_mut();
-        let closed = panic::catch_unwind(AssertUnwindSafe(|| future.close()));
-        let result = closed.map_err(JoinError::panic).and(result);
         if let Some(reporter) = this.reporter.take() {
-            reporter.report(result);
+            reporter.report(outcome);
         }
         Poll::Ready(())
     }
@@ -282,8 +273,10 @@ impl<F> fmt::Debug for BlockingTask<F> {
 }
 
 /// A blocking closure that ctxflow has prepared: the closure and the context it runs in, not yet
-/// tied to a join handle. Only ctxflow makes them; see
-/// [`Spawner::spawn_blocking_prepared`](crate::Spawner::spawn_blocking_prepared).
+/// tied to a join handle. Only ctxflow makes them; a runtime receives them in
+/// [`Runtime::spawn_blocking_prepared`](crate::rt::Runtime::spawn_blocking_prepared).
+///
+/// Dropped unrun (a pool shutting down), it drops the closure inside its context.
 #[must_use = "a prepared closure does nothing unless it is spawned"]
 pub struct PreparedBlocking<F> {
     handoff: Handoff,
@@ -296,34 +289,54 @@ where
     F: FnOnce() -> R + Send + 'static,
     R: Send + 'static,
 {
-    pub(crate) fn new(handoff: Handoff, f: F) -> Self {
+    /// `f`, to run in a snapshot of the caller's context, as every `spawn_blocking` does: for
+    /// an adapter of a pool that is not a [`Runtime`](crate::rt::Runtime), which runs
+    /// [`into_reporting`](Self::into_reporting)'s task and returns its handle.
+    pub fn new(f: F) -> Self {
+        Self::from_handoff(Handoff::for_spawn(), f)
+    }
+
+    /// `f`, to run in `context` instead of the caller's context.
+    pub fn in_context(context: Context, f: F) -> Self {
+        Self::from_handoff(Handoff::from(context), f)
+    }
+
+    pub(crate) fn from_handoff(handoff: Handoff, f: F) -> Self {
         PreparedBlocking {
             handoff,
             f: Some(f),
         }
     }
 
-    /// Runs on `spawner`'s blocking pool the task that reports into ctxflow's own slot, and
-    /// returns the handle that reads the slot.
-    pub(crate) fn spawn_reporting<S: Spawner>(mut self, spawner: &S) -> JoinHandle<R> {
-        let f = self.f.take().expect("a prepared closure is run once");
-        let (task, handle) = blocking(std::mem::take(&mut self.handoff), f);
-        spawner.spawn_blocking_task(task);
-        handle
-    }
-
-    /// The closure for a pool whose own join handle reports panics and cancellation: it runs
-    /// inside its context and returns its value, and dropped unrun it releases its captures
-    /// inside its context too.
-    #[cfg_attr(not(feature = "tokio"), allow(dead_code))]
-    pub(crate) fn closing(mut self) -> impl FnOnce() -> Result<R, Panic> + Send + 'static {
+    /// The closure kept to the task contract, for a pool whose own join handle reports its
+    /// outcome: it runs inside its context, releases the context, and returns its value or its
+    /// [`Panic`]; no panic of the user's reaches the pool. Dropped unrun, it releases its
+    /// captures inside its context too.
+    pub fn into_closing(mut self) -> impl FnOnce() -> Result<R, Panic> + Send + 'static {
         move || {
             let f = self.f.take().expect("a prepared closure is run once");
-            let value = self.handoff.run(f);
+            let outcome =
+                panic::catch_unwind(AssertUnwindSafe(|| self.handoff.run(f))).map_err(Panic::new);
             // Released before the pool reports, as a task's context is.
             drop(self);
-            Ok(value)
+            outcome
         }
+    }
+
+    /// The blocking task that reports into ctxflow's own slot, and the handle that reads it:
+    /// how a closure goes to a pool whose handle ctxflow does not wrap.
+    pub fn into_reporting(self) -> (BlockingTask<impl FnOnce() + Send + 'static>, JoinHandle<R>) {
+        let (reporter, handle) = join::channel();
+        let job = Job {
+            prepared: self,
+            reporter,
+        };
+        (
+            BlockingTask {
+                job: move || job.run(),
+            },
+            handle,
+        )
     }
 }
 
@@ -341,56 +354,29 @@ impl<F> fmt::Debug for PreparedBlocking<F> {
     }
 }
 
-/// Builds the blocking task that runs `f` inside `context` and reports to the returned handle.
-pub(crate) fn blocking<F, R>(
-    handoff: Handoff,
-    f: F,
-) -> (BlockingTask<impl FnOnce() + Send + 'static>, JoinHandle<R>)
+/// A prepared closure and the slot it reports to. The reporter is the last field, so a job
+/// dropped unrun (by a pool at shutdown) releases its context and closure before its handle
+/// sees the cancellation.
+struct Job<F, R> {
+    prepared: PreparedBlocking<F>,
+    reporter: Reporter<R>,
+}
+
+impl<F, R> Job<F, R>
 where
     F: FnOnce() -> R + Send + 'static,
     R: Send + 'static,
 {
-    let (reporter, handle) = join::channel();
-    let job = Job {
-        handoff,
-        f,
-        reporter,
-    };
-    (
-        BlockingTask {
-            job: move || job.run(),
-        },
-        handle,
-    )
-}
-
-/// A blocking closure with what it runs in and reports to. The reporter is the last field, so a
-/// job dropped unrun (by a pool at shutdown) releases its context and closure before its
-/// handle sees the cancellation.
-struct Job<F, R> {
-    handoff: Handoff,
-    f: F,
-    reporter: Reporter<R>,
-}
-
-impl<F: FnOnce() -> R, R> Job<F, R> {
     fn run(self) {
-        let Job {
-            handoff,
-            f,
-            reporter,
-        } = self;
-        let result = if reporter.is_aborted() {
+        let Job { prepared, reporter } = self;
+        let outcome = if reporter.is_aborted() {
             // Dropped unrun inside its context, as an aborted task's future is.
-            handoff.run(|| drop(f));
+            drop(prepared);
             Err(JoinError::cancelled())
         } else {
-            panic::catch_unwind(AssertUnwindSafe(|| handoff.run(f))).map_err(JoinError::panic)
+            prepared.into_closing()().map_err(Panic::into_error)
         };
-        // Released before reporting, as a task's future is: once the handle sees the closure
-        // end, nothing of the closure's context is left.
-        drop(handoff);
-        reporter.report(result);
+        reporter.report(outcome);
     }
 }
 
@@ -422,13 +408,15 @@ pub fn task_name() -> Option<Arc<str>> {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::{Context, ContextVar};
+    use crate::ContextVar;
 
     static REQUEST_ID: ContextVar<&'static str> = ContextVar::new("request_id");
 
     #[test]
     fn a_blocking_task_aborted_before_it_starts_never_runs() {
-        let (task, handle) = blocking(Handoff::default(), || panic!("must not run"));
+        let (task, handle) =
+            PreparedBlocking::from_handoff(Handoff::default(), || panic!("must not run"))
+                .into_reporting();
         handle.abort();
         task.run();
         assert!(handle.is_finished());
@@ -439,14 +427,16 @@ mod tests {
     #[test]
     fn a_blocking_task_runs_in_its_context_and_reports_its_value() {
         let cx = Context::empty().with_value(&REQUEST_ID, "req-1");
-        let (task, handle) = blocking(Handoff::from(cx), || REQUEST_ID.get());
+        let (task, handle) =
+            PreparedBlocking::from_handoff(Handoff::from(cx), || REQUEST_ID.get()).into_reporting();
         std::thread::spawn(move || task.run()).join().unwrap();
         assert_eq!(futures::executor::block_on(handle).unwrap(), Some("req-1"));
     }
 
     #[test]
     fn a_blocking_task_dropped_unrun_reports_cancellation() {
-        let (task, handle) = blocking(Handoff::default(), || 1);
+        let (task, handle) =
+            PreparedBlocking::from_handoff(Handoff::default(), || 1).into_reporting();
         drop(task);
         assert!(futures::executor::block_on(handle)
             .unwrap_err()
@@ -455,7 +445,9 @@ mod tests {
 
     #[test]
     fn a_task_dropped_by_its_runtime_reports_cancellation() {
-        let (task, handle) = task(Handoff::default(), None, std::future::pending::<()>());
+        let (task, handle) =
+            PreparedTask::new(Handoff::default(), None, std::future::pending::<()>())
+                .into_reporting();
         drop(task);
         assert!(futures::executor::block_on(handle)
             .unwrap_err()
@@ -473,8 +465,8 @@ mod tests {
         let (sender, dropped_in) = std::sync::mpsc::channel();
         let probe = Probe(sender);
         let cx = Context::empty().with_value(&REQUEST_ID, "req-1");
-        let prepared = PreparedBlocking::new(Handoff::from(cx), move || drop(probe));
-        drop(prepared.closing());
+        let prepared = PreparedBlocking::from_handoff(Handoff::from(cx), move || drop(probe));
+        drop(prepared.into_closing());
         assert_eq!(dropped_in.recv().unwrap(), Some("req-1"));
         assert_eq!(REQUEST_ID.get(), None);
     }
@@ -482,8 +474,8 @@ mod tests {
     #[test]
     fn a_prepared_closure_runs_in_its_context_and_returns_its_value() {
         let cx = Context::empty().with_value(&REQUEST_ID, "req-2");
-        let prepared = PreparedBlocking::new(Handoff::from(cx), || REQUEST_ID.get());
-        let run = prepared.closing();
+        let prepared = PreparedBlocking::from_handoff(Handoff::from(cx), || REQUEST_ID.get());
+        let run = prepared.into_closing();
         let outcome = std::thread::spawn(run).join().unwrap();
         assert_eq!(outcome.unwrap(), Some("req-2"));
     }
@@ -502,7 +494,8 @@ mod tests {
                 panic!("drop failed");
             }
         }
-        let (task, handle) = task(Handoff::default(), None, ReadyButPanicsOnDrop);
+        let (task, handle) =
+            PreparedTask::new(Handoff::default(), None, ReadyButPanicsOnDrop).into_reporting();
         futures::executor::block_on(task);
         let error = futures::executor::block_on(handle).unwrap_err();
         assert_eq!(error.to_string(), "task panicked: drop failed");

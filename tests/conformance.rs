@@ -9,7 +9,10 @@ use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
 
 use common::{yield_now, Counted, DropProbe};
-use ctxflow::testing::{each_runtime, spawn_blocking_unwrapped, spawn_unwrapped};
+// The suite runs on every runtime `each_runtime!` covers, and on futures' pools through
+// `ctxflow::futures` (feature `futures-executor`), the adapter written with the public API alone.
+use ctxflow::testing::each_runtime_and_futures as each_runtime;
+use ctxflow::testing::{spawn_blocking_unwrapped, spawn_unwrapped};
 use ctxflow::{preserve_context, task_name, Context, ContextVar, Spawner};
 use futures::channel::oneshot;
 
@@ -413,7 +416,7 @@ each_runtime! {
     }
 }
 
-ctxflow::testing::each_local_runtime! {
+ctxflow::testing::each_local_runtime_and_futures! {
     #[should_panic(expected = "the local body's own message")]
     fn a_failing_local_body_fails_its_runtimes_test_with_the_bodys_own_message(_local) {
         panic!("the local body's own message");
@@ -423,7 +426,7 @@ ctxflow::testing::each_local_runtime! {
 #[test]
 fn each_runtime_names_the_runtime_that_failed() {
     let outcome = std::panic::catch_unwind(|| {
-        each_runtime(|_spawner| async { panic!("always fails") });
+        ctxflow::testing::each_runtime(|_spawner| async { panic!("always fails") });
     });
     let message = *outcome.unwrap_err().downcast::<String>().unwrap();
     for runtime in ctxflow::testing::Runtime::all() {
@@ -602,7 +605,7 @@ mod timers {
         }
     }
 
-    ctxflow::testing::each_local_runtime! {
+    ctxflow::testing::each_local_runtime_and_futures! {
         fn local_tasks_sleep_and_time_out_on_every_runtimes_local_executor(local) {
             use ctxflow::LocalSpawner;
             let _token = REQUEST_ID.set("req-local".into());
@@ -759,7 +762,7 @@ mod timers {
     fn timers_made_outside_any_runtime_run_on_the_runtime_that_awaits_them() {
         // Kept on the function: its closure builds the timers before the runtime starts, which
         // a body given to `each_runtime!` cannot do.
-        each_runtime(|_spawner| {
+        ctxflow::testing::each_runtime(|_spawner| {
             // This closure runs before the runtime starts; the body it returns runs inside it.
             let delay = sleep(Duration::from_millis(1));
             let bounded = timeout(Duration::from_secs(60), async { 3 });

@@ -14,10 +14,9 @@ use std::sync::{Arc, Mutex};
 use std::task::{Context as TaskContext, Poll, RawWaker, RawWakerVTable, Waker};
 
 use common::{assert_workers_clean, yield_now, Counted, DropProbe};
+use ctxflow::rt::{BlockingTask, Task};
 use ctxflow::testing::{each_runtime, Runtime};
-use ctxflow::{
-    AnySpawner, BlockingTask, Context, ContextVar, InContext, JoinHandle, Spawner, Task,
-};
+use ctxflow::{AnySpawner, Context, ContextVar, JoinHandle, Spawner};
 use futures::channel::oneshot;
 
 static REQUEST_ID: ContextVar<u64> = ContextVar::new("request_id");
@@ -103,7 +102,7 @@ impl Manual {
     }
 }
 
-impl Spawner for Manual {
+impl ctxflow::rt::Runtime for Manual {
     fn spawn_task<F>(&self, task: Task<F>)
     where
         F: Future<Output = ()> + Send + 'static,
@@ -118,8 +117,8 @@ impl Spawner for Manual {
         self.blocking.lock().unwrap().push(task.boxed());
     }
 
-    fn block_on<F: Future>(&self, future: F) -> F::Output {
-        futures::executor::block_on(future.in_current_context())
+    fn run_until_complete<F: Future>(&self, future: F) -> F::Output {
+        futures::executor::block_on(future)
     }
 }
 
@@ -147,6 +146,32 @@ mod panics {
                 );
             }
             assert_eq!(alive.load(Ordering::SeqCst), 0);
+            assert_runtime_healthy(&spawner).await;
+        }
+    }
+
+    /// Panics at every poll; what it holds panics when dropped.
+    struct PanicsInPoll {
+        _guard: PanicsOnDrop,
+    }
+
+    impl Future for PanicsInPoll {
+        type Output = ();
+        fn poll(self: Pin<&mut Self>, _: &mut TaskContext<'_>) -> Poll<()> {
+            panic!("poll failed");
+        }
+    }
+
+    each_runtime! {
+        fn a_task_that_panics_in_poll_and_again_when_dropped_reports_the_drops_panic(spawner) {
+            let seen = Arc::new(Mutex::new(Vec::new()));
+            let future = PanicsInPoll {
+                _guard: PanicsOnDrop(seen.clone()),
+            };
+            let cx = Context::empty().with_value(&REQUEST_ID, 9);
+            let error = spawner.spawn_in(cx, future).await.unwrap_err();
+            assert_eq!(error.to_string(), "task panicked: drop failed");
+            assert_eq!(*seen.lock().unwrap(), [Some(9)], "dropped inside its context");
             assert_runtime_healthy(&spawner).await;
         }
     }

@@ -8,7 +8,6 @@
 use ::rayon::iter::plumbing::{Consumer, Folder, Reducer, UnindexedConsumer};
 use ::rayon::iter::ParallelIterator;
 
-use crate::handoff::Handoff;
 use crate::Context;
 
 /// Carries a context into a parallel iterator: implemented for every [`ParallelIterator`].
@@ -65,7 +64,7 @@ pub trait ParallelIteratorExt: ParallelIterator {
     fn with_current_context(self) -> ContextIter<Self> {
         ContextIter {
             base: self,
-            handoff: Handoff::for_spawn(),
+            context: Context::inheritable(),
         }
     }
 
@@ -90,7 +89,7 @@ pub trait ParallelIteratorExt: ParallelIterator {
     fn with_context(self, context: Context) -> ContextIter<Self> {
         ContextIter {
             base: self,
-            handoff: Handoff::from(context),
+            context,
         }
     }
 }
@@ -115,7 +114,7 @@ impl<I: ParallelIterator> ParallelIteratorExt for I {}
 #[must_use = "parallel iterators are lazy and do nothing unless consumed"]
 pub struct ContextIter<I> {
     base: I,
-    handoff: Handoff,
+    context: Context,
 }
 
 impl<I: ParallelIterator> ParallelIterator for ContextIter<I> {
@@ -125,10 +124,10 @@ impl<I: ParallelIterator> ParallelIterator for ContextIter<I> {
     where
         C: UnindexedConsumer<Self::Item>,
     {
-        let ContextIter { base, handoff } = self;
+        let ContextIter { base, context } = self;
         base.drive_unindexed(ContextConsumer {
             base: consumer,
-            handoff: &handoff,
+            context: &context,
         })
     }
 
@@ -138,11 +137,11 @@ impl<I: ParallelIterator> ParallelIterator for ContextIter<I> {
     }
 }
 
-/// A consumer that runs its base's work inside `handoff`. The handoff is borrowed, so that
+/// A consumer that runs its base's work inside `context`. The context is borrowed, so that
 /// splitting the consumer copies a pointer and touches no reference count.
 struct ContextConsumer<'c, C> {
     base: C,
-    handoff: &'c Handoff,
+    context: &'c Context,
 }
 
 impl<'c, T, C: Consumer<T>> Consumer<T> for ContextConsumer<'c, C> {
@@ -151,30 +150,30 @@ impl<'c, T, C: Consumer<T>> Consumer<T> for ContextConsumer<'c, C> {
     type Result = C::Result;
 
     fn split_at(self, index: usize) -> (Self, Self, Self::Reducer) {
-        let handoff = self.handoff;
+        let context = self.context;
         let (left, right, reducer) = self.base.split_at(index);
         (
             ContextConsumer {
                 base: left,
-                handoff,
+                context,
             },
             ContextConsumer {
                 base: right,
-                handoff,
+                context,
             },
             ContextReducer {
                 base: reducer,
-                handoff,
+                context,
             },
         )
     }
 
     fn into_folder(self) -> Self::Folder {
         // `fold` and `reduce` call the user's `identity` here.
-        let handoff = self.handoff;
+        let context = self.context;
         ContextFolder {
-            base: handoff.run(|| self.base.into_folder()),
-            handoff,
+            base: context.run(|| self.base.into_folder()),
+            context,
         }
     }
 
@@ -187,21 +186,21 @@ impl<T, C: UnindexedConsumer<T>> UnindexedConsumer<T> for ContextConsumer<'_, C>
     fn split_off_left(&self) -> Self {
         ContextConsumer {
             base: self.base.split_off_left(),
-            handoff: self.handoff,
+            context: self.context,
         }
     }
 
     fn to_reducer(&self) -> Self::Reducer {
         ContextReducer {
             base: self.base.to_reducer(),
-            handoff: self.handoff,
+            context: self.context,
         }
     }
 }
 
 struct ContextFolder<'c, F> {
     base: F,
-    handoff: &'c Handoff,
+    context: &'c Context,
 }
 
 impl<T, F: Folder<T>> Folder<T> for ContextFolder<'_, F> {
@@ -210,10 +209,10 @@ impl<T, F: Folder<T>> Folder<T> for ContextFolder<'_, F> {
     fn consume(self, item: T) -> Self {
         // Reached item by item only when a stage before this adaptor (`filter`, say) feeds
         // items one at a time; hence the advice to put the adaptor right after the source.
-        let handoff = self.handoff;
+        let context = self.context;
         ContextFolder {
-            base: handoff.run(|| self.base.consume(item)),
-            handoff,
+            base: context.run(|| self.base.consume(item)),
+            context,
         }
     }
 
@@ -222,15 +221,15 @@ impl<T, F: Folder<T>> Folder<T> for ContextFolder<'_, F> {
         I: IntoIterator<Item = T>,
     {
         // The path rayon's producers take: one install for a whole chunk.
-        let handoff = self.handoff;
+        let context = self.context;
         ContextFolder {
-            base: handoff.run(|| self.base.consume_iter(iter)),
-            handoff,
+            base: context.run(|| self.base.consume_iter(iter)),
+            context,
         }
     }
 
     fn complete(self) -> Self::Result {
-        self.handoff.run(|| self.base.complete())
+        self.context.run(|| self.base.complete())
     }
 
     fn full(&self) -> bool {
@@ -240,12 +239,12 @@ impl<T, F: Folder<T>> Folder<T> for ContextFolder<'_, F> {
 
 struct ContextReducer<'c, R> {
     base: R,
-    handoff: &'c Handoff,
+    context: &'c Context,
 }
 
 impl<T, R: Reducer<T>> Reducer<T> for ContextReducer<'_, R> {
     fn reduce(self, left: T, right: T) -> T {
         // `reduce` and `fold().reduce()` call the user's closure here.
-        self.handoff.run(|| self.base.reduce(left, right))
+        self.context.run(|| self.base.reduce(left, right))
     }
 }

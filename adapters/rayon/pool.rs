@@ -1,9 +1,9 @@
 //! [`ThreadPoolExt`]: context-carrying forms of a `rayon::ThreadPool`'s methods.
 
+use crate::Context;
 use ::rayon::ThreadPool;
 
 use super::{while_waiting_in_empty_context, Scope};
-use crate::handoff::Handoff;
 
 /// The methods of a [`rayon::ThreadPool`], carrying a snapshot of the caller's context into
 /// every closure they run; named after rayon's, with `_with_context` appended.
@@ -151,7 +151,7 @@ impl ThreadPoolExt for ThreadPool {
     where
         F: FnOnce() + Send + 'static,
     {
-        self.spawn(Handoff::for_spawn().wrap(f));
+        self.spawn(Context::inheritable().wrap(f));
     }
 
     fn join_with_context<A, B, RA, RB>(&self, a: A, b: B) -> (RA, RB)
@@ -161,8 +161,8 @@ impl ThreadPoolExt for ThreadPool {
         RA: Send,
         RB: Send,
     {
-        let handoff = Handoff::for_spawn();
-        while_waiting_in_empty_context(|| self.join(|| handoff.run(a), || handoff.run(b)))
+        let context = Context::inheritable();
+        while_waiting_in_empty_context(|| self.join(|| context.run(a), || context.run(b)))
     }
 
     fn scope_with_context<'scope, OP, R>(&self, op: OP) -> R
@@ -170,9 +170,9 @@ impl ThreadPoolExt for ThreadPool {
         OP: FnOnce(&Scope<'_, 'scope>) -> R + Send,
         R: Send,
     {
-        let handoff = Handoff::for_spawn();
+        let context = Context::inheritable();
         while_waiting_in_empty_context(|| {
-            self.scope(|rayon| handoff.run(|| op(&Scope::new(rayon))))
+            self.scope(|rayon| context.run(|| op(&Scope::new(rayon))))
         })
     }
 
@@ -180,9 +180,9 @@ impl ThreadPoolExt for ThreadPool {
     where
         OP: FnOnce(&Scope<'_, 'scope>) -> R,
     {
-        let handoff = Handoff::for_spawn();
+        let context = Context::inheritable();
         while_waiting_in_empty_context(|| {
-            self.in_place_scope(|rayon| handoff.run(|| op(&Scope::new(rayon))))
+            self.in_place_scope(|rayon| context.run(|| op(&Scope::new(rayon))))
         })
     }
 
@@ -191,8 +191,8 @@ impl ThreadPoolExt for ThreadPool {
         OP: FnOnce() -> R + Send,
         R: Send,
     {
-        let handoff = Handoff::for_spawn();
-        while_waiting_in_empty_context(|| self.install(|| handoff.run(op)))
+        let context = Context::inheritable();
+        while_waiting_in_empty_context(|| self.install(|| context.run(op)))
     }
 }
 

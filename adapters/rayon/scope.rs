@@ -1,6 +1,6 @@
 //! [`Scope`]: a rayon fork-join scope whose spawned closures carry the spawner's context.
 
-use crate::handoff::Handoff;
+use crate::Context;
 
 /// A fork-join scope, as [`rayon::Scope`], opened by [`scope`](super::scope),
 /// [`in_place_scope`](super::in_place_scope) or their [`ThreadPoolExt`](super::ThreadPoolExt)
@@ -56,8 +56,8 @@ impl<'a, 'scope> Scope<'a, 'scope> {
     where
         BODY: FnOnce(&Scope<'_, 'scope>) + Send + 'scope,
     {
-        let handoff = Handoff::for_spawn();
+        let context = Context::inheritable();
         self.rayon
-            .spawn(move |rayon| handoff.run(|| body(&Scope::new(rayon))));
+            .spawn(move |rayon| context.run(|| body(&Scope::new(rayon))));
     }
 }

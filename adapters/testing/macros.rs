@@ -39,7 +39,32 @@
 #[doc(hidden)]
 #[macro_export]
 macro_rules! __each_runtime {
-    ($($(#[$attr:meta])* fn $name:ident($spawner:ident) { $($body:tt)* })*) => {$(
+    ($($(#[$attr:meta])* fn $name:ident($spawner:ident) { $($body:tt)* })*) => {
+        $crate::__each_runtime_in! {
+            no_futures; $($(#[$attr])* fn $name($spawner) { $($body)* })*
+        }
+    };
+}
+
+/// [`each_runtime!`](crate::testing::each_runtime!), plus a test on a futures `ThreadPool`
+/// (feature `futures-executor`): for the conformance suite, which proves that an adapter
+/// written with the public API alone keeps the contract. Not in `each_runtime!` itself, as
+/// futures' pools forbid blocking on a future inside their tasks, which libraries such as
+/// OpenTelemetry's simple span processor do.
+#[doc(hidden)]
+#[macro_export]
+macro_rules! __each_runtime_and_futures {
+    ($($(#[$attr:meta])* fn $name:ident($spawner:ident) { $($body:tt)* })*) => {
+        $crate::__each_runtime_in! {
+            with_futures; $($(#[$attr])* fn $name($spawner) { $($body)* })*
+        }
+    };
+}
+
+#[doc(hidden)]
+#[macro_export]
+macro_rules! __each_runtime_in {
+    ($futures:ident; $($(#[$attr:meta])* fn $name:ident($spawner:ident) { $($body:tt)* })*) => {$(
         #[allow(non_snake_case)]
         mod $name {
             #[allow(unused_imports)]
@@ -73,6 +98,10 @@ macro_rules! __each_runtime {
             } else {
                 $crate::__skipped_runtime_test!(async_std, "needs ctxflow's `async-std` feature");
             }}
+            $crate::__futures_runtime_test! {
+                $futures; __each_runtime_test; futures_thread_pool, FuturesThreadPool,
+                [$(#[$attr])*], $spawner, { $($body)* }
+            }
         }
     )*};
 }
@@ -106,7 +135,29 @@ macro_rules! __each_runtime {
 #[doc(hidden)]
 #[macro_export]
 macro_rules! __each_local_runtime {
-    ($($(#[$attr:meta])* fn $name:ident($spawner:ident) { $($body:tt)* })*) => {$(
+    ($($(#[$attr:meta])* fn $name:ident($spawner:ident) { $($body:tt)* })*) => {
+        $crate::__each_local_runtime_in! {
+            no_futures; $($(#[$attr])* fn $name($spawner) { $($body)* })*
+        }
+    };
+}
+
+/// [`each_local_runtime!`](crate::testing::each_local_runtime!), plus a test on a futures
+/// `LocalPool` (feature `futures-executor`), for the conformance suite.
+#[doc(hidden)]
+#[macro_export]
+macro_rules! __each_local_runtime_and_futures {
+    ($($(#[$attr:meta])* fn $name:ident($spawner:ident) { $($body:tt)* })*) => {
+        $crate::__each_local_runtime_in! {
+            with_futures; $($(#[$attr])* fn $name($spawner) { $($body)* })*
+        }
+    };
+}
+
+#[doc(hidden)]
+#[macro_export]
+macro_rules! __each_local_runtime_in {
+    ($futures:ident; $($(#[$attr:meta])* fn $name:ident($spawner:ident) { $($body:tt)* })*) => {$(
         #[allow(non_snake_case)]
         mod $name {
             #[allow(unused_imports)]
@@ -135,6 +186,10 @@ macro_rules! __each_local_runtime {
                     async_std_local, "needs ctxflow's `async-std` feature"
                 );
             }}
+            $crate::__futures_runtime_test! {
+                $futures; __each_local_runtime_test; futures_local_pool, FuturesLocalPool,
+                [$(#[$attr])*], $spawner, { $($body)* }
+            }
         }
     )*};
 }
@@ -218,5 +273,33 @@ macro_rules! __ctxflow_if_async_std {
 #[doc(hidden)]
 #[macro_export]
 macro_rules! __ctxflow_if_async_std {
+    ({ $($with:tt)* } else { $($without:tt)* }) => { $($without)* };
+}
+
+/// The test on a futures pool, for the `_and_futures` forms only.
+#[doc(hidden)]
+#[macro_export]
+macro_rules! __futures_runtime_test {
+    (no_futures; $($rest:tt)*) => {};
+    (with_futures; $generate:ident; $test:ident, $runtime:ident, $($rest:tt)*) => {
+        $crate::__ctxflow_if_futures_executor! {{
+            $crate::$generate!($test, $runtime, $($rest)*);
+        } else {
+            $crate::__skipped_runtime_test!($test, "needs ctxflow's `futures-executor` feature");
+        }}
+    };
+}
+
+#[cfg(feature = "futures-executor")]
+#[doc(hidden)]
+#[macro_export]
+macro_rules! __ctxflow_if_futures_executor {
+    ({ $($with:tt)* } else { $($without:tt)* }) => { $($with)* };
+}
+
+#[cfg(not(feature = "futures-executor"))]
+#[doc(hidden)]
+#[macro_export]
+macro_rules! __ctxflow_if_futures_executor {
     ({ $($with:tt)* } else { $($without:tt)* }) => { $($without)* };
 }

@@ -1,0 +1,52 @@
+//! [`NativeJoin`]: a runtime's own join handle, and how ctxflow's
+//! [`JoinHandle`](crate::JoinHandle) stores it inside itself, with no allocation of its own.
+//!
+//! The one module where the crate lets `unsafe` code in: erasing a type into inline storage
+//! takes it, and on stable Rust only a macro can unsize a value into such storage. The `unsafe`
+//! is the `smallbox` crate's own (its `smallbox!` macro expands to it); nothing here writes any.
+//! The alternative, a `Box`, would add an allocation to every spawn whose runtime reports
+//! outcomes itself (tokio's, where a spawn is otherwise one allocation, as a raw spawn is).
+#![allow(unsafe_code)]
+
+use std::task::{Context as TaskContext, Poll};
+
+use smallbox::SmallBox;
+
+use crate::join_error::JoinError;
+
+/// A runtime's own join handle, as ctxflow's [`JoinHandle`](crate::JoinHandle) wraps it: for a runtime adapter
+/// whose runtime can report a task's outcome itself (see
+/// [`Runtime::spawn_prepared`](crate::rt::Runtime::spawn_prepared)).
+///
+/// The runtime's handle must behave as ctxflow's promises: dropping it detaches the task,
+/// [`abort`](Self::abort) cancels it from synchronous code, and the outcome is the one the task
+/// returned ([`Closing`](crate::rt::Closing) returns panics as [`Panic`](crate::rt::Panic)s), or a cancelled
+/// [`JoinError`](crate::JoinError) when the runtime dropped the task unfinished.
+///
+/// A handle of up to [`JoinHandle::INLINE_NATIVE_BYTES`](crate::JoinHandle::INLINE_NATIVE_BYTES) bytes is stored inside the
+/// [`JoinHandle`](crate::JoinHandle); a larger one costs an allocation per spawn.
+pub trait NativeJoin<T>: Send + Sync {
+    /// The task's outcome once it has finished; called again only after `Pending`.
+    fn poll_join(&mut self, cx: &mut TaskContext<'_>) -> Poll<Result<T, JoinError>>;
+
+    /// Cancels the task, unless it has finished: it is dropped at its next scheduling, and the
+    /// handle then gives a cancelled [`JoinError`](crate::JoinError).
+    fn abort(&self);
+
+    /// Whether the task has finished: returned, panicked or been cancelled.
+    fn is_finished(&self) -> bool;
+}
+
+/// Room for a runtime's handle: tokio's is one pointer; those adapted from `async-task` take
+/// six words (smol) and ten (async-std, whose handle lacks `is_finished` and keeps more).
+type Space = [usize; 10];
+
+/// How many bytes of handle fit inline.
+pub(crate) const INLINE_BYTES: usize = std::mem::size_of::<Space>();
+
+pub(crate) type NativeBox<T> = SmallBox<dyn NativeJoin<T>, Space>;
+
+/// `native`, erased; inline when it fits in [`Space`].
+pub(crate) fn erase<T: 'static>(native: impl NativeJoin<T> + 'static) -> NativeBox<T> {
+    smallbox::smallbox!(native)
+}
