@@ -2,14 +2,13 @@
 //! [`local_spawner_traits!`](crate::rt::local_spawner_traits): the outside traits every spawner
 //! implements, for a runtime adapter to add to its spawner in one line.
 //!
-//! Rust's orphan rule keeps a blanket impl of futures' `Spawn` (or hyper's `Executor`) for
-//! every [`Runtime`](crate::rt::Runtime) out of reach, so each spawner type gets its own, from
-//! these macros. Which traits they implement follows ctxflow's features (hyper's `Executor`
-//! with feature `hyper`), not the features of the crate that calls them.
+//! Rust's orphan rule keeps a blanket impl of futures' `Spawn` for every
+//! [`Runtime`](crate::rt::Runtime) out of reach, so each spawner type gets its own, from these
+//! macros. hyper's `Executor` comes the same way from the `ctxflow-hyper` crate's macros, which
+//! an adapter calls behind a `hyper` feature of its own.
 
 /// Implements futures' `Spawn` for a [`Spawner`](crate::Spawner) (a
-/// [`Runtime`](crate::rt::Runtime)), and with ctxflow's feature `hyper` hyper's
-/// `Executor`: a detached task in the caller's context.
+/// [`Runtime`](crate::rt::Runtime)): a detached task in the caller's context.
 ///
 /// ```
 /// # use std::future::Future;
@@ -46,13 +45,11 @@ macro_rules! __spawner_traits {
                 ::core::result::Result::Ok(())
             }
         }
-        $crate::__hyper_executor!($spawner);
     };
 }
 
-/// Implements futures' `LocalSpawn` for a [`LocalSpawner`](crate::LocalSpawner), and with
-/// ctxflow's feature `hyper` hyper's `Executor` for futures that are not `Send`; and the
-/// conversion into [`AnyLocalSpawner`](crate::AnyLocalSpawner).
+/// Implements futures' `LocalSpawn` for a [`LocalSpawner`](crate::LocalSpawner): a detached
+/// task on this thread in the caller's context.
 #[macro_export]
 #[doc(hidden)]
 macro_rules! __local_spawner_traits {
@@ -66,22 +63,5 @@ macro_rules! __local_spawner_traits {
                 ::core::result::Result::Ok(())
             }
         }
-        $crate::__hyper_local_executor!($spawner);
     };
-}
-
-/// Without feature `hyper`, spawners implement no hyper trait.
-#[cfg(not(feature = "hyper"))]
-#[macro_export]
-#[doc(hidden)]
-macro_rules! __hyper_executor {
-    ($spawner:ty) => {};
-}
-
-/// Without feature `hyper`, local spawners implement no hyper trait.
-#[cfg(not(feature = "hyper"))]
-#[macro_export]
-#[doc(hidden)]
-macro_rules! __hyper_local_executor {
-    ($spawner:ty) => {};
 }

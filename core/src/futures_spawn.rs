@@ -5,13 +5,8 @@ use std::fmt;
 
 use futures_task::{FutureObj, LocalFutureObj, LocalSpawn, Spawn, SpawnError};
 
-use crate::any_spawner::AnySpawner;
 use crate::future::WithContext;
 use crate::handoff::Handoff;
-use crate::local::AnyLocalSpawner;
-
-crate::rt::spawner_traits!(AnySpawner);
-crate::rt::local_spawner_traits!(AnyLocalSpawner);
 
 /// Any of futures' `Spawn` (or `LocalSpawn`) implementations, made to carry the caller's
 /// context into each future it spawns: for executors ctxflow has no adapter for, such as

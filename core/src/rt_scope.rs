@@ -1,33 +1,4 @@
-//! A task's context for runtimes that reach their tasks only through hooks: install it before a
-//! poll and take it off after, from two separate callbacks, with no guard held between them.
-//!
-//! ctxflow's spawners wrap each task, so the wrapper's `poll` installs the context. A runtime
-//! that offers hooks instead (tokio's `on_before_task_poll` and `on_after_task_poll`) cannot
-//! wrap anything: it is given the task's id before and after each poll. There a [`TaskScope`] is
-//! kept per task, [entered](TaskScope::enter) in the before-poll hook, the [`EnteredScope`] kept
-//! on the polling thread until the after-poll hook [leaves](EnteredScope::leave) it. Both move
-//! one pointer for the variables, and install or restore the carriers' state as every spawn of
-//! ctxflow's does.
-//!
-//! ```
-//! use ctxflow::rt_scope::TaskScope;
-//! use ctxflow::ContextVar;
-//!
-//! static TENANT: ContextVar<&'static str> = ContextVar::new("tenant");
-//!
-//! // The spawn hook, on the spawning thread.
-//! let _token = TENANT.set("acme");
-//! let parked = TaskScope::inheritable();
-//!
-//! // The before-poll and after-poll hooks, on a worker.
-//! let seen = std::thread::spawn(move || {
-//!     let entered = parked.enter();
-//!     let seen = TENANT.get();
-//!     let _parked_again = entered.leave();
-//!     (seen, TENANT.get())
-//! });
-//! assert_eq!(seen.join().unwrap(), (Some("acme"), None));
-//! ```
+//! [`TaskScope`] and [`EnteredScope`], re-exported by [`rt`](crate::rt), whose docs explain them.
 
 use std::fmt;
 use std::panic::{self, AssertUnwindSafe};

@@ -13,7 +13,7 @@ use crate::rt::{PreparedBlocking, PreparedTask, Runtime};
 
 /// Spawns tasks and blocking closures on a runtime, carrying the caller's context into each.
 ///
-/// Application code takes a `Spawner` (or an [`AnySpawner`](crate::AnySpawner)) by injection and
+/// Application code takes a `Spawner` (or ctxflow's `AnySpawner`) by injection and
 /// never names a runtime; the runtime is chosen by a Cargo feature, and tests swap it (see
 /// `ctxflow::testing`, feature `testing`).
 ///

@@ -1,9 +1,6 @@
 //! [`LocalSpawner`]: tasks that stay on one thread, for futures that are not `Send`.
 
-use std::fmt;
 use std::future::Future;
-use std::pin::Pin;
-use std::rc::Rc;
 
 use crate::context::Context;
 use crate::handoff::Handoff;
@@ -18,8 +15,7 @@ use crate::task::{PreparedTask, Task};
 ///
 /// ```
 /// # #[cfg(feature = "tokio")] {
-/// use std::rc::Rc;
-/// use ctxflow::tokio::TokioLocalSpawner;
+/// /// use ctxflow::tokio::TokioLocalSpawner;
 /// use ctxflow::{ContextVar, LocalSpawner};
 ///
 /// static REQUEST_ID: ContextVar<u32> = ContextVar::new("request_id");
@@ -75,60 +71,5 @@ pub trait LocalRuntime: Clone + 'static {
         let (task, handle) = task.into_reporting();
         self.spawn_local_task(task);
         handle
-    }
-}
-
-type LocalBoxedFuture = Pin<Box<dyn Future<Output = ()>>>;
-
-/// Any [`LocalSpawner`] behind one cloneable type; itself a `LocalSpawner`.
-///
-/// ```
-/// # #[cfg(feature = "smol")] {
-/// use std::rc::Rc;
-/// use ctxflow::smol::SmolLocalSpawner;
-/// use ctxflow::{AnyLocalSpawner, LocalSpawner};
-///
-/// let executor = Rc::new(smol::LocalExecutor::new());
-/// let local = AnyLocalSpawner::new(SmolLocalSpawner::new(executor.clone()));
-/// let answer = smol::block_on(executor.run(local.spawn_local(async { 5 })));
-/// assert_eq!(answer.unwrap(), 5);
-/// # }
-/// ```
-#[derive(Clone)]
-pub struct AnyLocalSpawner {
-    inner: Rc<dyn ErasedLocalSpawner>,
-}
-
-impl AnyLocalSpawner {
-    /// Erases the type of `spawner`.
-    pub fn new<S: LocalSpawner>(spawner: S) -> Self {
-        AnyLocalSpawner {
-            inner: Rc::new(spawner),
-        }
-    }
-}
-
-trait ErasedLocalSpawner {
-    fn spawn_boxed(&self, task: Task<LocalBoxedFuture>);
-}
-
-impl<S: LocalSpawner> ErasedLocalSpawner for S {
-    fn spawn_boxed(&self, task: Task<LocalBoxedFuture>) {
-        self.spawn_local_task(task);
-    }
-}
-
-impl LocalRuntime for AnyLocalSpawner {
-    fn spawn_local_task<F>(&self, task: Task<F>)
-    where
-        F: Future<Output = ()> + 'static,
-    {
-        self.inner.spawn_boxed(task.boxed_local());
-    }
-}
-
-impl fmt::Debug for AnyLocalSpawner {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.debug_struct("AnyLocalSpawner").finish_non_exhaustive()
     }
 }

@@ -198,14 +198,12 @@ impl<F> fmt::Debug for Closing<F> {
 
 /// A task built around a future that ctxflow does not wrap; the testing helpers use it to show
 /// what a runtime does without ctxflow.
-#[cfg(feature = "testing")]
-pub(crate) fn unwrapped<F: Future<Output = ()>>(future: F) -> Task<F> {
+pub fn unwrapped<F: Future<Output = ()>>(future: F) -> Task<F> {
     Task { future, name: None }
 }
 
 /// A blocking task around a closure that ctxflow does not wrap, for the same testing helpers.
-#[cfg(feature = "testing")]
-pub(crate) fn unwrapped_blocking<F: FnOnce()>(job: F) -> BlockingTask<F> {
+pub fn unwrapped_blocking<F: FnOnce()>(job: F) -> BlockingTask<F> {
     BlockingTask { job }
 }
 
