@@ -34,7 +34,7 @@ use crate::{AnySpawner, JoinHandle, Spawner};
 /// assert_eq!(answer.unwrap(), 42);
 /// ```
 ///
-/// [`NoRuntime`]: crate::NoRuntime
+/// [`NoRuntime`]: crate::task::NoRuntime
 #[derive(Clone, Copy, Debug, Default)]
 pub struct DefaultSpawner;
 
@@ -66,7 +66,7 @@ impl DefaultSpawner {
     /// The spawner for one spawn.
     ///
     /// # Panics
-    /// With [`NoRuntime`](crate::NoRuntime)'s message when only tokio is enabled and no tokio
+    /// With [`NoRuntime`](crate::task::NoRuntime)'s message when only tokio is enabled and no tokio
     /// runtime runs here.
     fn for_spawn() -> AnySpawner {
         match Self::current().or_else(Self::outside_runtime) {
@@ -161,7 +161,7 @@ where
 ///
 /// ```
 /// let name = ctxflow::block_on(async {
-///     ctxflow::spawn_named("process-order-123", async { ctxflow::task_name() }).await.unwrap()
+///     ctxflow::task::spawn_named("process-order-123", async { ctxflow::task_name() }).await.unwrap()
 /// });
 /// assert_eq!(name.as_deref(), Some("process-order-123"));
 /// ```

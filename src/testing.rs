@@ -38,10 +38,11 @@ use std::any::Any;
 use std::future::Future;
 use std::panic::{self, AssertUnwindSafe};
 
-#[path = "testing/macros.rs"]
 mod macros;
 
-use crate::{task, AnyLocalSpawner, AnySpawner, Context, InContext, JoinError, Spawner};
+use crate::task::AnyLocalSpawner;
+use crate::{AnySpawner, Context, InContext, JoinError, Spawner};
+use ctxflow_core::__private::{unwrapped, unwrapped_blocking};
 
 #[doc(inline)]
 pub use crate::__each_local_runtime as each_local_runtime;
@@ -389,7 +390,7 @@ where
     S: Spawner,
     F: Future<Output = ()> + Send + 'static,
 {
-    spawner.spawn_task(task::unwrapped(future));
+    spawner.spawn_task(unwrapped(future));
 }
 
 /// Runs `f` on `spawner`'s blocking pool exactly as the runtime would without ctxflow: no
@@ -414,5 +415,5 @@ where
     S: Spawner,
     F: FnOnce() + Send + 'static,
 {
-    spawner.spawn_blocking_task(task::unwrapped_blocking(f));
+    spawner.spawn_blocking_task(unwrapped_blocking(f));
 }

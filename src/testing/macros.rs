@@ -112,7 +112,7 @@ macro_rules! __each_runtime_in {
 /// (`spawn_local`).
 ///
 /// Each test runs its body once on the test thread, in an empty context, with the runtime's
-/// [`AnyLocalSpawner`](crate::AnyLocalSpawner) bound to the name in parentheses. Everything else
+/// [`AnyLocalSpawner`](crate::task::AnyLocalSpawner) bound to the name in parentheses. Everything else
 /// (attributes, scope, runtimes whose feature is off) is as for
 /// [`each_runtime!`](crate::testing::each_runtime!).
 ///
@@ -217,7 +217,7 @@ macro_rules! __each_local_runtime_test {
         $($attr)*
         fn $test() {
             $crate::testing::LocalRuntime::$runtime
-                .run(|$spawner: $crate::AnyLocalSpawner| async move $body);
+                .run(|$spawner: $crate::task::AnyLocalSpawner| async move $body);
         }
     };
 }

@@ -7,6 +7,13 @@
 //!
 //! ctxflow's [`JoinHandle`] wraps async-std's own handle here (see `async_task_join`): a task is
 //! one allocation, as with `task::spawn`.
+#![deny(missing_docs)]
+#![forbid(unsafe_code)]
+#![allow(
+    clippy::disallowed_methods,
+    reason = "clippy.toml forbids raw spawns to code that uses ctxflow; ctxflow's spawners are built on them"
+)]
+#![cfg_attr(docsrs, feature(doc_cfg))]
 
 use std::future::Future;
 use std::pin::Pin;
@@ -14,11 +21,11 @@ use std::task::{Context as TaskContext, Poll, Waker};
 
 use ::async_std::task;
 
-use crate::async_task::{cancelling, AsyncTaskJoin, Contained, NativeTask};
-use crate::rt::{self, BlockingTask, LocalRuntime, PreparedTask, Task};
-use crate::JoinHandle;
+use ctxflow_async_task::{cancelling, AsyncTaskJoin, Contained, NativeTask};
+use ctxflow_core::rt::{self, BlockingTask, LocalRuntime, PreparedTask, Task};
+use ctxflow_core::JoinHandle;
 #[cfg(doc)]
-use crate::Spawner;
+use ctxflow_core::Spawner;
 
 /// Spawns on async-std's global runtime; task names are handed to async-std.
 ///
@@ -50,7 +57,9 @@ impl AsyncStdSpawner {
     }
 }
 
-crate::rt::spawner_traits!(AsyncStdSpawner);
+ctxflow_core::rt::spawner_traits!(AsyncStdSpawner);
+#[cfg(feature = "hyper")]
+ctxflow_hyper::executor!(AsyncStdSpawner);
 
 impl rt::Runtime for AsyncStdSpawner {
     fn spawn_task<F>(&self, task: Task<F>)
@@ -177,13 +186,10 @@ impl<T> NativeTask for AsyncStdJoin<T> {
 #[derive(Clone, Copy, Debug, Default)]
 pub struct AsyncStdLocalSpawner;
 
-crate::rt::local_spawner_traits!(AsyncStdLocalSpawner);
+ctxflow_core::rt::local_spawner_traits!(AsyncStdLocalSpawner);
+#[cfg(feature = "hyper")]
+ctxflow_hyper::local_executor!(AsyncStdLocalSpawner);
 
-impl From<AsyncStdLocalSpawner> for crate::AnyLocalSpawner {
-    fn from(spawner: AsyncStdLocalSpawner) -> Self {
-        crate::AnyLocalSpawner::new(spawner)
-    }
-}
 
 impl LocalRuntime for AsyncStdLocalSpawner {
     fn spawn_local_task<F>(&self, task: Task<F>)

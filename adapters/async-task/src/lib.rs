@@ -1,5 +1,5 @@
 //! Join handles for the runtimes built on `async-task` (smol and async-std), for their adapters:
-//! ctxflow's [`JoinHandle`](crate::JoinHandle) wraps the runtime's own handle, through
+//! ctxflow's [`JoinHandle`](ctxflow_core::JoinHandle) wraps the runtime's own handle, through
 //! [`NativeJoin`], so a task is one allocation, as a raw spawn is.
 //!
 //! The runtime's handle lacks three things ctxflow's promises, which this module adds without a
@@ -16,6 +16,13 @@
 //!   its context and catches a panic of that drop, and [`Finished`] is the output: if the task
 //!   was aborted, either goes to its handle through `aborted`, a table that only aborted
 //!   tasks ever write to.
+#![deny(missing_docs)]
+#![forbid(unsafe_code)]
+#![allow(
+    clippy::disallowed_methods,
+    reason = "clippy.toml forbids raw spawns to code that uses ctxflow; ctxflow's spawners are built on them"
+)]
+#![cfg_attr(docsrs, feature(doc_cfg))]
 
 use std::any::Any;
 use std::future::Future;
@@ -23,10 +30,11 @@ use std::pin::Pin;
 use std::sync::{Mutex, MutexGuard, PoisonError};
 use std::task::{Context as TaskContext, Poll, Waker};
 
+use async_task::FallibleTask;
 use pin_project_lite::pin_project;
 
-use crate::rt::{Closing, NativeJoin, Panic, PreparedTask};
-use crate::JoinError;
+use ctxflow_core::rt::{Closing, NativeJoin, Panic, PreparedTask};
+use ctxflow_core::JoinError;
 
 /// What a task ends with: its future's output, or the panic of its poll or of its drop.
 pub type Outcome<T> = Result<T, Panic>;
@@ -133,6 +141,23 @@ pub trait NativeTask: Unpin + Sized {
 
     /// Lets the task run on without a handle.
     fn detach(self);
+}
+
+/// smol's handle (`Task::fallible`), whose `None` is a cancelled task.
+impl<T> NativeTask for FallibleTask<T> {
+    type Output = T;
+
+    fn poll_output(&mut self, cx: &mut TaskContext<'_>) -> Poll<Option<T>> {
+        Pin::new(self).poll(cx)
+    }
+
+    fn is_finished(&mut self) -> bool {
+        FallibleTask::is_finished(self)
+    }
+
+    fn detach(self) {
+        FallibleTask::detach(self)
+    }
 }
 
 /// Cancels a task and waits until its future is dropped, then gives the outcome the task ended

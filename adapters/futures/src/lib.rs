@@ -2,9 +2,9 @@
 //! [`ThreadPoolSpawner`] over its `ThreadPool`, [`LocalPoolSpawner`] over its `LocalPool`.
 //!
 //! This adapter uses nothing but ctxflow's public API: it is what a crate adding ctxflow to a
-//! runtime ctxflow does not ship looks like (see [`ctxflow::rt`](crate::rt)). Each spawner
-//! implements [`Runtime`] (or [`LocalRuntime`]), so every [`Spawner`](crate::Spawner) (or
-//! [`LocalSpawner`](crate::LocalSpawner)) method works on it, and its tasks report to ctxflow's
+//! runtime ctxflow does not ship looks like (see [`ctxflow::rt`](ctxflow_core::rt)). Each spawner
+//! implements [`Runtime`] (or [`LocalRuntime`]), so every [`Spawner`](ctxflow_core::Spawner) (or
+//! [`LocalSpawner`](ctxflow_core::LocalSpawner)) method works on it, and its tasks report to ctxflow's
 //! own join slot, as futures' pools have no join handle of their own.
 //!
 //! futures' pools have no blocking pool: blocking closures go to the `blocking` crate's pool
@@ -24,6 +24,13 @@
 //! assert_eq!(spawner.block_on(task).unwrap(), Some(3));
 //! assert_eq!(spawner.block_on(closure).unwrap(), Some(3));
 //! ```
+#![deny(missing_docs)]
+#![forbid(unsafe_code)]
+#![allow(
+    clippy::disallowed_methods,
+    reason = "clippy.toml forbids raw spawns to code that uses ctxflow; ctxflow's spawners are built on them"
+)]
+#![cfg_attr(docsrs, feature(doc_cfg))]
 
 use std::fmt;
 use std::future::Future;
@@ -31,10 +38,10 @@ use std::future::Future;
 use futures_executor::{LocalSpawner, ThreadPool};
 use futures_task::{LocalFutureObj, LocalSpawn};
 
-use crate::rt::{BlockingTask, LocalRuntime, Runtime, Task};
+use ctxflow_core::rt::{BlockingTask, LocalRuntime, Runtime, Task};
 
 /// Spawns on a futures `ThreadPool`; blocking closures go to the `blocking` crate's pool, and
-/// [`block_on`](crate::Spawner::block_on) is futures' `block_on`.
+/// [`block_on`](ctxflow_core::Spawner::block_on) is futures' `block_on`.
 #[derive(Clone, Debug)]
 pub struct ThreadPoolSpawner {
     pool: ThreadPool,
@@ -78,7 +85,9 @@ impl Runtime for ThreadPoolSpawner {
     }
 }
 
-crate::rt::spawner_traits!(ThreadPoolSpawner);
+ctxflow_core::rt::spawner_traits!(ThreadPoolSpawner);
+#[cfg(feature = "hyper")]
+ctxflow_hyper::executor!(ThreadPoolSpawner);
 
 /// Spawns `!Send` tasks on a futures `LocalPool`, through its spawner: they run while the pool
 /// runs on its thread.
@@ -121,7 +130,9 @@ impl LocalRuntime for LocalPoolSpawner {
     }
 }
 
-crate::rt::local_spawner_traits!(LocalPoolSpawner);
+ctxflow_core::rt::local_spawner_traits!(LocalPoolSpawner);
+#[cfg(feature = "hyper")]
+ctxflow_hyper::local_executor!(LocalPoolSpawner);
 
 impl fmt::Debug for LocalPoolSpawner {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {

@@ -1,52 +1,78 @@
-//! hyper's executor (feature `hyper`).
+//! hyper's executor for ctxflow's spawners (feature `hyper`).
 //!
 //! hyper spawns tasks of its own: connection drivers, and on HTTP/2 one task per stream, where
 //! the service runs. It spawns them through `hyper::rt::Executor`, which users usually fill with
-//! hyper-util's `TokioExecutor`. Every ctxflow spawner implements it, so a hyper server or
-//! client runs on any of the three runtimes, and the tasks hyper spawns carry the context of the
-//! code that made hyper spawn them.
+//! hyper-util's `TokioExecutor`. With feature `hyper`, every ctxflow spawner implements it, so a
+//! hyper server or client runs on any of ctxflow's runtimes, and the tasks hyper spawns carry the
+//! context of the code that made hyper spawn them.
 //!
 //! ```
-//! # #[cfg(feature = "tokio")] {
 //! use ctxflow::tokio::TokioSpawner;
 //!
 //! fn server_builder(spawner: TokioSpawner) -> hyper::server::conn::http2::Builder<TokioSpawner> {
 //!     hyper::server::conn::http2::Builder::new(spawner)
 //! }
-//! # }
 //! ```
+//!
+//! Rust's orphan rule keeps a blanket impl for every spawner out of reach, so each spawner type
+//! gets its own from [`executor!`] (or [`local_executor!`]), called by the crate that defines the
+//! spawner, behind a `hyper` feature of that crate:
+//!
+//! ```
+//! # use std::future::Future;
+//! # use ctxflow::rt::{BlockingTask, Runtime, Task};
+//! #[derive(Clone)]
+//! struct ThreadPerTask;
+//! # impl Runtime for ThreadPerTask {
+//! #     fn spawn_task<F: Future<Output = ()> + Send + 'static>(&self, task: Task<F>) {
+//! #         std::thread::spawn(move || futures::executor::block_on(task));
+//! #     }
+//! #     fn spawn_blocking_task<F: FnOnce() + Send + 'static>(&self, task: BlockingTask<F>) {
+//! #         std::thread::spawn(move || task.run());
+//! #     }
+//! #     fn run_until_complete<F: Future>(&self, future: F) -> F::Output {
+//! #         futures::executor::block_on(future)
+//! #     }
+//! # }
+//! ctxflow::hyper::executor!(ThreadPerTask);
+//!
+//! fn executor() -> impl hyper::rt::Executor<std::future::Ready<()>> {
+//!     ThreadPerTask
+//! }
+//! # executor().execute(std::future::ready(()));
+//! ```
+#![deny(missing_docs)]
+#![forbid(unsafe_code)]
+#![cfg_attr(docsrs, feature(doc_cfg))]
 
-// `ctxflow::rt::spawner_traits!` and `local_spawner_traits!` call these for every spawner, so
-// a new spawner is an executor as soon as it has futures' `Spawn`.
-
-/// hyper's `Executor` for a spawner: a detached task in the caller's context.
+/// Implements hyper's `Executor` for a [`Spawner`](ctxflow_core::Spawner): each future is a
+/// detached task in the caller's context.
 #[macro_export]
-#[doc(hidden)]
-macro_rules! __hyper_executor {
+macro_rules! executor {
     ($spawner:ty) => {
-        impl<Fut> $crate::__hyper_private::Executor<Fut> for $spawner
+        impl<Fut> $crate::__private::Executor<Fut> for $spawner
         where
             Fut: ::core::future::Future + ::core::marker::Send + 'static,
             Fut::Output: ::core::marker::Send + 'static,
         {
             fn execute(&self, future: Fut) {
-                $crate::Spawner::spawn(self, future).detach();
+                $crate::__private::Spawner::spawn(self, future).detach();
             }
         }
     };
 }
 
-/// hyper's `Executor` for a local spawner, for futures that are not `Send`.
+/// Implements hyper's `Executor` for a [`LocalSpawner`](ctxflow_core::LocalSpawner), for futures
+/// that are not `Send`: each is a detached task on this thread in the caller's context.
 #[macro_export]
-#[doc(hidden)]
-macro_rules! __hyper_local_executor {
+macro_rules! local_executor {
     ($spawner:ty) => {
-        impl<Fut> $crate::__hyper_private::Executor<Fut> for $spawner
+        impl<Fut> $crate::__private::Executor<Fut> for $spawner
         where
             Fut: ::core::future::Future + 'static,
         {
             fn execute(&self, future: Fut) {
-                $crate::LocalSpawner::spawn_local(self, future).detach();
+                $crate::__private::LocalSpawner::spawn_local(self, future).detach();
             }
         }
     };
@@ -54,6 +80,7 @@ macro_rules! __hyper_local_executor {
 
 /// What the macros above expand to; not part of the API.
 #[doc(hidden)]
-pub mod __hyper_private {
+pub mod __private {
+    pub use ::ctxflow_core::{LocalSpawner, Spawner};
     pub use ::hyper::rt::Executor;
 }

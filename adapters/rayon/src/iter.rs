@@ -8,7 +8,7 @@
 use ::rayon::iter::plumbing::{Consumer, Folder, Reducer, UnindexedConsumer};
 use ::rayon::iter::ParallelIterator;
 
-use crate::Context;
+use ctxflow_core::Context;
 
 /// Carries a context into a parallel iterator: implemented for every [`ParallelIterator`].
 ///
@@ -32,7 +32,7 @@ pub trait ParallelIteratorExt: ParallelIterator {
     /// Runs every closure of the stages after this one (`map`, `filter`, `for_each`, `fold`,
     /// `reduce`, ...) in a snapshot of the context current here, on whichever worker thread
     /// they run. The snapshot is what a spawn here would carry: the flowing variables, none
-    /// inside [`suppress_flow`](crate::suppress_flow).
+    /// inside [`suppress_flow`](ctxflow_core::suppress_flow).
     ///
     /// Put it right after the source (`par_iter()`, `into_par_iter()`, ...), or after the
     /// index-based adaptors (`enumerate`, `zip`, `rev`, `skip`, ...) if you use them: the
@@ -42,7 +42,7 @@ pub trait ParallelIteratorExt: ParallelIterator {
     ///
     /// The snapshot is installed once per chunk of items that rayon hands to a worker, so the
     /// items of one chunk share it: an item's closure that sets a variable should undo the
-    /// `set` (or use [`sync_scope`](crate::ContextVar::sync_scope)) to keep it from the items
+    /// `set` (or use [`sync_scope`](ctxflow_core::ContextVar::sync_scope)) to keep it from the items
     /// after it. Nothing of it outlives the chunk.
     ///
     /// ```

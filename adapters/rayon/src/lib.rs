@@ -14,8 +14,8 @@
 //! unrelated jobs; it runs them in an empty context, so the caller's values never leak into them.
 //!
 //! Like every ctxflow spawn, the snapshot holds the caller's flowing variables: not those
-//! declared with [`ContextVar::non_flowing`](crate::ContextVar::non_flowing), and none at all
-//! inside [`suppress_flow`](crate::suppress_flow).
+//! declared with [`ContextVar::non_flowing`](ctxflow_core::ContextVar::non_flowing), and none at all
+//! inside [`suppress_flow`](ctxflow_core::suppress_flow).
 //!
 //! ```
 //! use ctxflow::rayon::ParallelIteratorExt;
@@ -35,15 +35,19 @@
 //!     .collect();
 //! assert_eq!(tagged, ["req-123:0", "req-123:1", "req-123:2", "req-123:3"]);
 //! ```
+#![deny(missing_docs)]
+#![forbid(unsafe_code)]
+#![allow(
+    clippy::disallowed_methods,
+    reason = "clippy.toml forbids raw spawns to code that uses ctxflow; ctxflow's spawners are built on them"
+)]
+#![cfg_attr(docsrs, feature(doc_cfg))]
 
-use crate::rt::PreparedBlocking;
-use crate::{Context, JoinHandle};
+use ctxflow_core::rt::PreparedBlocking;
+use ctxflow_core::{Context, JoinHandle};
 
-#[path = "rayon/iter.rs"]
 mod iter;
-#[path = "rayon/pool.rs"]
 mod pool;
-#[path = "rayon/scope.rs"]
 mod scope;
 
 pub use iter::{ContextIter, ParallelIteratorExt};
@@ -55,7 +59,7 @@ pub use scope::Scope;
 ///
 /// As with `rayon::spawn`, a panic in `f` goes to the pool's panic handler, and aborts the
 /// process if the pool has none. To await the result, or get a panic back as a
-/// [`JoinError`](crate::JoinError), use [`spawn_with_handle`].
+/// [`JoinError`](ctxflow_core::JoinError), use [`spawn_with_handle`].
 ///
 /// ```
 /// use std::sync::mpsc;
@@ -78,7 +82,7 @@ where
 /// Spawns `f` on rayon's global pool, like [`spawn`], and returns a [`JoinHandle`] to its
 /// result: await it from async code, or [`join`](JoinHandle::join) it from a thread.
 ///
-/// A panic in `f` is caught and given to the handle as a [`JoinError`](crate::JoinError)
+/// A panic in `f` is caught and given to the handle as a [`JoinError`](ctxflow_core::JoinError)
 /// (`is_panic`), so rayon's panic handler never sees it. Dropping the handle detaches the job:
 /// it still runs. As everywhere in ctxflow, `f` runs in a snapshot of the caller's context.
 ///

@@ -1,6 +1,6 @@
 //! [`ThreadPoolExt`]: context-carrying forms of a `rayon::ThreadPool`'s methods.
 
-use crate::Context;
+use ctxflow_core::Context;
 use ::rayon::ThreadPool;
 
 use super::{while_waiting_in_empty_context, Scope};

@@ -1,6 +1,6 @@
 //! [`Scope`]: a rayon fork-join scope whose spawned closures carry the spawner's context.
 
-use crate::Context;
+use ctxflow_core::Context;
 
 /// A fork-join scope, as [`rayon::Scope`], opened by [`scope`](super::scope),
 /// [`in_place_scope`](super::in_place_scope) or their [`ThreadPoolExt`](super::ThreadPoolExt)

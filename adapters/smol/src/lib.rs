@@ -2,6 +2,13 @@
 //!
 //! ctxflow's [`JoinHandle`] wraps smol's own `Task` here (see `async_task_join`): a task is one
 //! allocation, as with `Executor::spawn`, and dropping the handle detaches it.
+#![deny(missing_docs)]
+#![forbid(unsafe_code)]
+#![allow(
+    clippy::disallowed_methods,
+    reason = "clippy.toml forbids raw spawns to code that uses ctxflow; ctxflow's spawners are built on them"
+)]
+#![cfg_attr(docsrs, feature(doc_cfg))]
 
 use std::fmt;
 use std::future::Future;
@@ -9,15 +16,11 @@ use std::sync::Arc;
 
 use std::rc::Rc;
 
-use std::pin::Pin;
-use std::task::{Context as TaskContext, Poll};
-
-use crate::async_task::{cancelling, AsyncTaskJoin, Contained, NativeTask};
-use crate::rt::{self, BlockingTask, LocalRuntime, PreparedTask, Task};
-use crate::JoinHandle;
+use ctxflow_async_task::{cancelling, AsyncTaskJoin, Contained};
+use ctxflow_core::rt::{self, BlockingTask, LocalRuntime, PreparedTask, Task};
+use ctxflow_core::JoinHandle;
 #[cfg(doc)]
-use crate::Spawner;
-use ::async_task::FallibleTask;
+use ctxflow_core::Spawner;
 use ::smol::{Executor, LocalExecutor};
 
 /// Spawns on an [`Executor`] (smol's global one, or one of the application's); blocking
@@ -61,7 +64,9 @@ impl SmolSpawner {
     }
 }
 
-crate::rt::spawner_traits!(SmolSpawner);
+ctxflow_core::rt::spawner_traits!(SmolSpawner);
+#[cfg(feature = "hyper")]
+ctxflow_hyper::executor!(SmolSpawner);
 
 impl rt::Runtime for SmolSpawner {
     fn spawn_task<F>(&self, task: Task<F>)
@@ -109,22 +114,6 @@ impl rt::Runtime for SmolSpawner {
     }
 }
 
-impl<T> NativeTask for FallibleTask<T> {
-    type Output = T;
-
-    fn poll_output(&mut self, cx: &mut TaskContext<'_>) -> Poll<Option<T>> {
-        Pin::new(self).poll(cx)
-    }
-
-    fn is_finished(&mut self) -> bool {
-        FallibleTask::is_finished(self)
-    }
-
-    fn detach(self) {
-        FallibleTask::detach(self)
-    }
-}
-
 impl fmt::Debug for SmolSpawner {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         let executor = match self.executor {
@@ -163,13 +152,10 @@ impl SmolLocalSpawner {
     }
 }
 
-crate::rt::local_spawner_traits!(SmolLocalSpawner);
+ctxflow_core::rt::local_spawner_traits!(SmolLocalSpawner);
+#[cfg(feature = "hyper")]
+ctxflow_hyper::local_executor!(SmolLocalSpawner);
 
-impl From<SmolLocalSpawner> for crate::AnyLocalSpawner {
-    fn from(spawner: SmolLocalSpawner) -> Self {
-        crate::AnyLocalSpawner::new(spawner)
-    }
-}
 
 impl LocalRuntime for SmolLocalSpawner {
     fn spawn_local_task<F>(&self, task: Task<F>)

@@ -1,7 +1,7 @@
 //! Context for every task of a tokio runtime, through tokio's task hooks (`--cfg tokio_unstable`).
 //!
 //! The spawn hook runs on the spawning thread before the task can be scheduled: it takes the
-//! spawner's [`Context::inheritable`](crate::Context::inheritable), carriers included, as a
+//! spawner's [`Context::inheritable`](ctxflow_core::Context::inheritable), carriers included, as a
 //! [`TaskScope`], and files it under the task's id. The poll hooks enter that scope on the
 //! polling thread and leave it after the poll, as ctxflow's own task wrapper does, and the
 //! terminate hook drops it. Only ctxflow's public `rt_scope` is used.
@@ -18,7 +18,7 @@ use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
 use ::tokio::runtime::{Builder, TaskMeta};
 use ::tokio::task::Id;
 
-use crate::rt_scope::{EnteredScope, TaskScope};
+use ctxflow_core::rt::{EnteredScope, TaskScope};
 
 /// Shards of the map; a power of two well above the number of workers of common machines.
 const SHARDS: usize = 64;

@@ -5,7 +5,14 @@
 //! costs plus its context.
 //!
 //! tokio's own task names need `--cfg tokio_unstable`, so tokio does not receive the name given to
-//! [`spawn_named`](Spawner::spawn_named); [`task_name`](crate::task_name) returns it.
+//! [`spawn_named`](Spawner::spawn_named); [`task_name`](ctxflow_core::task_name) returns it.
+#![deny(missing_docs)]
+#![forbid(unsafe_code)]
+#![allow(
+    clippy::disallowed_methods,
+    reason = "clippy.toml forbids raw spawns to code that uses ctxflow; ctxflow's spawners are built on them"
+)]
+#![cfg_attr(docsrs, feature(doc_cfg))]
 
 use std::future::Future;
 use std::pin::Pin;
@@ -14,20 +21,21 @@ use std::task::{Context as TaskContext, Poll};
 
 use ::tokio::runtime::{Handle, Runtime};
 
-use crate::rt::{
+use ctxflow_core::rt::{
     self, BlockingTask, LocalRuntime, NativeJoin, Panic, PreparedBlocking, PreparedTask, Task,
 };
 
 #[cfg(tokio_unstable)]
-#[path = "tokio/hooks.rs"]
 mod hooks;
 #[cfg(not(tokio_unstable))]
-#[path = "tokio/no_hooks.rs"]
-mod hooks;
+mod no_hooks;
 #[cfg(doc)]
-use crate::Spawner;
-use crate::{JoinError, JoinHandle, NoRuntime};
+use ctxflow_core::Spawner;
+use ctxflow_core::{JoinError, JoinHandle, NoRuntime};
+#[cfg(tokio_unstable)]
 pub use hooks::*;
+#[cfg(not(tokio_unstable))]
+pub use no_hooks::*;
 
 /// Spawns on a tokio runtime through its [`Handle`].
 ///
@@ -141,7 +149,9 @@ impl From<Runtime> for TokioSpawner {
     }
 }
 
-crate::rt::spawner_traits!(TokioSpawner);
+ctxflow_core::rt::spawner_traits!(TokioSpawner);
+#[cfg(feature = "hyper")]
+ctxflow_hyper::executor!(TokioSpawner);
 
 impl rt::Runtime for TokioSpawner {
     fn spawn_task<F>(&self, task: Task<F>)
@@ -230,13 +240,10 @@ impl<T: Send + 'static> NativeJoin<T> for TokioJoin<T> {
 #[derive(Clone, Copy, Debug, Default)]
 pub struct TokioLocalSpawner;
 
-crate::rt::local_spawner_traits!(TokioLocalSpawner);
+ctxflow_core::rt::local_spawner_traits!(TokioLocalSpawner);
+#[cfg(feature = "hyper")]
+ctxflow_hyper::local_executor!(TokioLocalSpawner);
 
-impl From<TokioLocalSpawner> for crate::AnyLocalSpawner {
-    fn from(spawner: TokioLocalSpawner) -> Self {
-        crate::AnyLocalSpawner::new(spawner)
-    }
-}
 
 impl LocalRuntime for TokioLocalSpawner {
     fn spawn_local_task<F>(&self, task: Task<F>)
