@@ -121,9 +121,22 @@ impl<T> WithContext<T> {
         }
     }
 
-    /// Calls `f` with the pinned inner value, inside the context: how every poll runs.
+    /// Calls `f` with the pinned inner value inside the context, carriers included, as every
+    /// poll runs: what a wrapper needs to poll the inner value through another trait than
+    /// `Future` or `Stream` (an HTTP body's `poll_frame`, an `AsyncRead`). What `f` sets stays
+    /// in the context for the next call.
+    ///
+    /// ```
+    /// use std::pin::pin;
+    /// use ctxflow::{Context, ContextVar, InContext};
+    ///
+    /// static USER_ID: ContextVar<u32> = ContextVar::new("user_id");
+    /// let wrapped = pin!(vec![1].in_context(Context::empty().with_value(&USER_ID, 3)));
+    /// let seen = wrapped.run_inner(|inner| (inner.len(), USER_ID.get()));
+    /// assert_eq!(seen, (1, Some(3)));
+    /// ```
     #[inline(always)]
-    pub(crate) fn installed<R>(self: Pin<&mut Self>, f: impl FnOnce(Pin<&mut T>) -> R) -> R {
+    pub fn run_inner<R>(self: Pin<&mut Self>, f: impl FnOnce(Pin<&mut T>) -> R) -> R {
         let this = self.project();
         let _installed = Installed::new(this.scope);
         let inner = this.inner.as_pin_mut().expect(DROPPED);
@@ -136,7 +149,7 @@ impl<F: Future> Future for WithContext<F> {
 
     #[inline(always)]
     fn poll(self: Pin<&mut Self>, cx: &mut TaskContext<'_>) -> Poll<F::Output> {
-        self.installed(|inner| inner.poll(cx))
+        self.run_inner(|inner| inner.poll(cx))
     }
 }
 
@@ -144,7 +157,7 @@ impl<S: Stream> Stream for WithContext<S> {
     type Item = S::Item;
 
     fn poll_next(self: Pin<&mut Self>, cx: &mut TaskContext<'_>) -> Poll<Option<S::Item>> {
-        self.installed(|inner| inner.poll_next(cx))
+        self.run_inner(|inner| inner.poll_next(cx))
     }
 
     fn size_hint(&self) -> (usize, Option<usize>) {
