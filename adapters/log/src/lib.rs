@@ -1,4 +1,4 @@
-//! Context variables on every line of the `log` crate (feature `log`).
+//! Context variables on every line of the `log` crate (`ctxflow`'s feature `log`).
 //!
 //! [`ContextLogger`] wraps any [`log::Log`] (env_logger, log4rs, your own) and
 //! adds the [`LogFields`] set where each record is logged to its key-values:
@@ -26,12 +26,17 @@
 //! log::set_boxed_logger(Box::new(logger)).unwrap();
 //! log::set_max_level(log::LevelFilter::Info);
 //! ```
+//!
+//! This is the `ctxflow-log` crate, which the `ctxflow` crate re-exports as `ctxflow::log` with
+//! its feature `log`.
+#![cfg_attr(docsrs, feature(doc_cfg))]
+#![deny(missing_docs)]
+#![forbid(unsafe_code)]
 
 use ::log::kv::{self, Key, Source, Value, VisitSource};
 use ::log::{Log, Metadata, Record};
-
-use crate::fields::Escaped;
-pub use crate::fields::LogFields;
+use ctxflow_core::fields::Escaped;
+pub use ctxflow_core::fields::LogFields;
 
 /// A [`log::Log`] that adds context variables to every record's key-values, then
 /// hands the record to the logger it wraps.

@@ -1,8 +1,9 @@
-//! NATS messages handled in their publisher's context, through async-nats (feature `nats`).
+//! NATS messages handled in their publisher's context, through async-nats (`ctxflow`'s feature
+//! `nats`).
 //!
 //! [`publish`] writes the current context into the message's headers with a
 //! [`ContextPropagator`]: the request id, and with feature `trace-context` the W3C `traceparent`,
-//! `tracestate` and the [`Propagation`](crate::Propagation)'s variables as `baggage`. On the
+//! `tracestate` and the [`Propagation`](ctxflow_core::Propagation)'s variables as `baggage`. On the
 //! consumer's side, [`extract`] reads them back, and the handler runs inside them with
 //! [`Extracted::scope`]:
 //!
@@ -41,34 +42,18 @@
 //! A message whose headers are hostile (an oversized or forged request id, a malformed
 //! `traceparent`, oversized or unparsable baggage) is still handled, in a context of its own
 //! with a fresh request id: [`extract`] reports what it refused with a warning through
-//! `tracing`, and [`Extracted::error`] gives the typed [`ExtractError`](crate::text_map::ExtractError).
+//! `tracing`, and [`Extracted::error`] gives the typed [`ExtractError`](ctxflow_text_map::ExtractError).
+//!
+//! This is the `ctxflow-nats` crate, which the `ctxflow` crate re-exports as `ctxflow::nats`
+//! with its feature `nats`.
+#![cfg_attr(docsrs, feature(doc_cfg))]
+#![deny(missing_docs)]
+#![forbid(unsafe_code)]
 
 use async_nats::client::PublishError;
 use async_nats::{Client, HeaderMap, Message, Subject};
 use bytes::Bytes;
-
-use crate::text_map::{ContextPropagator, Extracted, Extractor, Injector};
-
-/// Values with a control character are left out: a line break would end the header block on
-/// the wire.
-impl Injector for HeaderMap {
-    fn set(&mut self, key: &str, value: String) {
-        if !value.chars().any(char::is_control) {
-            self.insert(key, value);
-        }
-    }
-}
-
-impl Extractor for HeaderMap {
-    fn get(&self, key: &str) -> Option<&str> {
-        // `HeaderMap::get` turns a `&str` into an owned name first: a search by reference
-        // allocates nothing, and a message has a handful of headers.
-        let (_, values) = self
-            .iter()
-            .find(|(name, _)| AsRef::<str>::as_ref(*name) == key)?;
-        values.first().map(|value| value.as_str())
-    }
-}
+use ctxflow_text_map::{ContextPropagator, Extracted};
 
 /// The current context as message headers, for publishing with async-nats' own calls
 /// (`publish_with_headers`, `request_with_headers`, JetStream's `send_publish`).

@@ -1,22 +1,21 @@
-//! OpenTelemetry's own context follows every spawn (feature `opentelemetry`).
+//! OpenTelemetry's own context follows every spawn (`ctxflow`'s feature `opentelemetry`).
 //!
 //! The [`opentelemetry::Context`] current where a task, blocking closure or
-//! [`in_current_context`](crate::InContext::in_current_context) future is created travels with
+//! [`in_current_context`](ctxflow_core::InContext::in_current_context) future is created travels with
 //! it and is attached around each poll and around the closure, so inside it
 //! `opentelemetry::Context::current()` is the creator's: the same trace, the same active span,
 //! the same baggage. Spans started there are children of the creator's span, with no
 //! `FutureExt::with_context` and no context passed by hand.
 //!
 //! It is carried by [`ContextCarrier`], a [`Carrier`] captured with every
-//! [`ctxflow::Context`](crate::Context) snapshot, so
-//! [`Context::current`](crate::Context::current)`().wrap(f)` and a job's
-//! [`Context::inheritable`](crate::Context::inheritable) carry it too.
-//! [`spawn_in`](crate::Spawner::spawn_in) and [`in_context`](crate::InContext::in_context) carry
-//! the OpenTelemetry context their snapshot holds; given [`Context::empty`](crate::Context::empty),
+//! [`ctxflow::Context`](ctxflow_core::Context) snapshot, so
+//! [`Context::current`](ctxflow_core::Context::current)`().wrap(f)` and a job's
+//! [`Context::inheritable`](ctxflow_core::Context::inheritable) carry it too.
+//! [`spawn_in`](ctxflow_core::Spawner::spawn_in) and [`in_context`](ctxflow_core::InContext::in_context) carry
+//! the OpenTelemetry context their snapshot holds; given [`Context::empty`](ctxflow_core::Context::empty),
 //! their work sees the polling thread's own, which on a runtime's worker is empty.
 //!
 //! ```
-//! # #[cfg(any(feature = "tokio", feature = "smol", feature = "async-std"))] {
 //! use opentelemetry::trace::{Span as _, TraceContextExt, Tracer, TracerProvider as _};
 //! use opentelemetry::Context;
 //! use opentelemetry_sdk::trace::{InMemorySpanExporter, SdkTracerProvider};
@@ -40,24 +39,28 @@
 //! assert_eq!(charge.name, "charge_card");
 //! assert_eq!(charge.span_context.trace_id(), request_span.trace_id());
 //! assert_eq!(charge.parent_span_id, request_span.span_id());
-//! # }
 //! ```
+//!
+//! This is the `ctxflow-opentelemetry` crate, which the `ctxflow` crate re-exports as
+//! `ctxflow::opentelemetry` with its feature `opentelemetry`.
+#![cfg_attr(docsrs, feature(doc_cfg))]
+#![deny(missing_docs)]
+#![forbid(unsafe_code)]
 
 use ::opentelemetry::baggage::BaggageExt;
 use ::opentelemetry::trace::TraceContextExt;
 use ::opentelemetry::{Context, ContextGuard};
-
-use crate::Carrier;
+use ctxflow_core::Carrier;
 
 /// Carries OpenTelemetry's current [`Context`]: captured with every
 /// snapshot and attached around each poll (or closure) that runs in it, as its own
 /// `FutureExt::with_context` does. It is registered with
-/// [`static_carrier!`](crate::static_carrier) with feature `opentelemetry`: nothing needs to
+/// [`static_carrier!`](ctxflow_core::static_carrier) with feature `opentelemetry`: nothing needs to
 /// register it.
 #[derive(Clone, Copy, Debug, Default)]
 pub struct ContextCarrier;
 
-crate::static_carrier!(ContextCarrier);
+ctxflow_core::static_carrier!(ContextCarrier);
 
 impl Carrier for ContextCarrier {
     type Captured = Context;
@@ -84,7 +87,7 @@ impl Carrier for ContextCarrier {
     /// A context with no active span, no baggage and telemetry not suppressed carries nothing
     /// that OpenTelemetry itself reads, so a snapshot leaves it out (and allocates nothing for
     /// it): work created there sees the polling thread's context, as work given
-    /// [`Context::empty`](crate::Context::empty) does. Values of one's own put in such a
+    /// [`Context::empty`](ctxflow_core::Context::empty) does. Values of one's own put in such a
     /// context with `Context::with_value` do not flow; attach them beside a span.
     #[inline]
     fn is_empty(&self, captured: &Context) -> bool {

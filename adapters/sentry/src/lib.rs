@@ -1,14 +1,14 @@
-//! Sentry's current [`Hub`] flows with every context (feature `sentry`): breadcrumbs and tags
+//! Sentry's current [`Hub`] flows with every context (`ctxflow`'s feature `sentry`): breadcrumbs and tags
 //! added in spawned tasks and blocking closures land in the events of the request that spawned
 //! them, and nowhere else.
 //!
 //! Sentry keeps its current hub in a thread-local. Work sent to another task or thread starts
 //! with that thread's hub instead of the request's: its breadcrumbs and tags bleed into whatever
 //! else runs there, and the request's events miss them, unless every spawn binds the hub by hand
-//! with `bind_hub`. [`HubCarrier`] makes the hub part of [`Context`](crate::Context): register
+//! with `bind_hub`. [`HubCarrier`] makes the hub part of [`Context`](ctxflow_core::Context): register
 //! it once at start-up with [`carry_hub`], and every snapshot captures the current hub, and
 //! every poll of a task spawned through ctxflow, every blocking closure and every
-//! [`Context::run`](crate::Context::run) runs with it.
+//! [`Context::run`](ctxflow_core::Context::run) runs with it.
 //!
 //! ```
 //! use std::sync::Arc;
@@ -39,8 +39,8 @@
 //! A request gets a hub of its own from sentry-tower's `NewSentryLayer`, which makes one from
 //! the top of the current hub for each request and binds it to the request's future. With the
 //! carrier registered, everything the handler spawns through ctxflow inherits that hub, whatever
-//! the order of the layers: ctxflow's [`RequestContextLayer`](crate::tower::RequestContextLayer)
-//! starts each request from an empty context, which holds no hub and so leaves the request's in
+//! the order of the layers: ctxflow's `RequestContextLayer` (`ctxflow::tower`) starts
+//! each request from an empty context, which holds no hub and so leaves the request's in
 //! place.
 //!
 //! ```
@@ -81,19 +81,24 @@
 //! `sentry-core` 0.46.2 up to 0.49, so that Cargo picks the application's own copy (the one
 //! `sentry` and `sentry-tower` use); with two copies in the build, the carried hub would be one
 //! that no Sentry call reads. `cargo tree -i sentry-core` shows one copy when all is well.
+//!
+//! This is the `ctxflow-sentry` crate, which the `ctxflow` crate re-exports as
+//! `ctxflow::sentry` with its feature `sentry`.
+#![cfg_attr(docsrs, feature(doc_cfg))]
+#![deny(missing_docs)]
+#![forbid(unsafe_code)]
 
 use std::sync::{Arc, Once};
 
+use ctxflow_core::{register_carrier, Carrier};
 use sentry_core::{Hub, HubSwitchGuard};
-
-use crate::{register_carrier, Carrier};
 
 /// The [`Carrier`] for Sentry's current [`Hub`]: every snapshot captures the thread's hub, and
 /// work that runs in the snapshot runs with it.
 ///
 /// Register it once, at start-up, with [`carry_hub`], or with
 /// [`register_carrier`]`(HubCarrier)`. It flows into spawned work: inside
-/// [`suppress_flow`](crate::suppress_flow), spawned work starts with its thread's own hub.
+/// [`suppress_flow`](ctxflow_core::suppress_flow), spawned work starts with its thread's own hub.
 ///
 /// ```
 /// use ctxflow::sentry::HubCarrier;

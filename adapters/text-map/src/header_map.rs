@@ -1,8 +1,8 @@
-//! HTTP headers as a text-map carrier.
+//! HTTP headers as a text map (feature `http`, which `ctxflow-tower` turns on).
 
 use http::{HeaderMap, HeaderName, HeaderValue};
 
-use crate::text_map::{Extractor, Injector};
+use crate::{Extractor, Injector};
 
 /// Names that are not valid header names, and values that are not valid header values, are
 /// left out.

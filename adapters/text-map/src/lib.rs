@@ -1,5 +1,5 @@
-//! A request's context in any text map: message headers, job rows, RPC metadata (feature
-//! `text-map`, on with `tower` and `nats`).
+//! A request's context in any text map: message headers, job rows, RPC metadata (`ctxflow`'s
+//! feature `text-map`, on with `tower` and `nats`).
 //!
 //! A [`ContextPropagator`] writes the current context into a carrier of text pairs and reads it
 //! back on the other side: the request id under its own key (`x-request-id` by default), and,
@@ -48,11 +48,27 @@
 //! Reading never fails: whatever is missing, too long or malformed is left out and reported in
 //! [`Extracted::error`], and the work runs in a context of its own, with a fresh request id
 //! rather than a forged one.
+//!
+//! [`Injector`] and [`Extractor`] are implemented for `HashMap` and `BTreeMap`, and with this
+//! crate's features of the same names for `http::HeaderMap` (`http`), tonic's `MetadataMap`
+//! (`tonic`) and async-nats' `HeaderMap` (`async-nats`), which `ctxflow`'s features `tower`,
+//! `grpc` and `nats` turn on.
+//!
+//! This is the `ctxflow-text-map` crate, which the `ctxflow` crate re-exports as
+//! `ctxflow::text_map` with its feature `text-map`; its feature `trace-context` is `ctxflow`'s
+//! feature of the same name.
+#![cfg_attr(docsrs, feature(doc_cfg))]
+#![deny(missing_docs)]
+#![forbid(unsafe_code)]
 
-#[path = "text_map/request_id.rs"]
+#[cfg(feature = "http")]
+mod header_map;
+#[cfg(feature = "async-nats")]
+mod nats_headers;
 pub mod request_id;
+#[cfg(feature = "tonic")]
+mod tonic_metadata;
 #[cfg(feature = "trace-context")]
-#[path = "text_map/w3c.rs"]
 pub mod w3c;
 
 use std::borrow::Cow;
@@ -64,10 +80,14 @@ use std::hash::BuildHasher;
 use std::pin::Pin;
 use std::task::{Context as TaskContext, Poll};
 
+use ctxflow_core::{Context, ContextVar, ImportError, InContext, Propagation, WithContext};
+// The consumer's work runs with the producer's OpenTelemetry context, and whatever it spawns
+// must carry that context on: linking the carrier's crate registers it.
+#[cfg(feature = "trace-context")]
+use ctxflow_opentelemetry as _;
 use pin_project_lite::pin_project;
 
 use self::request_id::{check_request_id, uuid_v7, DEFAULT_MAX_REQUEST_ID_LEN};
-use crate::{Context, ContextVar, ImportError, InContext, Propagation, WithContext};
 
 /// Where text pairs are written: message headers, a job row's column, RPC metadata.
 pub trait Injector {
@@ -171,7 +191,7 @@ impl ContextPropagator {
     /// Writes the current context into `carrier`: the request id when one is set and usable
     /// (an id [`extract`](Self::extract) would refuse is left out), and with feature
     /// `trace-context` the trace context and baggage. When the listed variables cannot be
-    /// exported ([`ExportError`](crate::ExportError)), none of them is written and a debug-level
+    /// exported ([`ExportError`](ctxflow_core::ExportError)), none of them is written and a debug-level
     /// event says why; the request id and the other baggage entries still are.
     pub fn inject(&self, carrier: &mut dyn Injector) {
         // An id the receiving side would refuse is not sent: it makes its own instead.

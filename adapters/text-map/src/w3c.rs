@@ -3,6 +3,7 @@
 //! [`ContextPropagator`](super::ContextPropagator) does for the trace context, for integrations
 //! that read their own way (`ctxflow::tower` reads a `traceparent` sent twice as malformed).
 
+use ctxflow_core::{Context, Propagation};
 use opentelemetry::baggage::{Baggage, BaggageExt, BaggageMetadata};
 use opentelemetry::propagation::TextMapPropagator;
 use opentelemetry::trace::TraceContextExt;
@@ -10,7 +11,6 @@ use opentelemetry::{Key, StringValue};
 use opentelemetry_sdk::propagation::{BaggagePropagator, TraceContextPropagator};
 
 use super::{ExtractProblem, Extractor, Injector};
-use crate::{Context, Propagation};
 
 const TRACEPARENT: &str = "traceparent";
 const BAGGAGE: &str = "baggage";

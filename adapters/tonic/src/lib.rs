@@ -1,5 +1,5 @@
-//! gRPC with tonic (feature `grpc`): the HTTP layers as they are, and an interceptor for
-//! clients built with `with_interceptor`.
+//! gRPC with tonic (`ctxflow`'s feature `grpc`): the HTTP layers as they are, and an
+//! interceptor for clients built with `with_interceptor`.
 //!
 //! tonic is built on tower and carries gRPC metadata as HTTP/2 headers, so the `tower` layers
 //! work unchanged:
@@ -30,33 +30,16 @@
 //!
 //! A client that already has an interceptor adds [`ContextInterceptor`] to it, which writes
 //! the same entries into the call's metadata through a [`ContextPropagator`].
+//!
+//! This is the `ctxflow-tonic` crate, which the `ctxflow` crate re-exports as `ctxflow::grpc`
+//! with its feature `grpc`.
+#![cfg_attr(docsrs, feature(doc_cfg))]
+#![deny(missing_docs)]
+#![forbid(unsafe_code)]
 
-use tonic::metadata::{MetadataKey, MetadataMap, MetadataValue};
+use ctxflow_text_map::ContextPropagator;
 use tonic::service::Interceptor;
 use tonic::{Request, Status};
-
-use crate::text_map::{ContextPropagator, Extractor, Injector};
-
-/// Keys that are not valid ASCII metadata keys, and values that are not valid ASCII metadata
-/// values, are left out.
-impl Injector for MetadataMap {
-    fn set(&mut self, key: &str, value: String) {
-        let (Ok(key), Ok(value)) = (
-            MetadataKey::from_bytes(key.as_bytes()),
-            MetadataValue::try_from(value),
-        ) else {
-            return;
-        };
-        self.insert(key, value);
-    }
-}
-
-/// Values that are not visible ASCII are not read.
-impl Extractor for MetadataMap {
-    fn get(&self, key: &str) -> Option<&str> {
-        MetadataMap::get(self, key)?.to_str().ok()
-    }
-}
 
 /// A tonic [`Interceptor`] that writes the caller's context into each call's metadata: the
 /// request id, and with feature `trace-context` the trace context and listed variables.

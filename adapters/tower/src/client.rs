@@ -5,15 +5,15 @@ use std::fmt;
 use std::sync::Arc;
 use std::task::{Context as TaskContext, Poll};
 
+use ctxflow_core::ContextVar;
+#[cfg(feature = "trace-context")]
+use ctxflow_core::Propagation;
 use http::{HeaderName, HeaderValue, Request};
 use tower_layer::Layer;
 use tower_service::Service;
 
 #[cfg(feature = "trace-context")]
 use super::trace_headers::inject_context;
-use crate::ContextVar;
-#[cfg(feature = "trace-context")]
-use crate::Propagation;
 
 /// Writes the caller's context into every request a tower client sends: the current request id
 /// under `x-request-id` (the header [`RequestContextLayer`](super::RequestContextLayer) reads),

@@ -1,15 +1,15 @@
-//! HTTP requests with a context of their own, across services (feature `tower`): for axum, hyper
-//! and anything built on tower.
+//! HTTP requests with a context of their own, across services (`ctxflow`'s feature `tower`): for
+//! axum, hyper and anything built on tower.
 //!
 //! - [`RequestContextLayer`] (servers): every request runs in a fresh context holding its request
 //!   id (from tower-http's `SetRequestIdLayer`, `x-request-id`, the baggage, or a new UUID v7,
 //!   echoed on the response; an id with a character that could forge a log field, such as a
 //!   space, is replaced), and with feature `trace-context` the variables of a
-//!   [`Propagation`](crate::Propagation) found in its W3C `baggage` and the OpenTelemetry
+//!   [`Propagation`](ctxflow_core::Propagation) found in its W3C `baggage` and the OpenTelemetry
 //!   context of its W3C `traceparent` attached.
 //! - [`InjectContextLayer`] (clients, tonic's `Channel` too): an outgoing request carries the
 //!   caller's request id, and with `trace-context` its trace context and listed variables;
-//!   [`ContextPropagator`](crate::text_map::ContextPropagator) fills the headers of any other client,
+//!   [`ContextPropagator`](ctxflow_text_map::ContextPropagator) fills the headers of any other client,
 //!   such as reqwest.
 //!
 //! Tasks spawned through ctxflow from a handler keep the request id after the response is sent:
@@ -47,19 +47,18 @@
 //! types of tower-http 0.7 are the ones recognised; tower-http 0.6's `SetRequestIdLayer` works
 //! through the header it writes. See `docs/http.md` for setups with tower-http, a custom
 //! `MakeRequestId`, calls between services, and gRPC.
+//!
+//! This is the `ctxflow-tower` crate, which the `ctxflow` crate re-exports as `ctxflow::tower`
+//! with its feature `tower`; its feature `trace-context` is `ctxflow`'s feature of the same name.
+#![cfg_attr(docsrs, feature(doc_cfg))]
+#![deny(missing_docs)]
+#![forbid(unsafe_code)]
 
-#[path = "tower/client.rs"]
 mod client;
-#[path = "tower/header_map.rs"]
-mod header_map;
-#[path = "tower/request_id.rs"]
 mod request_id;
-#[path = "tower/response_body.rs"]
 mod response_body;
-#[path = "tower/server.rs"]
 mod server;
 #[cfg(feature = "trace-context")]
-#[path = "tower/trace_headers.rs"]
 mod trace_headers;
 
 pub use client::{InjectContextLayer, InjectContextService};

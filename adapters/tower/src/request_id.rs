@@ -1,10 +1,9 @@
 //! The id a request runs under: the one tower-http's `SetRequestId` chose, the one the caller
 //! sent, or a fresh one.
 
+use ctxflow_text_map::request_id::{check_request_id, uuid_v7};
 use http::{HeaderName, HeaderValue, Request};
 use tower_http::request_id::{MakeRequestId, RequestId};
-
-use crate::text_map::request_id::{check_request_id, uuid_v7};
 
 /// Makes a fresh request id: a UUID v7 in its lowercase hyphenated form.
 ///
@@ -40,7 +39,7 @@ fn uuid_v7_header() -> HeaderValue {
 #[non_exhaustive]
 pub enum IncomingRequestId {
     /// The request id header, else the request id variable's entry in the W3C `baggage` when
-    /// the [`Propagation`](crate::Propagation) lists it (feature `trace-context`), else a
+    /// the [`Propagation`](ctxflow_core::Propagation) lists it (feature `trace-context`), else a
     /// fresh id: the default.
     #[default]
     HeaderThenBaggage,

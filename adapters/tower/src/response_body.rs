@@ -4,11 +4,10 @@ use std::fmt;
 use std::pin::Pin;
 use std::task::{Context as TaskContext, Poll};
 
+use ctxflow_core::{Context, InContext, WithContext};
+use ctxflow_text_map::{attach, TraceSlot};
 use http_body::{Body, Frame, SizeHint};
 use pin_project_lite::pin_project;
-
-use crate::text_map::{attach, TraceSlot};
-use crate::{Context, InContext, WithContext};
 
 pin_project! {
     /// The body of a response from a [`RequestContextService`](super::RequestContextService):
@@ -110,7 +109,7 @@ impl<B: Body> Body for ResponseBody<B> {
     ) -> Poll<Option<Result<Frame<B::Data>, B::Error>>> {
         let this = self.project();
         let _attached = attach(this.trace_context);
-        this.inner.installed(|body| body.poll_frame(cx))
+        this.inner.run_inner(|body| body.poll_frame(cx))
     }
 
     fn is_end_stream(&self) -> bool {

@@ -6,6 +6,11 @@ use std::pin::Pin;
 use std::sync::Arc;
 use std::task::{ready, Context as TaskContext, Poll};
 
+#[cfg(feature = "trace-context")]
+use ctxflow_core::Propagation;
+use ctxflow_core::{ContextVar, InContext, WithContext};
+use ctxflow_text_map::request_id::DEFAULT_MAX_REQUEST_ID_LEN;
+use ctxflow_text_map::TraceSlot;
 use http::{HeaderName, HeaderValue, Request, Response};
 #[cfg(feature = "trace-context")]
 use opentelemetry::context::FutureExt as _;
@@ -18,11 +23,6 @@ use super::request_id::{IdRules, IncomingRequestId, MakeRequestUuidV7};
 use super::response_body::ResponseBody;
 #[cfg(feature = "trace-context")]
 use super::trace_headers;
-use crate::text_map::request_id::DEFAULT_MAX_REQUEST_ID_LEN;
-use crate::text_map::TraceSlot;
-#[cfg(feature = "trace-context")]
-use crate::Propagation;
-use crate::{ContextVar, InContext, WithContext};
 
 /// Gives every request its own context: a [`tower::Layer`](Layer) for axum's `Router::layer`,
 /// tower's `ServiceBuilder`, and hyper services (through hyper-util's `TowerToHyperService`).
@@ -395,7 +395,7 @@ where
             ..
         } = trace_headers::extract(request.headers(), &settings.propagation);
         #[cfg(not(feature = "trace-context"))]
-        let variables = crate::Context::empty();
+        let variables = ctxflow_core::Context::empty();
         let rules = IdRules {
             header: &settings.header,
             max_len: settings.max_request_id_len,
@@ -430,8 +430,9 @@ where
             inner: inner.in_context(context),
             #[cfg(feature = "trace-context")]
             trace_context,
+            // Not the unit value: ctxflow-text-map may have `trace-context` for another crate.
             #[cfg(not(feature = "trace-context"))]
-            trace_context: TraceSlot,
+            trace_context: TraceSlot::default(),
             span,
             echo: Some((settings.header.clone(), id.header_value)),
         }

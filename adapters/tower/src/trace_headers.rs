@@ -1,10 +1,9 @@
 //! W3C `traceparent`/`tracestate` and `baggage` headers, read and written through
 //! OpenTelemetry's propagators (feature `trace-context`).
 
+use ctxflow_core::Propagation;
+use ctxflow_text_map::{w3c, Extractor};
 use http::{HeaderMap, HeaderName};
-
-use crate::text_map::{w3c, Extractor};
-use crate::Propagation;
 
 // Built once: looking a header up by `&str` parses the name at every request.
 const TRACEPARENT: HeaderName = HeaderName::from_static("traceparent");
@@ -70,7 +69,7 @@ pub(crate) fn extract(headers: &HeaderMap, propagation: &Propagation) -> Incomin
 /// ```
 ///
 /// Entries already in `headers` under these names are replaced. When the listed variables cannot
-/// be exported ([`ExportError`](crate::ExportError)), none of them is sent and a debug-level event
+/// be exported ([`ExportError`](ctxflow_core::ExportError)), none of them is sent and a debug-level event
 /// says why; the other baggage entries still are.
 pub fn inject_context(propagation: &Propagation, headers: &mut HeaderMap) {
     w3c::inject(propagation, headers);

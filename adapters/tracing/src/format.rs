@@ -12,23 +12,23 @@ use std::fmt::{self, Display, Write as _};
 use std::thread::LocalKey;
 
 use ::tracing::{Event, Subscriber};
+use ctxflow_core::fields::LogFields;
 use tracing_subscriber::fmt::format::{Compact, Format, Full, Writer};
 use tracing_subscriber::fmt::time::FormatTime;
 use tracing_subscriber::fmt::{FmtContext, FormatEvent, FormatFields};
 use tracing_subscriber::registry::LookupSpan;
 
 use super::record::with_record;
-use crate::fields::LogFields;
 
 /// A `tracing_subscriber::fmt` format that also writes the [`LogFields`] set where each line
 /// is written: `request_id=req-123` at the end of a text line, `"request_id":"req-123"` in a
 /// JSON object. Lines written where none is set are exactly the wrapped format's.
 ///
-/// Made by [`LogFields::wrap`], for the full (default), compact and JSON (feature
+/// Made by [`LogFieldsExt::wrap`], for the full (default), compact and JSON (feature
 /// `tracing-json`) formats; most easily through the builders' `map_event_format`.
 ///
 /// ```
-/// use ctxflow::tracing::LogFields;
+/// use ctxflow::tracing::{LogFields, LogFieldsExt as _};
 /// use ctxflow::ContextVar;
 ///
 /// static REQUEST_ID: ContextVar<String> = ContextVar::new("request_id");
@@ -72,11 +72,14 @@ pub struct WithLogFields<E> {
     coloured: E,
 }
 
-impl LogFields {
+/// [`LogFields::wrap`](LogFieldsExt::wrap): [`LogFields`] belongs to `ctxflow-core`, which
+/// knows nothing of `tracing`, so the method that wraps a `tracing_subscriber` format comes
+/// with this trait. It is sealed: [`LogFields`] is the only type that has it.
+pub trait LogFieldsExt: sealed::Sealed {
     /// `format`, showing these variables on every line; see [`WithLogFields`].
     ///
     /// ```
-    /// use ctxflow::tracing::LogFields;
+    /// use ctxflow::tracing::{LogFields, LogFieldsExt as _};
     /// use ctxflow::ContextVar;
     ///
     /// static REQUEST_ID: ContextVar<String> = ContextVar::new("request_id");
@@ -87,13 +90,23 @@ impl LogFields {
     ///     .finish();
     /// # drop(subscriber);
     /// ```
-    pub fn wrap<F: Clone, T: Clone>(self, format: Format<F, T>) -> WithLogFields<Format<F, T>> {
+    fn wrap<F: Clone, T: Clone>(self, format: Format<F, T>) -> WithLogFields<Format<F, T>>;
+}
+
+impl LogFieldsExt for LogFields {
+    fn wrap<F: Clone, T: Clone>(self, format: Format<F, T>) -> WithLogFields<Format<F, T>> {
         WithLogFields {
             fields: self,
             coloured: format.clone().with_ansi(true),
             format,
         }
     }
+}
+
+mod sealed {
+    pub trait Sealed {}
+
+    impl Sealed for ctxflow_core::fields::LogFields {}
 }
 
 macro_rules! text_line_format {
@@ -119,7 +132,7 @@ macro_rules! text_line_format {
 text_line_format!(Full);
 text_line_format!(Compact);
 
-#[cfg(feature = "tracing-json")]
+#[cfg(feature = "json")]
 impl<S, N, T> FormatEvent<S, N> for WithLogFields<Format<tracing_subscriber::fmt::format::Json, T>>
 where
     S: Subscriber + for<'a> LookupSpan<'a>,
@@ -176,7 +189,7 @@ impl<E> WithLogFields<E> {
 
     /// Writes the wrapped format's JSON object with a `"name":"value"` member for each set
     /// variable before its closing brace.
-    #[cfg(feature = "tracing-json")]
+    #[cfg(feature = "json")]
     fn format_json<S, N>(
         &self,
         ctx: &FmtContext<'_, S, N>,

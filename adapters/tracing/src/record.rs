@@ -8,9 +8,8 @@ use ::tracing::{Level, Metadata};
 use tracing_core::callsite::Callsite;
 use tracing_core::identify_callsite;
 use tracing_core::metadata::Kind;
+use ctxflow_core::fields::Escaped;
 use tracing_core::subscriber::Interest;
-
-use crate::fields::Escaped;
 
 /// The callsite every logged variable's field belongs to. It never records an event: a field
 /// needs a callsite to exist, and a subscriber only uses it to tell fields apart.

@@ -1,17 +1,16 @@
 //! The span current where work was created, entered around each of its polls.
 
 use ::tracing::Span;
-
-use crate::Carrier;
+use ctxflow_core::Carrier;
 
 /// Carries the current [`tracing::Span`](::tracing::Span): captured with every snapshot and
 /// entered around each poll (or closure) that runs in it, as `tracing::Instrument` does. It is
-/// registered with [`static_carrier!`](crate::static_carrier) with feature `tracing`: nothing
+/// registered with [`static_carrier!`](ctxflow_core::static_carrier) with feature `tracing`: nothing
 /// needs to register it.
 #[derive(Clone, Copy, Debug, Default)]
 pub struct SpanCarrier;
 
-crate::static_carrier!(SpanCarrier);
+ctxflow_core::static_carrier!(SpanCarrier);
 
 impl Carrier for SpanCarrier {
     type Captured = Span;
