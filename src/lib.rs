@@ -128,29 +128,29 @@ pub use ctxflow_smol as smol;
 #[doc(inline)]
 pub use ctxflow_tokio as tokio;
 #[cfg(feature = "grpc")]
-#[path = "../adapters/grpc.rs"]
-pub mod grpc;
+#[doc(inline)]
+pub use ctxflow_tonic as grpc;
 #[cfg(feature = "log")]
-#[path = "../adapters/log.rs"]
-pub mod log;
+#[doc(inline)]
+pub use ctxflow_log as log;
 #[cfg(feature = "nats")]
-#[path = "../adapters/nats.rs"]
-pub mod nats;
+#[doc(inline)]
+pub use ctxflow_nats as nats;
 #[cfg(feature = "opentelemetry")]
-#[path = "../adapters/opentelemetry.rs"]
-pub mod opentelemetry;
+#[doc(inline)]
+pub use ctxflow_opentelemetry as opentelemetry;
 #[cfg(feature = "sentry")]
-#[path = "../adapters/sentry.rs"]
-pub mod sentry;
+#[doc(inline)]
+pub use ctxflow_sentry as sentry;
 #[cfg(feature = "text-map")]
-#[path = "../adapters/text_map.rs"]
-pub mod text_map;
+#[doc(inline)]
+pub use ctxflow_text_map as text_map;
 #[cfg(feature = "tower")]
-#[path = "../adapters/tower.rs"]
-pub mod tower;
+#[doc(inline)]
+pub use ctxflow_tower as tower;
 #[cfg(feature = "tracing")]
-#[path = "../adapters/tracing.rs"]
-pub mod tracing;
+#[doc(inline)]
+pub use ctxflow_tracing as tracing;
 
 /// The guides under `docs/`, compiled and run as tests so that every snippet in them works;
 /// their snippets use every integration, so they run with `--all-features`.
