@@ -9,7 +9,8 @@ use std::sync::Arc;
 
 use common::{yield_now, Counted, DropProbe};
 use ctxflow::testing::{each_local_runtime, each_runtime};
-use ctxflow::{CarryContext, ContextVar, LocalSpawner, TaskGroup};
+use ctxflow::{ContextVar, LocalSpawner, TaskGroup};
+use ctxflow::task::CarryContext;
 use futures::channel::oneshot;
 use futures::task::{Spawn, SpawnExt};
 

@@ -15,7 +15,8 @@ use std::sync::{Arc, Mutex, OnceLock};
 
 use async_nats::{Client, HeaderMap};
 use ctxflow::text_map::{ContextPropagator, ExtractProblem, RequestIdSource, SpanRelation};
-use ctxflow::{ContextVar, ImportProblem, Propagation};
+use ctxflow::{ContextVar, Propagation};
+use ctxflow::propagation::ImportProblem;
 use futures::StreamExt;
 use opentelemetry::context::FutureExt as _;
 use opentelemetry::trace::{

@@ -134,7 +134,8 @@ impl Error for RegisterError {}
 /// instead, as the integrations do.
 ///
 /// ```
-/// use ctxflow::{register_carrier, Carrier, RegisterError};
+/// use ctxflow::{register_carrier, Carrier};
+/// use ctxflow::carrier::RegisterError;
 ///
 /// struct Nothing;
 /// impl Carrier for Nothing {

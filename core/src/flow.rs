@@ -28,7 +28,7 @@ thread_local! {
 ///         ctxflow::spawn(async { REQUEST_ID.get() })
 ///     });
 ///     assert_eq!(worker.await.unwrap(), None);
-///     assert!(!ctxflow::is_flow_suppressed());
+///     assert!(!ctxflow::context::is_flow_suppressed());
 /// });
 /// ```
 pub fn suppress_flow<R>(f: impl FnOnce() -> R) -> R {
@@ -45,8 +45,8 @@ pub fn suppress_flow<R>(f: impl FnOnce() -> R) -> R {
 /// Whether the caller runs inside [`suppress_flow`].
 ///
 /// ```
-/// assert!(!ctxflow::is_flow_suppressed());
-/// assert!(ctxflow::suppress_flow(ctxflow::is_flow_suppressed));
+/// assert!(!ctxflow::context::is_flow_suppressed());
+/// assert!(ctxflow::suppress_flow(ctxflow::context::is_flow_suppressed));
 /// ```
 pub fn is_flow_suppressed() -> bool {
     SUPPRESSED.with(Cell::get)

@@ -13,7 +13,8 @@ use crate::handoff::Handoff;
 /// `futures::executor::ThreadPool`.
 ///
 /// ```
-/// use ctxflow::{CarryContext, ContextVar};
+/// use ctxflow::ContextVar;
+/// use ctxflow::task::CarryContext;
 /// use futures::executor::{block_on, ThreadPool};
 /// use futures::task::SpawnExt;
 ///

@@ -14,8 +14,8 @@ use crate::task::{PreparedTask, Task};
 /// [`JoinError`](crate::JoinError).
 ///
 /// ```
-/// # #[cfg(feature = "tokio")] {
-/// /// use ctxflow::tokio::TokioLocalSpawner;
+/// use std::rc::Rc;
+/// use ctxflow::tokio::TokioLocalSpawner;
 /// use ctxflow::{ContextVar, LocalSpawner};
 ///
 /// static REQUEST_ID: ContextVar<u32> = ContextVar::new("request_id");
@@ -28,7 +28,6 @@ use crate::task::{PreparedTask, Task};
 ///     TokioLocalSpawner.spawn_local(async move { (*not_send, REQUEST_ID.get()) }).await
 /// });
 /// assert_eq!(seen.unwrap(), ("client", Some(7)));
-/// # }
 /// ```
 pub trait LocalSpawner: LocalRuntime {
     /// Spawns `future` on this thread, in a snapshot of the caller's context.

@@ -26,7 +26,6 @@ use crate::rt::{PreparedBlocking, PreparedTask, Runtime};
 /// [`Runtime`] (see [`ctxflow::rt`](crate::rt)), never this trait.
 ///
 /// ```
-/// # #[cfg(feature = "tokio")] {
 /// use ctxflow::{ContextVar, Spawner};
 /// use ctxflow::tokio::TokioSpawner;
 ///
@@ -41,7 +40,6 @@ use crate::rt::{PreparedBlocking, PreparedTask, Runtime};
 /// let runtime = tokio::runtime::Runtime::new().unwrap();
 /// let spawner = TokioSpawner::from(runtime);
 /// assert_eq!(spawner.block_on(handle_request(&spawner)).as_deref(), Some("req-123"));
-/// # }
 /// ```
 pub trait Spawner: Runtime {
     /// Spawns `future` as a task that runs in a snapshot of the caller's context. Inside
@@ -106,7 +104,7 @@ impl<R: Runtime> Spawner for R {}
 /// No runtime to spawn on: the spawner was asked for the current runtime outside of one.
 ///
 /// ```
-/// use ctxflow::NoRuntime;
+/// use ctxflow::task::NoRuntime;
 /// let error = NoRuntime::new("tokio");
 /// assert_eq!(error.runtime(), "tokio");
 /// assert!(error.to_string().starts_with("no tokio runtime is running on this thread"));

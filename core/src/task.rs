@@ -391,13 +391,11 @@ static TASK_NAME: ContextVar<Arc<str>> = ContextVar::non_flowing("task_name");
 /// it along.
 ///
 /// ```
-/// # #[cfg(feature = "tokio")] {
 /// let name = ctxflow::block_on(async {
-///     ctxflow::spawn_named("process-order-123", async { ctxflow::task_name() }).await.unwrap()
+///     ctxflow::task::spawn_named("process-order-123", async { ctxflow::task_name() }).await.unwrap()
 /// });
 /// assert_eq!(name.as_deref(), Some("process-order-123"));
 /// assert_eq!(ctxflow::task_name(), None);
-/// # }
 /// ```
 pub fn task_name() -> Option<Arc<str>> {
     TASK_NAME.get()

@@ -208,7 +208,8 @@ impl<T: Send + Sync + 'static> ContextVar<T> {
     /// nothing changes and the error says which rule was broken.
     ///
     /// ```
-    /// use ctxflow::{ContextVar, ResetError};
+    /// use ctxflow::ContextVar;
+    /// use ctxflow::context::ResetError;
     /// static A: ContextVar<u32> = ContextVar::new("a");
     /// static B: ContextVar<u32> = ContextVar::new("b");
     ///
