@@ -101,8 +101,9 @@ use sentry_core::{Hub, HubSwitchGuard};
 /// [`suppress_flow`](ctxflow_core::suppress_flow), spawned work starts with its thread's own hub.
 ///
 /// ```
+/// use ctxflow::carrier::RegisterError;
+/// use ctxflow::register_carrier;
 /// use ctxflow::sentry::HubCarrier;
-/// use ctxflow::{register_carrier, RegisterError};
 ///
 /// ctxflow::sentry::carry_hub();
 /// assert_eq!(
