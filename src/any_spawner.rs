@@ -6,9 +6,9 @@ use std::pin::Pin;
 use std::sync::Arc;
 
 use crate::rt::{BlockingTask, PreparedBlocking, PreparedTask, Runtime, Task};
+use crate::JoinHandle;
 #[cfg(doc)]
 use crate::Spawner;
-use crate::JoinHandle;
 
 type BoxedFuture = Pin<Box<dyn Future<Output = ()> + Send>>;
 

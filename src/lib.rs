@@ -66,14 +66,14 @@ pub mod testing;
 pub mod time;
 
 pub use any_spawner::AnySpawner;
-#[cfg(any(feature = "tokio", feature = "smol", feature = "async-std"))]
-pub use default_spawner::{block_on, spawn, spawn_blocking, DefaultSpawner};
+#[doc(inline)]
+pub use ctxflow_core::static_carrier;
 pub use ctxflow_core::{
     preserve_context, register_carrier, suppress_flow, task_name, yield_now, Carrier, Context,
     ContextVar, InContext, JoinError, JoinHandle, LocalSpawner, Propagation, Spawner, TaskGroup,
 };
-#[doc(inline)]
-pub use ctxflow_core::static_carrier;
+#[cfg(any(feature = "tokio", feature = "smol", feature = "async-std"))]
+pub use default_spawner::{block_on, spawn, spawn_blocking, DefaultSpawner};
 
 pub use ctxflow_core::{fields, pool, rt, thread};
 
@@ -106,30 +106,18 @@ pub mod carrier {
     pub use ctxflow_core::RegisterError;
 }
 
-#[cfg(any(feature = "smol", feature = "async-std"))]
-#[doc(inline)]
-pub use ctxflow_async_task as async_task;
 #[cfg(feature = "async-std")]
 #[doc(inline)]
 pub use ctxflow_async_std as async_std;
+#[cfg(any(feature = "smol", feature = "async-std"))]
+#[doc(inline)]
+pub use ctxflow_async_task as async_task;
 #[cfg(feature = "futures-executor")]
 #[doc(inline)]
 pub use ctxflow_futures as futures;
 #[cfg(feature = "hyper")]
 #[doc(inline)]
 pub use ctxflow_hyper as hyper;
-#[cfg(feature = "rayon")]
-#[doc(inline)]
-pub use ctxflow_rayon as rayon;
-#[cfg(feature = "smol")]
-#[doc(inline)]
-pub use ctxflow_smol as smol;
-#[cfg(feature = "tokio")]
-#[doc(inline)]
-pub use ctxflow_tokio as tokio;
-#[cfg(feature = "grpc")]
-#[doc(inline)]
-pub use ctxflow_tonic as grpc;
 #[cfg(feature = "log")]
 #[doc(inline)]
 pub use ctxflow_log as log;
@@ -139,12 +127,24 @@ pub use ctxflow_nats as nats;
 #[cfg(feature = "opentelemetry")]
 #[doc(inline)]
 pub use ctxflow_opentelemetry as opentelemetry;
+#[cfg(feature = "rayon")]
+#[doc(inline)]
+pub use ctxflow_rayon as rayon;
 #[cfg(feature = "sentry")]
 #[doc(inline)]
 pub use ctxflow_sentry as sentry;
+#[cfg(feature = "smol")]
+#[doc(inline)]
+pub use ctxflow_smol as smol;
 #[cfg(feature = "text-map")]
 #[doc(inline)]
 pub use ctxflow_text_map as text_map;
+#[cfg(feature = "tokio")]
+#[doc(inline)]
+pub use ctxflow_tokio as tokio;
+#[cfg(feature = "grpc")]
+#[doc(inline)]
+pub use ctxflow_tonic as grpc;
 #[cfg(feature = "tower")]
 #[doc(inline)]
 pub use ctxflow_tower as tower;

@@ -8,9 +8,9 @@ use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::Arc;
 
 use common::{yield_now, Counted, DropProbe};
+use ctxflow::task::CarryContext;
 use ctxflow::testing::{each_local_runtime, each_runtime};
 use ctxflow::{ContextVar, LocalSpawner, TaskGroup};
-use ctxflow::task::CarryContext;
 use futures::channel::oneshot;
 use futures::task::{Spawn, SpawnExt};
 

@@ -24,10 +24,10 @@ use std::sync::{Arc, Mutex, Once};
 use std::task::Poll;
 
 use common::{assert_workers_clean, poll_once, yield_now};
-use ctxflow::testing::Runtime;
-use ctxflow::{AnySpawner, Context, ContextVar, InContext, JoinError, JoinHandle};
-use ctxflow::Spawner;
 use ctxflow::context::{ResetError, Token};
+use ctxflow::testing::Runtime;
+use ctxflow::Spawner;
+use ctxflow::{AnySpawner, Context, ContextVar, InContext, JoinError, JoinHandle};
 use futures::channel::oneshot;
 use futures::FutureExt;
 use proptest::prelude::*;

@@ -8,8 +8,8 @@ use std::time::{Duration, Instant};
 
 use pin_project_lite::pin_project;
 
-use crate::timer::{self, Driver, RuntimeTimer};
 use crate::task::YieldNow;
+use crate::timer::{self, Driver, RuntimeTimer};
 use crate::yield_now;
 
 /// How far ahead a deadline that cannot be represented is put: about 30 years, as tokio does.

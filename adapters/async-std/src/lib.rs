@@ -190,7 +190,6 @@ ctxflow_core::rt::local_spawner_traits!(AsyncStdLocalSpawner);
 #[cfg(feature = "hyper")]
 ctxflow_hyper::local_executor!(AsyncStdLocalSpawner);
 
-
 impl LocalRuntime for AsyncStdLocalSpawner {
     fn spawn_local_task<F>(&self, task: Task<F>)
     where

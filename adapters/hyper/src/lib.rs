@@ -36,10 +36,9 @@
 //! # }
 //! ctxflow::hyper::executor!(ThreadPerTask);
 //!
-//! fn executor() -> impl hyper::rt::Executor<std::future::Ready<()>> {
-//!     ThreadPerTask
-//! }
-//! # executor().execute(std::future::ready(()));
+//! use hyper::rt::Executor;
+//!
+//! ThreadPerTask.execute(async { /* runs on a thread of its own, in this context */ });
 //! ```
 #![deny(missing_docs)]
 #![forbid(unsafe_code)]

@@ -1,7 +1,7 @@
 //! [`ThreadPoolExt`]: context-carrying forms of a `rayon::ThreadPool`'s methods.
 
-use ctxflow_core::Context;
 use ::rayon::ThreadPool;
+use ctxflow_core::Context;
 
 use super::{while_waiting_in_empty_context, Scope};
 

@@ -16,12 +16,12 @@ use std::sync::Arc;
 
 use std::rc::Rc;
 
+use ::smol::{Executor, LocalExecutor};
 use ctxflow_async_task::{cancelling, AsyncTaskJoin, Contained};
 use ctxflow_core::rt::{self, BlockingTask, LocalRuntime, PreparedTask, Task};
 use ctxflow_core::JoinHandle;
 #[cfg(doc)]
 use ctxflow_core::Spawner;
-use ::smol::{Executor, LocalExecutor};
 
 /// Spawns on an [`Executor`] (smol's global one, or one of the application's); blocking
 /// closures go to the `blocking` crate's pool, as `smol::unblock` does.
@@ -155,7 +155,6 @@ impl SmolLocalSpawner {
 ctxflow_core::rt::local_spawner_traits!(SmolLocalSpawner);
 #[cfg(feature = "hyper")]
 ctxflow_hyper::local_executor!(SmolLocalSpawner);
-
 
 impl LocalRuntime for SmolLocalSpawner {
     fn spawn_local_task<F>(&self, task: Task<F>)

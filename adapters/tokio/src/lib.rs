@@ -244,7 +244,6 @@ ctxflow_core::rt::local_spawner_traits!(TokioLocalSpawner);
 #[cfg(feature = "hyper")]
 ctxflow_hyper::local_executor!(TokioLocalSpawner);
 
-
 impl LocalRuntime for TokioLocalSpawner {
     fn spawn_local_task<F>(&self, task: Task<F>)
     where
