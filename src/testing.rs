@@ -7,7 +7,7 @@
 //!
 //! ```toml
 //! [dev-dependencies]
-//! ctxflow = { version = "0.1", features = ["testing", "tokio", "smol", "async-std"] }
+//! ctxflow = { version = "0.2", features = ["testing", "tokio", "smol", "async-std"] }
 //! ```
 //!
 //! ```
