@@ -5,10 +5,10 @@
 use ::tracing::field::{display, FieldSet, Value};
 use ::tracing::span::Record;
 use ::tracing::{Level, Metadata};
+use ctxflow_core::fields::Escaped;
 use tracing_core::callsite::Callsite;
 use tracing_core::identify_callsite;
 use tracing_core::metadata::Kind;
-use ctxflow_core::fields::Escaped;
 use tracing_core::subscriber::Interest;
 
 /// The callsite every logged variable's field belongs to. It never records an event: a field

@@ -8,7 +8,7 @@ use crate::{Context, ContextVar};
 /// written.
 ///
 /// Register variables once, at start-up, and hand the set to a log integration: a
-/// `tracing_subscriber::fmt` format (`ctxflow::tracing::LogFields::wrap`, feature `tracing`)
+/// `tracing_subscriber::fmt` format (`ctxflow::tracing::LogFieldsExt::wrap`, feature `tracing`)
 /// or a `log::Log` (`ctxflow::log::ContextLogger`, feature `log`). A value shows with its `Display` form: bare on a
 /// text line when it is visible ASCII without `"`, `'`, `\` or `=`, else quoted and escaped as
 /// the subscriber writes a string field (`request_id="abc user=admin"`, `"a\nb"`), so that no
