@@ -24,8 +24,9 @@ use super::record::with_record;
 /// is written: `request_id=req-123` at the end of a text line, `"request_id":"req-123"` in a
 /// JSON object. Lines written where none is set are exactly the wrapped format's.
 ///
-/// Made by [`LogFieldsExt::wrap`], for the full (default), compact and JSON (feature
-/// `tracing-json`) formats; most easily through the builders' `map_event_format`.
+/// Made by [`LogFieldsExt::wrap`], for the full (default), compact and JSON (`ctxflow`'s
+/// feature `tracing-json`, this crate's `json`) formats; most easily through the builders'
+/// `map_event_format`.
 ///
 /// ```
 /// use ctxflow::tracing::{LogFields, LogFieldsExt as _};
