@@ -45,6 +45,14 @@
 //! baggage with feature `trace-context`; NATS messages are handled in their publisher's
 //! context through `ctxflow::nats` (feature `nats`), and any other text map (message headers, a
 //! job row) through `ctxflow::text_map`.
+//!
+//! The root holds what a user meets on day one. The rest is by module: [`context`] (guards,
+//! tokens, [`WithContext`](context::WithContext)), [`task`] (named tasks,
+//! [`AnyLocalSpawner`](task::AnyLocalSpawner), [`NoRuntime`](task::NoRuntime)), [`propagation`]
+//! and [`carrier`] (their errors), [`rt`] (what a runtime adapter implements), [`pool`],
+//! [`thread`] and [`fields`]; each runtime and integration under its own name. They are the
+//! crates of ctxflow's workspace, re-exported: `ctxflow-core` for the runtime-agnostic
+//! mechanism, and one crate per runtime and per integration.
 #![deny(missing_docs)]
 #![forbid(unsafe_code)]
 #![allow(
