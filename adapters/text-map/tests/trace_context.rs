@@ -12,6 +12,10 @@ static REQUEST_ID: ContextVar<String> = ContextVar::new("request_id");
 const TRACE_ID: &str = "4bf92f3577b34da6a3ce929d0e0e4736";
 
 #[test]
+#[allow(
+    clippy::disallowed_methods,
+    reason = "a plain thread: the wrapped closure alone must bring the trace context"
+)]
 fn work_created_in_the_scope_carries_the_producers_trace_to_another_thread() {
     let traceparent = format!("00-{TRACE_ID}-00f067aa0ba902b7-01");
     let headers = HashMap::from([("traceparent".to_owned(), traceparent)]);
