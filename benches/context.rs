@@ -14,7 +14,8 @@ use common::{
     SIZES, VARS,
 };
 use criterion::{criterion_group, criterion_main, BenchmarkId, Throughput};
-use ctxflow::{Context, ContextGuard, ContextVar, InContext};
+use ctxflow::context::ContextGuard;
+use ctxflow::{Context, ContextVar, InContext};
 
 /// Snapshots held at once by the shared `set` benchmark.
 const CHUNK: usize = 1024;

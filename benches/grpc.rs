@@ -7,9 +7,6 @@
     reason = "both servers run as the runtime's own tasks, so that only the layers differ"
 )]
 
-#[path = "../tests/support/text_grpc.rs"]
-mod text_grpc;
-
 use std::hint::black_box;
 use std::net::Ipv4Addr;
 use std::time::{Duration, Instant};

@@ -70,7 +70,7 @@ fn polls(c: &mut Criterion, subscriber: &str) {
 fn log_lines(c: &mut Criterion) {
     use std::io;
 
-    use ctxflow::tracing::LogFields;
+    use ctxflow::tracing::{LogFields, LogFieldsExt as _};
 
     let mut group = c.benchmark_group("log line, fmt to io::sink");
     let plain = tracing_subscriber::fmt()

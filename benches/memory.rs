@@ -22,7 +22,8 @@ use std::process::Command;
 use std::sync::{Arc, Mutex};
 
 use common::context_with;
-use ctxflow::{AnySpawner, BlockingTask, Context, InContext, Spawner, Task};
+use ctxflow::rt::{BlockingTask, Task};
+use ctxflow::{AnySpawner, Context, InContext, Spawner};
 use opentelemetry::context::FutureExt as _;
 
 /// Pending tasks held at once by each resident-memory child.

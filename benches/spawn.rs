@@ -15,7 +15,8 @@ use std::sync::Arc;
 
 use common::{Bench, VARS};
 use criterion::{criterion_group, criterion_main, Throughput};
-use ctxflow::{AnySpawner, Context, InContext, Spawner, WithContext};
+use ctxflow::context::WithContext;
+use ctxflow::{AnySpawner, Context, InContext, Spawner};
 
 const TASKS: usize = 10_000;
 const YIELDS: usize = 10;

@@ -7,7 +7,7 @@
 //! cargo run --example logging --features tracing-json -- --json  # JSON lines
 //! ```
 
-use ctxflow::tracing::LogFields;
+use ctxflow::tracing::{LogFields, LogFieldsExt as _};
 use ctxflow::{preserve_context, ContextVar};
 use tracing::{info, instrument};
 

@@ -41,7 +41,7 @@ async fn handle_request() {
 
     // create_task_with_context
     ctxflow::spawn(background_work()).await.unwrap();
-    ctxflow::spawn_named("process-order-123", background_work())
+    ctxflow::task::spawn_named("process-order-123", background_work())
         .await
         .unwrap();
 

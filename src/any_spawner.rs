@@ -5,10 +5,10 @@ use std::future::Future;
 use std::pin::Pin;
 use std::sync::Arc;
 
-use crate::join::JoinHandle;
 use crate::rt::{BlockingTask, PreparedBlocking, PreparedTask, Runtime, Task};
+use crate::JoinHandle;
 #[cfg(doc)]
-use crate::spawner::Spawner;
+use crate::Spawner;
 
 type BoxedFuture = Pin<Box<dyn Future<Output = ()> + Send>>;
 
@@ -116,6 +116,10 @@ builtin_spawners! {
     feature = "async-std" => AsyncStd(crate::async_std::AsyncStdSpawner),
     any(feature = "tokio", feature = "smol", feature = "async-std") => Default(crate::DefaultSpawner),
 }
+
+crate::rt::spawner_traits!(AnySpawner);
+#[cfg(feature = "hyper")]
+ctxflow_hyper::executor!(AnySpawner);
 
 impl AnySpawner {
     /// Erases the type of `spawner`.

@@ -45,132 +45,120 @@
 //! baggage with feature `trace-context`; NATS messages are handled in their publisher's
 //! context through `ctxflow::nats` (feature `nats`), and any other text map (message headers, a
 //! job row) through `ctxflow::text_map`.
+//!
+//! The root holds what a user meets on day one. The rest is by module: [`context`] (guards,
+//! tokens, [`WithContext`](context::WithContext)), [`task`] (named tasks,
+//! [`AnyLocalSpawner`](task::AnyLocalSpawner), [`NoRuntime`](task::NoRuntime)), [`propagation`]
+//! and [`carrier`] (their errors), [`rt`] (what a runtime adapter implements), [`pool`],
+//! [`thread`] and [`fields`]; each runtime and integration under its own name. They are the
+//! crates of ctxflow's workspace, re-exported: `ctxflow-core` for the runtime-agnostic
+//! mechanism, and one crate per runtime and per integration.
 #![deny(missing_docs)]
-// Denied everywhere but in `native_box`, which says why it needs it.
-#![deny(unsafe_code)]
+#![forbid(unsafe_code)]
 #![allow(
     clippy::disallowed_methods,
     reason = "clippy.toml forbids raw spawns to code that uses ctxflow; ctxflow's spawners are built on them"
 )]
 #![cfg_attr(docsrs, feature(doc_cfg))]
 
+mod any_local_spawner;
 mod any_spawner;
-#[cfg(any(feature = "smol", feature = "async-std"))]
-#[path = "../adapters/async_task_join.rs"]
-pub mod async_task;
-mod carried;
-mod carrier;
-mod context;
-mod current;
-mod flow;
-mod future;
-mod futures_spawn;
-mod group;
-mod guard;
-mod handoff;
-mod join;
-mod join_error;
-mod local;
-mod native_join;
-mod propagation;
-mod spawner;
-#[path = "../adapters/spawner_traits.rs"]
-mod spawner_traits;
-#[cfg(feature = "strict")]
-mod strict;
-mod task;
 #[cfg(any(feature = "tokio", feature = "smol", feature = "async-std"))]
-#[path = "../adapters/timer.rs"]
+mod default_spawner;
+#[cfg(any(feature = "tokio", feature = "smol", feature = "async-std"))]
 mod timer;
-mod var;
-mod yield_now;
 
-pub mod fields;
-pub mod pool;
-pub mod rt;
-pub mod rt_scope;
-pub mod thread;
+#[cfg(feature = "testing")]
+pub mod testing;
 #[cfg(any(feature = "tokio", feature = "smol", feature = "async-std"))]
 pub mod time;
 
 pub use any_spawner::AnySpawner;
-pub use carrier::{register_carrier, Carrier, RegisterError};
+#[doc(inline)]
+pub use ctxflow_core::static_carrier;
+pub use ctxflow_core::{
+    preserve_context, register_carrier, suppress_flow, task_name, yield_now, Carrier, Context,
+    ContextVar, InContext, JoinError, JoinHandle, LocalSpawner, Propagation, Spawner, TaskGroup,
+};
+#[cfg(any(feature = "tokio", feature = "smol", feature = "async-std"))]
+pub use default_spawner::{block_on, spawn, spawn_blocking, DefaultSpawner};
 
-/// What ctxflow's macros expand to; not part of the API.
-#[doc(hidden)]
-pub mod __private {
-    pub use crate::carrier::StaticCarrier;
-    pub use inventory;
+pub use ctxflow_core::{fields, pool, rt, thread};
+
+pub mod context {
+    //! What a [`Context`](crate::Context) and a [`ContextVar`](crate::ContextVar) hand out
+    //! beyond the basics: guards and tokens, the future that carries a context, and whether
+    //! flow is suppressed.
+    pub use ctxflow_core::{is_flow_suppressed, ContextGuard, ResetError, Token, WithContext};
 }
-pub use context::Context;
-pub use flow::{is_flow_suppressed, suppress_flow};
-pub use future::{preserve_context, InContext, WithContext};
-pub use futures_spawn::CarryContext;
-pub use group::TaskGroup;
-pub use guard::ContextGuard;
-pub use join::JoinHandle;
-pub use join_error::JoinError;
-pub use local::{AnyLocalSpawner, LocalSpawner};
-pub use propagation::{ExportError, ExportProblem, ImportError, ImportProblem, Propagation};
-pub use spawner::{NoRuntime, Spawner};
-pub use task::{task_name, BlockingTask, PreparedBlocking, PreparedTask, Task};
-pub use var::{ContextVar, ResetError, Token};
-pub use yield_now::{yield_now, YieldNow};
+
+pub mod task {
+    //! Tasks beyond [`spawn`](crate::Spawner::spawn): named tasks, type-erased local spawners,
+    //! futures' executors made to carry the context, and what a spawn outside any runtime says.
+    pub use crate::any_local_spawner::AnyLocalSpawner;
+    #[cfg(any(feature = "tokio", feature = "smol", feature = "async-std"))]
+    pub use crate::default_spawner::spawn_named;
+    pub use ctxflow_core::{CarryContext, NoRuntime, YieldNow};
+}
+
+pub mod propagation {
+    //! Why an export or an import of a [`Propagation`](crate::Propagation) failed.
+    pub use ctxflow_core::{ExportError, ExportProblem, ImportError, ImportProblem};
+}
+
+pub mod carrier {
+    //! Registering a [`Carrier`](crate::Carrier): statically with [`static_carrier!`], or at
+    //! run time with [`register_carrier`](crate::register_carrier) and its error.
+    #[doc(inline)]
+    pub use ctxflow_core::static_carrier;
+    pub use ctxflow_core::RegisterError;
+}
 
 #[cfg(feature = "async-std")]
-#[path = "../adapters/async_std.rs"]
-pub mod async_std;
-#[cfg(any(feature = "tokio", feature = "smol", feature = "async-std"))]
-#[path = "../adapters/default.rs"]
-mod default_spawner;
+#[doc(inline)]
+pub use ctxflow_async_std as async_std;
+#[cfg(any(feature = "smol", feature = "async-std"))]
+#[doc(inline)]
+pub use ctxflow_async_task as async_task;
 #[cfg(feature = "futures-executor")]
-#[path = "../adapters/futures.rs"]
-pub mod futures;
-#[cfg(feature = "grpc")]
-#[path = "../adapters/grpc.rs"]
-pub mod grpc;
+#[doc(inline)]
+pub use ctxflow_futures as futures;
 #[cfg(feature = "hyper")]
-#[path = "../adapters/hyper.rs"]
-mod hyper;
-#[cfg(feature = "hyper")]
-#[doc(hidden)]
-pub use hyper::__hyper_private;
+#[doc(inline)]
+pub use ctxflow_hyper as hyper;
 #[cfg(feature = "log")]
-#[path = "../adapters/log.rs"]
-pub mod log;
+#[doc(inline)]
+pub use ctxflow_log as log;
 #[cfg(feature = "nats")]
-#[path = "../adapters/nats.rs"]
-pub mod nats;
+#[doc(inline)]
+pub use ctxflow_nats as nats;
 #[cfg(feature = "opentelemetry")]
-#[path = "../adapters/opentelemetry.rs"]
-pub mod opentelemetry;
+#[doc(inline)]
+pub use ctxflow_opentelemetry as opentelemetry;
 #[cfg(feature = "rayon")]
-#[path = "../adapters/rayon.rs"]
-pub mod rayon;
+#[doc(inline)]
+pub use ctxflow_rayon as rayon;
 #[cfg(feature = "sentry")]
-#[path = "../adapters/sentry.rs"]
-pub mod sentry;
+#[doc(inline)]
+pub use ctxflow_sentry as sentry;
 #[cfg(feature = "smol")]
-#[path = "../adapters/smol.rs"]
-pub mod smol;
-#[cfg(feature = "testing")]
-#[path = "../adapters/testing.rs"]
-pub mod testing;
+#[doc(inline)]
+pub use ctxflow_smol as smol;
 #[cfg(feature = "text-map")]
-#[path = "../adapters/text_map.rs"]
-pub mod text_map;
+#[doc(inline)]
+pub use ctxflow_text_map as text_map;
 #[cfg(feature = "tokio")]
-#[path = "../adapters/tokio.rs"]
-pub mod tokio;
+#[doc(inline)]
+pub use ctxflow_tokio as tokio;
+#[cfg(feature = "grpc")]
+#[doc(inline)]
+pub use ctxflow_tonic as grpc;
 #[cfg(feature = "tower")]
-#[path = "../adapters/tower.rs"]
-pub mod tower;
+#[doc(inline)]
+pub use ctxflow_tower as tower;
 #[cfg(feature = "tracing")]
-#[path = "../adapters/tracing.rs"]
-pub mod tracing;
-
-#[cfg(any(feature = "tokio", feature = "smol", feature = "async-std"))]
-pub use default_spawner::{block_on, spawn, spawn_blocking, spawn_named, DefaultSpawner};
+#[doc(inline)]
+pub use ctxflow_tracing as tracing;
 
 /// The guides under `docs/`, compiled and run as tests so that every snippet in them works;
 /// their snippets use every integration, so they run with `--all-features`.

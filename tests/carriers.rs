@@ -281,7 +281,7 @@ fn threads_pools_and_job_envelopes_see_the_tenant_of_where_they_were_made() {
     register();
     let (report, seen) = mpsc::channel();
     let pool = ContextPool::new(|job| drop(std::thread::spawn(job)));
-    let carry = ctxflow::CarryContext::new(futures::executor::ThreadPool::new().unwrap());
+    let carry = ctxflow::task::CarryContext::new(futures::executor::ThreadPool::new().unwrap());
     let (thread, envelope, carried) = as_tenant("acme", || {
         let report = report.clone();
         pool.execute(move || report.send(tenant()).unwrap());

@@ -9,7 +9,8 @@ use std::sync::Arc;
 use std::task::Poll;
 
 use common::{poll_once, yield_now, Counted, DropProbe};
-use ctxflow::{preserve_context, Context, ContextVar, InContext, ResetError};
+use ctxflow::context::ResetError;
+use ctxflow::{preserve_context, Context, ContextVar, InContext};
 use futures::executor::block_on;
 use futures::StreamExt;
 

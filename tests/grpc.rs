@@ -1,9 +1,6 @@
 //! gRPC calls with tonic across two real hops on loopback (client → A → B): the request id,
 //! `traceparent` and listed baggage reach B.
 
-#[path = "support/text_grpc.rs"]
-mod text_grpc;
-
 use std::net::{Ipv4Addr, SocketAddr};
 
 use ctxflow::grpc::ContextInterceptor;

@@ -13,7 +13,7 @@ use std::sync::{Arc, Mutex, PoisonError};
 
 use common::text_line;
 use ctxflow::tower::RequestContextLayer;
-use ctxflow::tracing::LogFields;
+use ctxflow::tracing::{LogFields, LogFieldsExt as _};
 use ctxflow::{ContextVar, Propagation};
 use http::{HeaderValue, Request, Response};
 use opentelemetry::trace::TraceContextExt;

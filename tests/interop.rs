@@ -8,8 +8,9 @@ use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::Arc;
 
 use common::{yield_now, Counted, DropProbe};
+use ctxflow::task::CarryContext;
 use ctxflow::testing::{each_local_runtime, each_runtime};
-use ctxflow::{CarryContext, ContextVar, LocalSpawner, TaskGroup};
+use ctxflow::{ContextVar, LocalSpawner, TaskGroup};
 use futures::channel::oneshot;
 use futures::task::{Spawn, SpawnExt};
 

@@ -13,7 +13,7 @@ use std::task::{Context as TaskContext, Poll};
 use common::text_line;
 use common::yield_now;
 use ctxflow::testing::{each_runtime, spawn_unwrapped};
-use ctxflow::tracing::LogFields;
+use ctxflow::tracing::{LogFields, LogFieldsExt as _};
 use ctxflow::{preserve_context, Context, ContextVar, Spawner};
 use futures::channel::oneshot;
 use serde_json::Value;

@@ -9,9 +9,10 @@ mod common;
 use std::panic;
 
 use common::yield_now;
+use ctxflow::context::ResetError;
 use ctxflow::testing::each_runtime;
 use ctxflow::tokio::TokioSpawner;
-use ctxflow::{Context, ContextVar, InContext, ResetError, Spawner};
+use ctxflow::{Context, ContextVar, InContext, Spawner};
 
 static REQUEST_ID: ContextVar<u64> = ContextVar::new("request_id");
 static STEP: ContextVar<u64> = ContextVar::new("step");

@@ -24,9 +24,10 @@ use std::sync::{Arc, Mutex, Once};
 use std::task::Poll;
 
 use common::{assert_workers_clean, poll_once, yield_now};
+use ctxflow::context::{ResetError, Token};
 use ctxflow::testing::Runtime;
+use ctxflow::Spawner;
 use ctxflow::{AnySpawner, Context, ContextVar, InContext, JoinError, JoinHandle};
-use ctxflow::{ResetError, Spawner, Token};
 use futures::channel::oneshot;
 use futures::FutureExt;
 use proptest::prelude::*;

@@ -14,8 +14,9 @@ use std::io;
 use std::sync::{Arc, Mutex, OnceLock};
 
 use async_nats::{Client, HeaderMap};
+use ctxflow::propagation::ImportProblem;
 use ctxflow::text_map::{ContextPropagator, ExtractProblem, RequestIdSource, SpanRelation};
-use ctxflow::{ContextVar, ImportProblem, Propagation};
+use ctxflow::{ContextVar, Propagation};
 use futures::StreamExt;
 use opentelemetry::context::FutureExt as _;
 use opentelemetry::trace::{

@@ -1,6 +1,7 @@
 //! Variables marked to cross processes travel as text pairs; bad input never half-imports.
 
-use ctxflow::{Context, ContextVar, ExportProblem, ImportProblem, Propagation};
+use ctxflow::propagation::{ExportProblem, ImportProblem};
+use ctxflow::{Context, ContextVar, Propagation};
 
 static TENANT: ContextVar<String> = ContextVar::new("tenant");
 static PRIORITY: ContextVar<u8> = ContextVar::new("priority");

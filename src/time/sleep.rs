@@ -8,8 +8,9 @@ use std::time::{Duration, Instant};
 
 use pin_project_lite::pin_project;
 
+use crate::task::YieldNow;
 use crate::timer::{self, Driver, RuntimeTimer};
-use crate::yield_now::{yield_now, YieldNow};
+use crate::yield_now;
 
 /// How far ahead a deadline that cannot be represented is put: about 30 years, as tokio does.
 const FAR_FUTURE: Duration = Duration::from_secs(86_400 * 365 * 30);

@@ -1,0 +1,381 @@
+//! Join handles for the runtimes built on `async-task` (smol and async-std), for their adapters:
+//! ctxflow's [`JoinHandle`](ctxflow_core::JoinHandle) wraps the runtime's own handle, through
+//! [`NativeJoin`], so a task is one allocation, as a raw spawn is.
+//!
+//! The runtime's handle lacks three things ctxflow's promises, which this module adds without a
+//! shared allocation:
+//!
+//! - It would cancel on drop (smol) or re-raise panics: the task is [`Contained`], which catches
+//!   every panic of its future and returns it as its output, and the handle detaches on drop.
+//! - It cancels only from asynchronous code (`cancel().await`): an abort of [`AsyncTaskJoin`]
+//!   takes the handle out from behind a lock and polls that cancellation once, which closes the
+//!   task at once; a task that had already finished hands back its outcome.
+//! - A cancelled task's future is dropped by the runtime, outside any `catch_unwind` and with no
+//!   output to report through; and an abort that lands while the task's last poll is returning
+//!   makes the runtime drop the output that poll returned. [`Contained`] drops the future inside
+//!   its context and catches a panic of that drop, and [`Finished`] is the output: if the task
+//!   was aborted, either goes to its handle through `aborted`, a table that only aborted
+//!   tasks ever write to.
+#![deny(missing_docs)]
+#![forbid(unsafe_code)]
+#![allow(
+    clippy::disallowed_methods,
+    reason = "clippy.toml forbids raw spawns to code that uses ctxflow; ctxflow's spawners are built on them"
+)]
+#![cfg_attr(docsrs, feature(doc_cfg))]
+
+use std::any::Any;
+use std::future::Future;
+use std::pin::Pin;
+use std::sync::{Mutex, MutexGuard, PoisonError};
+use std::task::{Context as TaskContext, Poll, Waker};
+
+use async_task::FallibleTask;
+use pin_project_lite::pin_project;
+
+use ctxflow_core::rt::{Closing, NativeJoin, Panic, PreparedTask};
+use ctxflow_core::JoinError;
+
+/// What a task ends with: its future's output, or the panic of its poll or of its drop.
+pub type Outcome<T> = Result<T, Panic>;
+
+/// A task's outcome in type-erased form, for the [`aborted`] table.
+type Erased = Box<dyn Any + Send + 'static>;
+
+fn erase<T: Send + 'static>(outcome: Outcome<T>) -> Erased {
+    Box::new(outcome)
+}
+
+/// What a task returns to its runtime: its outcome, until the handle takes it.
+pub struct Finished<T> {
+    outcome: Option<Outcome<T>>,
+    erase: fn(Outcome<T>) -> Erased,
+    abort_key: u64,
+}
+
+impl<T> Finished<T> {
+    fn take(mut self) -> Option<Outcome<T>> {
+        self.outcome.take()
+    }
+}
+
+impl<T> Drop for Finished<T> {
+    fn drop(&mut self) {
+        // Dropped untaken: its task was detached, or aborted while this was being returned,
+        // and then the abort's handle still reports it.
+        if let Some(outcome) = self.outcome.take() {
+            if aborted::any_watched() {
+                aborted::record(self.abort_key, (self.erase)(outcome));
+            }
+        }
+    }
+}
+
+pin_project! {
+    /// The task's [`Closing`] future, as a runtime built on `async-task` runs it: its outcome
+    /// is a [`Finished`], and a panic of its drop when the runtime cancels it goes to the
+    /// handle that aborted it.
+    pub struct Contained<F: Future> {
+        #[pin]
+        closing: Closing<F>,
+        erase: fn(Outcome<F::Output>) -> Erased,
+        abort_key: u64,
+    }
+
+    impl<F: Future> PinnedDrop for Contained<F> {
+        fn drop(this: Pin<&mut Self>) {
+            // Only a cancelled task still holds its future here: the runtime drops it, and a
+            // panic must neither unwind into the runtime nor be lost if the task was aborted.
+            let this = this.project();
+            if let Err(panic) = this.closing.cancel() {
+                aborted::record(*this.abort_key, (this.erase)(Err(panic)));
+            }
+        }
+    }
+}
+
+impl<F> Contained<F>
+where
+    F: Future,
+    F::Output: Send + 'static,
+{
+    /// The task for `prepared`, its name, and the key its handle aborts it by.
+    pub fn new(prepared: PreparedTask<F>) -> (Self, Option<String>, u64) {
+        let name = prepared.name().map(str::to_owned);
+        let abort_key = aborted::new_key();
+        let erase = erase::<F::Output>;
+        let task = Contained {
+            closing: prepared.into_closing(),
+            erase,
+            abort_key,
+        };
+        (task, name, abort_key)
+    }
+}
+
+impl<F: Future> Future for Contained<F> {
+    type Output = Finished<F::Output>;
+
+    #[inline]
+    fn poll(self: Pin<&mut Self>, cx: &mut TaskContext<'_>) -> Poll<Self::Output> {
+        let this = self.project();
+        let outcome = std::task::ready!(this.closing.poll(cx));
+        Poll::Ready(Finished {
+            outcome: Some(outcome),
+            erase: *this.erase,
+            abort_key: *this.abort_key,
+        })
+    }
+}
+
+/// A runtime's own handle to a [`Contained`] task.
+pub trait NativeTask: Unpin + Sized {
+    /// The task's output.
+    type Output;
+
+    /// The output once the task has finished, or `None` if it was cancelled.
+    fn poll_output(&mut self, cx: &mut TaskContext<'_>) -> Poll<Option<Self::Output>>;
+
+    /// Whether the task has finished; called only before the output is taken.
+    fn is_finished(&mut self) -> bool;
+
+    /// Lets the task run on without a handle.
+    fn detach(self);
+}
+
+/// smol's handle (`Task::fallible`), whose `None` is a cancelled task.
+impl<T> NativeTask for FallibleTask<T> {
+    type Output = T;
+
+    fn poll_output(&mut self, cx: &mut TaskContext<'_>) -> Poll<Option<T>> {
+        Pin::new(self).poll(cx)
+    }
+
+    fn is_finished(&mut self) -> bool {
+        FallibleTask::is_finished(self)
+    }
+
+    fn detach(self) {
+        FallibleTask::detach(self)
+    }
+}
+
+/// Cancels a task and waits until its future is dropped, then gives the outcome the task ended
+/// with, if any. Made where the output is known to be `Send`, so that a handle with no bounds on
+/// its output can still abort.
+pub type Cancelling<T> = Pin<Box<dyn Future<Output = Option<Outcome<T>>> + Send>>;
+
+/// What a runtime's `cancel` gives, then what the `aborted` table kept for `abort_key`: the outcome of
+/// an aborted task.
+pub fn cancelling<T, C>(cancel: C, abort_key: u64) -> Cancelling<T>
+where
+    T: Send + 'static,
+    C: Future<Output = Option<Finished<T>>> + Send + 'static,
+{
+    Box::pin(async move {
+        match cancel.await {
+            Some(finished) => finished.take(),
+            None => aborted::take(abort_key).map(|erased| {
+                *erased
+                    .downcast::<Outcome<T>>()
+                    .expect("a task's key holds that task's outcome")
+            }),
+        }
+    })
+}
+
+/// ctxflow's handle around a runtime's own handle `H`.
+pub struct AsyncTaskJoin<T, H: NativeTask> {
+    // Behind a lock only so that `abort` can take the handle from `&self`; every other use has
+    // `&mut self` and no lock to take.
+    stage: Mutex<Stage<T, H>>,
+    cancel: fn(H, u64) -> Cancelling<T>,
+    abort_key: u64,
+}
+
+// The stage never pins the outcome it holds: polling pins only the runtime's handle or the boxed
+// cancellation, both `Unpin`.
+impl<T, H: NativeTask> Unpin for AsyncTaskJoin<T, H> {}
+
+enum Stage<T, H> {
+    Running(H),
+    /// Aborted: waiting for the runtime to drop the future.
+    Cancelling(Cancelling<T>),
+    /// Aborted after it had finished: its outcome, kept. Boxed, as it is rare, so that a
+    /// handle's size does not depend on its output's.
+    Finished(Box<Option<Outcome<T>>>),
+    /// The outcome has been returned.
+    Taken,
+}
+
+impl<T, H: NativeTask<Output = Finished<T>>> AsyncTaskJoin<T, H> {
+    /// Wraps `handle`, the runtime's handle to the [`Contained`] task made with `abort_key`;
+    /// `cancel` starts the runtime's own cancellation (see [`cancelling`]).
+    pub fn new(handle: H, cancel: fn(H, u64) -> Cancelling<T>, abort_key: u64) -> Self {
+        AsyncTaskJoin {
+            stage: Mutex::new(Stage::Running(handle)),
+            cancel,
+            abort_key,
+        }
+    }
+
+    fn stage(&self) -> MutexGuard<'_, Stage<T, H>> {
+        // No user code runs under this lock (the task's own drop runs on the runtime, which
+        // the cancellation only schedules), so a poisoned lock still holds a consistent stage.
+        self.stage.lock().unwrap_or_else(PoisonError::into_inner)
+    }
+
+    fn abort(&self) {
+        let mut stage = self.stage();
+        // A finished task keeps its outcome, also one a handle has already taken from the
+        // runtime's (async-std's `is_finished` polls it).
+        let running = match &mut *stage {
+            Stage::Running(handle) => !handle.is_finished(),
+            _ => false,
+        };
+        if !running {
+            return;
+        }
+        let Stage::Running(handle) = std::mem::replace(&mut *stage, Stage::Taken) else {
+            unreachable!("checked above")
+        };
+        aborted::watch(self.abort_key);
+        let mut cancelling = (self.cancel)(handle, self.abort_key);
+        // The first poll closes the task; one that had finished already hands back its outcome.
+        match cancelling
+            .as_mut()
+            .poll(&mut TaskContext::from_waker(Waker::noop()))
+        {
+            Poll::Pending => *stage = Stage::Cancelling(cancelling),
+            Poll::Ready(outcome) => {
+                aborted::unwatch(self.abort_key);
+                *stage = Stage::Finished(Box::new(outcome));
+            }
+        }
+    }
+
+    fn is_finished(&self) -> bool {
+        match &mut *self.stage() {
+            Stage::Running(handle) => handle.is_finished(),
+            // The future may still be being dropped.
+            Stage::Cancelling(_) => false,
+            Stage::Finished(_) | Stage::Taken => true,
+        }
+    }
+
+    fn poll(&mut self, cx: &mut TaskContext<'_>) -> Poll<Result<T, JoinError>> {
+        let stage = self.stage.get_mut().unwrap_or_else(PoisonError::into_inner);
+        let outcome = match stage {
+            Stage::Running(handle) => {
+                std::task::ready!(handle.poll_output(cx)).and_then(Finished::take)
+            }
+            Stage::Cancelling(cancelling) => std::task::ready!(cancelling.as_mut().poll(cx)),
+            Stage::Finished(outcome) => outcome.take(),
+            Stage::Taken => panic!("`JoinHandle` polled after it returned the task's result"),
+        };
+        if matches!(stage, Stage::Cancelling(_)) {
+            aborted::unwatch(self.abort_key);
+        }
+        *stage = Stage::Taken;
+        Poll::Ready(match outcome {
+            Some(outcome) => outcome.map_err(Panic::into_error),
+            None => Err(JoinError::cancelled()),
+        })
+    }
+}
+
+impl<T, H> NativeJoin<T> for AsyncTaskJoin<T, H>
+where
+    T: Send + 'static,
+    H: NativeTask<Output = Finished<T>> + Send + 'static,
+{
+    fn poll_join(&mut self, cx: &mut TaskContext<'_>) -> Poll<Result<T, JoinError>> {
+        self.poll(cx)
+    }
+
+    fn abort(&self) {
+        AsyncTaskJoin::abort(self);
+    }
+
+    fn is_finished(&self) -> bool {
+        AsyncTaskJoin::is_finished(self)
+    }
+}
+
+impl<T, H: NativeTask> Drop for AsyncTaskJoin<T, H> {
+    fn drop(&mut self) {
+        let stage = self.stage.get_mut().unwrap_or_else(PoisonError::into_inner);
+        match std::mem::replace(stage, Stage::Taken) {
+            Stage::Running(handle) => handle.detach(),
+            Stage::Cancelling(cancelling) => {
+                // The task stays cancelled; nobody is left to read how it ended.
+                drop(cancelling);
+                aborted::unwatch(self.abort_key);
+            }
+            Stage::Finished(_) | Stage::Taken => {}
+        }
+    }
+}
+
+/// Panics raised while dropping the futures of aborted tasks, kept for their handles.
+///
+/// A handle that aborts its task watches the task's key until it has read the outcome (or is
+/// dropped); a task whose drop panics leaves the payload under its key if it is watched, and
+/// drops it otherwise. Spawning only takes a key; the table is touched by aborts alone.
+mod aborted {
+    use std::collections::BTreeMap;
+    use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
+    use std::sync::{Mutex, MutexGuard, PoisonError};
+
+    use super::Erased;
+
+    static NEXT_KEY: AtomicU64 = AtomicU64::new(0);
+
+    /// How many keys are watched: while none is, a detached task's end skips the table.
+    static WATCHING: AtomicUsize = AtomicUsize::new(0);
+
+    static WATCHED: Mutex<BTreeMap<u64, Option<Erased>>> = Mutex::new(BTreeMap::new());
+
+    fn watched() -> MutexGuard<'static, BTreeMap<u64, Option<Erased>>> {
+        // Only inserts and removals run under the lock: the map stays consistent.
+        WATCHED.lock().unwrap_or_else(PoisonError::into_inner)
+    }
+
+    pub(super) fn new_key() -> u64 {
+        NEXT_KEY.fetch_add(1, Ordering::Relaxed)
+    }
+
+    pub(super) fn any_watched() -> bool {
+        WATCHING.load(Ordering::SeqCst) > 0
+    }
+
+    /// Before the cancellation starts, so that the task's side sees the key watched.
+    pub(super) fn watch(key: u64) {
+        let mut watched = watched();
+        if watched.insert(key, None).is_none() {
+            WATCHING.fetch_add(1, Ordering::SeqCst);
+        }
+    }
+
+    pub(super) fn take(key: u64) -> Option<Erased> {
+        let mut watched = watched();
+        let kept = watched.remove(&key);
+        if kept.is_some() {
+            WATCHING.fetch_sub(1, Ordering::SeqCst);
+        }
+        kept.flatten()
+    }
+
+    pub(super) fn unwatch(key: u64) {
+        // Dropped outside the lock: an outcome's drop is user code.
+        drop(take(key));
+    }
+
+    pub(super) fn record(key: u64, outcome: Erased) {
+        let unread = match watched().get_mut(&key) {
+            Some(slot) => slot.replace(outcome),
+            None => Some(outcome),
+        };
+        drop(unread);
+    }
+}

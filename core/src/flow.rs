@@ -1,0 +1,53 @@
+//! What flows into spawned work: every variable but the non-flowing ones, and nothing at all
+//! inside [`suppress_flow`].
+
+use std::cell::Cell;
+
+thread_local! {
+    static SUPPRESSED: Cell<bool> = const { Cell::new(false) };
+}
+
+/// Runs `f` so that everything spawned inside it through ctxflow starts with an empty context
+/// (and, with the tracing integrations, outside the caller's span): .NET's
+/// `ExecutionContext.SuppressFlow`.
+///
+/// For long-lived work started from inside a request: a worker that keeps the request's id
+/// would log every later job under it. `f` itself still runs in the caller's context; only what
+/// it spawns starts empty. The suppression covers `f`'s synchronous run on this thread and ends
+/// with it, also if `f` panics.
+///
+/// ```
+/// use ctxflow::{Context, ContextVar, Spawner};
+///
+/// static REQUEST_ID: ContextVar<&'static str> = ContextVar::new("request_id");
+///
+/// ctxflow::block_on(async {
+///     let _token = REQUEST_ID.set("req-1");
+///     let worker = ctxflow::suppress_flow(|| {
+///         assert_eq!(REQUEST_ID.get(), Some("req-1"));
+///         ctxflow::spawn(async { REQUEST_ID.get() })
+///     });
+///     assert_eq!(worker.await.unwrap(), None);
+///     assert!(!ctxflow::context::is_flow_suppressed());
+/// });
+/// ```
+pub fn suppress_flow<R>(f: impl FnOnce() -> R) -> R {
+    struct Restore(bool);
+    impl Drop for Restore {
+        fn drop(&mut self) {
+            SUPPRESSED.with(|suppressed| suppressed.set(self.0));
+        }
+    }
+    let _restore = Restore(SUPPRESSED.with(|suppressed| suppressed.replace(true)));
+    f()
+}
+
+/// Whether the caller runs inside [`suppress_flow`].
+///
+/// ```
+/// assert!(!ctxflow::context::is_flow_suppressed());
+/// assert!(ctxflow::suppress_flow(ctxflow::context::is_flow_suppressed));
+/// ```
+pub fn is_flow_suppressed() -> bool {
+    SUPPRESSED.with(Cell::get)
+}

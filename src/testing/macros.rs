@@ -1,0 +1,305 @@
+//! `each_runtime!` and `each_local_runtime!`: one `#[test]` per runtime.
+//!
+//! A `#[cfg(feature = "tokio")]` written in a macro's expansion would be checked against the
+//! features of the crate that calls the macro, not ctxflow's. So ctxflow defines one helper
+//! macro per runtime feature, twice under opposite `cfg`s: the one compiled in expands to the
+//! real test when ctxflow has the feature and to an ignored test naming the feature when not.
+
+/// Generates one `#[test]` per runtime for each async test body: a module named after the test,
+/// holding `tokio_multi_thread`, `tokio_current_thread`, `smol` and `async_std`.
+///
+/// Each test runs its body once, as a ctxflow task that starts with an empty context on a fresh
+/// instance of its runtime (async-std has only its global one), with the runtime's
+/// [`AnySpawner`](crate::AnySpawner) bound to the name in parentheses. A panic in the body fails
+/// that test with the body's own panic message, so `#[should_panic(expected = "..")]` works.
+/// Attributes on a body (doc comments, `#[should_panic]`, `#[ignore]`) go on each of its tests.
+///
+/// The module brings everything in scope where the macro is called into scope with
+/// `use super::*`, so bodies use the file's imports and helpers as they are.
+///
+/// A runtime whose ctxflow feature (`tokio`, `smol`, `async-std`) is off still gets its test,
+/// marked `#[ignore]` with the feature it needs, so `cargo test` lists it as ignored instead of
+/// passing without running it.
+///
+/// ```
+/// use ctxflow::{ContextVar, Spawner};
+///
+/// static REQUEST_ID: ContextVar<u32> = ContextVar::new("request_id");
+///
+/// ctxflow::testing::each_runtime! {
+///     /// Generates `a_child_sees_the_parents_request_id::tokio_multi_thread` and so on.
+///     fn a_child_sees_the_parents_request_id(spawner) {
+///         let _token = REQUEST_ID.set(7);
+///         let child = spawner.spawn(async { REQUEST_ID.get() });
+///         assert_eq!(child.await.unwrap(), Some(7));
+///     }
+/// }
+/// # fn main() {}
+/// ```
+#[doc(hidden)]
+#[macro_export]
+macro_rules! __each_runtime {
+    ($($(#[$attr:meta])* fn $name:ident($spawner:ident) { $($body:tt)* })*) => {
+        $crate::__each_runtime_in! {
+            no_futures; $($(#[$attr])* fn $name($spawner) { $($body)* })*
+        }
+    };
+}
+
+/// [`each_runtime!`](crate::testing::each_runtime!), plus a test on a futures `ThreadPool`
+/// (feature `futures-executor`): for the conformance suite, which proves that an adapter
+/// written with the public API alone keeps the contract. Not in `each_runtime!` itself, as
+/// futures' pools forbid blocking on a future inside their tasks, which libraries such as
+/// OpenTelemetry's simple span processor do.
+#[doc(hidden)]
+#[macro_export]
+macro_rules! __each_runtime_and_futures {
+    ($($(#[$attr:meta])* fn $name:ident($spawner:ident) { $($body:tt)* })*) => {
+        $crate::__each_runtime_in! {
+            with_futures; $($(#[$attr])* fn $name($spawner) { $($body)* })*
+        }
+    };
+}
+
+#[doc(hidden)]
+#[macro_export]
+macro_rules! __each_runtime_in {
+    ($futures:ident; $($(#[$attr:meta])* fn $name:ident($spawner:ident) { $($body:tt)* })*) => {$(
+        #[allow(non_snake_case)]
+        mod $name {
+            #[allow(unused_imports)]
+            use super::*;
+
+            $crate::__ctxflow_if_tokio! {{
+                $crate::__each_runtime_test!(
+                    tokio_multi_thread, TokioMultiThread, [$(#[$attr])*], $spawner, { $($body)* }
+                );
+                $crate::__each_runtime_test!(
+                    tokio_current_thread, TokioCurrentThread, [$(#[$attr])*], $spawner,
+                    { $($body)* }
+                );
+            } else {
+                $crate::__skipped_runtime_test!(
+                    tokio_multi_thread, "needs ctxflow's `tokio` feature"
+                );
+                $crate::__skipped_runtime_test!(
+                    tokio_current_thread, "needs ctxflow's `tokio` feature"
+                );
+            }}
+            $crate::__ctxflow_if_smol! {{
+                $crate::__each_runtime_test!(smol, Smol, [$(#[$attr])*], $spawner, { $($body)* });
+            } else {
+                $crate::__skipped_runtime_test!(smol, "needs ctxflow's `smol` feature");
+            }}
+            $crate::__ctxflow_if_async_std! {{
+                $crate::__each_runtime_test!(
+                    async_std, AsyncStd, [$(#[$attr])*], $spawner, { $($body)* }
+                );
+            } else {
+                $crate::__skipped_runtime_test!(async_std, "needs ctxflow's `async-std` feature");
+            }}
+            $crate::__futures_runtime_test! {
+                $futures; __each_runtime_test; futures_thread_pool, FuturesThreadPool,
+                [$(#[$attr])*], $spawner, { $($body)* }
+            }
+        }
+    )*};
+}
+
+/// Generates one `#[test]` per local executor for each async test body, which need not be
+/// `Send`: a module named after the test, holding `tokio_local` (a `LocalSet` on a
+/// current-thread runtime), `smol_local` (a `LocalExecutor`) and `async_std_local`
+/// (`spawn_local`).
+///
+/// Each test runs its body once on the test thread, in an empty context, with the runtime's
+/// [`AnyLocalSpawner`](crate::task::AnyLocalSpawner) bound to the name in parentheses. Everything else
+/// (attributes, scope, runtimes whose feature is off) is as for
+/// [`each_runtime!`](crate::testing::each_runtime!).
+///
+/// ```
+/// use std::rc::Rc;
+/// use ctxflow::{ContextVar, LocalSpawner};
+///
+/// static REQUEST_ID: ContextVar<u32> = ContextVar::new("request_id");
+///
+/// ctxflow::testing::each_local_runtime! {
+///     fn a_local_child_sees_the_parents_request_id(local) {
+///         let _token = REQUEST_ID.set(7);
+///         let not_send = Rc::new(1);
+///         let child = local.spawn_local(async move { (*not_send, REQUEST_ID.get()) });
+///         assert_eq!(child.await.unwrap(), (1, Some(7)));
+///     }
+/// }
+/// # fn main() {}
+/// ```
+#[doc(hidden)]
+#[macro_export]
+macro_rules! __each_local_runtime {
+    ($($(#[$attr:meta])* fn $name:ident($spawner:ident) { $($body:tt)* })*) => {
+        $crate::__each_local_runtime_in! {
+            no_futures; $($(#[$attr])* fn $name($spawner) { $($body)* })*
+        }
+    };
+}
+
+/// [`each_local_runtime!`](crate::testing::each_local_runtime!), plus a test on a futures
+/// `LocalPool` (feature `futures-executor`), for the conformance suite.
+#[doc(hidden)]
+#[macro_export]
+macro_rules! __each_local_runtime_and_futures {
+    ($($(#[$attr:meta])* fn $name:ident($spawner:ident) { $($body:tt)* })*) => {
+        $crate::__each_local_runtime_in! {
+            with_futures; $($(#[$attr])* fn $name($spawner) { $($body)* })*
+        }
+    };
+}
+
+#[doc(hidden)]
+#[macro_export]
+macro_rules! __each_local_runtime_in {
+    ($futures:ident; $($(#[$attr:meta])* fn $name:ident($spawner:ident) { $($body:tt)* })*) => {$(
+        #[allow(non_snake_case)]
+        mod $name {
+            #[allow(unused_imports)]
+            use super::*;
+
+            $crate::__ctxflow_if_tokio! {{
+                $crate::__each_local_runtime_test!(
+                    tokio_local, TokioLocal, [$(#[$attr])*], $spawner, { $($body)* }
+                );
+            } else {
+                $crate::__skipped_runtime_test!(tokio_local, "needs ctxflow's `tokio` feature");
+            }}
+            $crate::__ctxflow_if_smol! {{
+                $crate::__each_local_runtime_test!(
+                    smol_local, SmolLocal, [$(#[$attr])*], $spawner, { $($body)* }
+                );
+            } else {
+                $crate::__skipped_runtime_test!(smol_local, "needs ctxflow's `smol` feature");
+            }}
+            $crate::__ctxflow_if_async_std! {{
+                $crate::__each_local_runtime_test!(
+                    async_std_local, AsyncStdLocal, [$(#[$attr])*], $spawner, { $($body)* }
+                );
+            } else {
+                $crate::__skipped_runtime_test!(
+                    async_std_local, "needs ctxflow's `async-std` feature"
+                );
+            }}
+            $crate::__futures_runtime_test! {
+                $futures; __each_local_runtime_test; futures_local_pool, FuturesLocalPool,
+                [$(#[$attr])*], $spawner, { $($body)* }
+            }
+        }
+    )*};
+}
+
+#[doc(hidden)]
+#[macro_export]
+macro_rules! __each_runtime_test {
+    ($test:ident, $runtime:ident, [$($attr:tt)*], $spawner:ident, $body:tt) => {
+        #[test]
+        $($attr)*
+        fn $test() {
+            $crate::testing::__private::run_test(
+                $crate::testing::Runtime::$runtime,
+                |$spawner: $crate::AnySpawner| async move $body,
+            );
+        }
+    };
+}
+
+#[doc(hidden)]
+#[macro_export]
+macro_rules! __each_local_runtime_test {
+    ($test:ident, $runtime:ident, [$($attr:tt)*], $spawner:ident, $body:tt) => {
+        #[test]
+        $($attr)*
+        fn $test() {
+            $crate::testing::LocalRuntime::$runtime
+                .run(|$spawner: $crate::task::AnyLocalSpawner| async move $body);
+        }
+    };
+}
+
+#[doc(hidden)]
+#[macro_export]
+macro_rules! __skipped_runtime_test {
+    ($test:ident, $reason:literal) => {
+        #[test]
+        #[ignore = $reason]
+        fn $test() {
+            panic!("{}: ctxflow was built without it", $reason);
+        }
+    };
+}
+
+#[cfg(feature = "tokio")]
+#[doc(hidden)]
+#[macro_export]
+macro_rules! __ctxflow_if_tokio {
+    ({ $($with:tt)* } else { $($without:tt)* }) => { $($with)* };
+}
+
+#[cfg(not(feature = "tokio"))]
+#[doc(hidden)]
+#[macro_export]
+macro_rules! __ctxflow_if_tokio {
+    ({ $($with:tt)* } else { $($without:tt)* }) => { $($without)* };
+}
+
+#[cfg(feature = "smol")]
+#[doc(hidden)]
+#[macro_export]
+macro_rules! __ctxflow_if_smol {
+    ({ $($with:tt)* } else { $($without:tt)* }) => { $($with)* };
+}
+
+#[cfg(not(feature = "smol"))]
+#[doc(hidden)]
+#[macro_export]
+macro_rules! __ctxflow_if_smol {
+    ({ $($with:tt)* } else { $($without:tt)* }) => { $($without)* };
+}
+
+#[cfg(feature = "async-std")]
+#[doc(hidden)]
+#[macro_export]
+macro_rules! __ctxflow_if_async_std {
+    ({ $($with:tt)* } else { $($without:tt)* }) => { $($with)* };
+}
+
+#[cfg(not(feature = "async-std"))]
+#[doc(hidden)]
+#[macro_export]
+macro_rules! __ctxflow_if_async_std {
+    ({ $($with:tt)* } else { $($without:tt)* }) => { $($without)* };
+}
+
+/// The test on a futures pool, for the `_and_futures` forms only.
+#[doc(hidden)]
+#[macro_export]
+macro_rules! __futures_runtime_test {
+    (no_futures; $($rest:tt)*) => {};
+    (with_futures; $generate:ident; $test:ident, $runtime:ident, $($rest:tt)*) => {
+        $crate::__ctxflow_if_futures_executor! {{
+            $crate::$generate!($test, $runtime, $($rest)*);
+        } else {
+            $crate::__skipped_runtime_test!($test, "needs ctxflow's `futures-executor` feature");
+        }}
+    };
+}
+
+#[cfg(feature = "futures-executor")]
+#[doc(hidden)]
+#[macro_export]
+macro_rules! __ctxflow_if_futures_executor {
+    ({ $($with:tt)* } else { $($without:tt)* }) => { $($with)* };
+}
+
+#[cfg(not(feature = "futures-executor"))]
+#[doc(hidden)]
+#[macro_export]
+macro_rules! __ctxflow_if_futures_executor {
+    ({ $($with:tt)* } else { $($without:tt)* }) => { $($without)* };
+}
