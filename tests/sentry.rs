@@ -93,6 +93,9 @@ each_runtime! {
         let mut requests = Vec::new();
         for request in ["a", "b"] {
             let hub = Arc::new(Hub::new_from_top(&application));
+            // The closure waits for the task: sentry-core edits a hub's scope by copying it and
+            // writing the copy back, so two edits of one hub at the same moment keep only one.
+            let (task_done, wait_for_task) = std::sync::mpsc::channel::<()>();
             let (task, blocking) = Hub::run(hub.clone(), || {
                 tag("request", request);
                 let task = spawner.spawn(async move {
@@ -101,14 +104,17 @@ each_runtime! {
                     yield_now().await;
                     tag("task", request);
                 });
-                let blocking =
-                    spawner.spawn_blocking(move || breadcrumb(format!("{request}: blocking")));
+                let blocking = spawner.spawn_blocking(move || {
+                    wait_for_task.recv().unwrap();
+                    breadcrumb(format!("{request}: blocking"));
+                });
                 (task, blocking)
             });
-            requests.push((request, hub, task, blocking));
+            requests.push((request, hub, task, task_done, blocking));
         }
-        for (request, hub, task, blocking) in requests {
+        for (request, hub, task, task_done, blocking) in requests {
             task.await.unwrap();
+            task_done.send(()).unwrap();
             blocking.await.unwrap();
             hub.capture_message(request, Level::Info);
         }
@@ -154,11 +160,13 @@ async fn handler(Path(request): Path<String>, barrier: Arc<Barrier>) -> &'static
             tag("task", &request);
         }
     });
+    task.await.unwrap();
+    // One after the other: sentry-core edits a hub's scope by copying it and writing the copy
+    // back, so two edits of one hub at the same moment keep only one of them.
     let blocking = ctxflow::spawn_blocking({
         let request = request.clone();
         move || breadcrumb(format!("{request}: blocking"))
     });
-    task.await.unwrap();
     blocking.await.unwrap();
     sentry_core::capture_message(&request, Level::Info);
     "ok"

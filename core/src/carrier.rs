@@ -79,9 +79,9 @@ pub trait Carrier: Send + Sync + 'static {
     /// them is reported with the carrier's name (see below). `false` spares that around every
     /// poll, a few nanoseconds: for a carrier that only calls code which does not panic, or
     /// whose panics may surface as they are. Its panics still unwind through the other
-    /// carriers and the variables, which are restored all the same. The `tracing` and
-    /// `opentelemetry` carriers set it to `false`, as `tracing::Instrument` and
-    /// OpenTelemetry's `with_context` catch nothing either.
+    /// carriers and the variables, which are restored all the same. The `tracing`,
+    /// `opentelemetry` and `sentry` carriers set it to `false`, as `tracing::Instrument`,
+    /// OpenTelemetry's `with_context` and Sentry's `bind_hub` catch nothing either.
     const CATCH_PANICS: bool = true;
 
     /// The state current on this thread now.

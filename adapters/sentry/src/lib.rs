@@ -119,15 +119,20 @@ impl Carrier for HubCarrier {
     /// Switches the previous hub back in when dropped, as `Hub::run` and `SentryFuture` do.
     type Saved = HubSwitchGuard;
     const NAME: &'static str = "sentry hub";
+    /// Switching hubs swaps one pointer in a thread-local, as `bind_hub`'s `SentryFuture` does
+    /// around each poll without catching anything either.
+    const CATCH_PANICS: bool = false;
 
     fn capture(&self) -> Arc<Hub> {
         Hub::current()
     }
 
+    #[inline]
     fn install(&self, hub: &Arc<Hub>) -> HubSwitchGuard {
         HubSwitchGuard::new(Arc::clone(hub))
     }
 
+    #[inline]
     fn restore(&self, _: &Arc<Hub>, previous: HubSwitchGuard) {
         drop(previous);
     }
