@@ -163,14 +163,14 @@ mod panics {
     }
 
     each_runtime! {
-        fn a_task_that_panics_in_poll_and_again_when_dropped_reports_the_drops_panic(spawner) {
+        fn a_task_that_panics_in_poll_and_again_when_dropped_reports_the_polls_panic(spawner) {
             let seen = Arc::new(Mutex::new(Vec::new()));
             let future = PanicsInPoll {
                 _guard: PanicsOnDrop(seen.clone()),
             };
             let cx = Context::empty().with_value(&REQUEST_ID, 9);
             let error = spawner.spawn_in(cx, future).await.unwrap_err();
-            assert_eq!(error.to_string(), "task panicked: drop failed");
+            assert_eq!(error.to_string(), "task panicked: poll failed");
             assert_eq!(*seen.lock().unwrap(), [Some(9)], "dropped inside its context");
             assert_runtime_healthy(&spawner).await;
         }

@@ -66,7 +66,10 @@ fn capture_each(
     carrier.capture(below)
 }
 
-#[inline]
+// Out of line, so that the work is inlined once, into the path with nothing carried that
+// every poll outside a span takes.
+#[cold]
+#[inline(never)]
 fn enter_all<R>(top: &dyn Captured, f: impl FnOnce() -> R) -> R {
     let mut f = Some(f);
     let mut output = None;

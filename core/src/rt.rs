@@ -95,7 +95,9 @@ pub use crate::join_error::Panic;
 pub use crate::local::LocalRuntime;
 pub use crate::native_join::NativeJoin;
 pub use crate::rt_scope::{EnteredScope, TaskScope};
-pub use crate::task::{BlockingTask, Closing, PreparedBlocking, PreparedTask, Task};
+pub use crate::task::{
+    BlockingTask, Catching, Closing, PollPanics, PreparedBlocking, PreparedTask, Task, Unwinding,
+};
 
 use crate::join::JoinHandle;
 #[cfg(doc)]

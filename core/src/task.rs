@@ -5,7 +5,8 @@
 //! which keeps the three promises of every ctxflow task:
 //!
 //! - the future (or closure) runs and is dropped inside its context;
-//! - a panic while it runs, or while it is dropped, is the task's panic, returned as its outcome;
+//! - a panic while it runs, or while it is dropped, is the task's panic, returned as its outcome
+//!   (when both panic, the first: the drop's panic would otherwise abort the process);
 //! - the context is released before the outcome is returned, so whoever reads the outcome sees
 //!   nothing of the task's context left.
 //!
@@ -16,6 +17,7 @@
 
 use std::fmt;
 use std::future::Future;
+use std::marker::PhantomData;
 use std::panic::{self, AssertUnwindSafe};
 use std::pin::Pin;
 use std::sync::Arc;
@@ -123,6 +125,18 @@ impl<F: Future> PreparedTask<F> {
     pub fn into_closing(self) -> Closing<F> {
         Closing {
             future: WithContext::new(self.future, self.handoff),
+            panics: PhantomData,
+        }
+    }
+
+    /// The same future, for a runtime that catches a panicking poll itself and reports it
+    /// through its own join handle, as tokio does: the poll's panic unwinds to the runtime,
+    /// with the future dropped inside its context on the way. Each poll then costs what the
+    /// bare future's poll costs, with no `catch_unwind` of ctxflow's around it.
+    pub fn into_closing_unwinding(self) -> Closing<F, Unwinding> {
+        Closing {
+            future: WithContext::new(self.future, self.handoff),
+            panics: PhantomData,
         }
     }
 
@@ -151,18 +165,52 @@ pin_project! {
     /// The user's future inside its context, kept to the task contract: every poll runs
     /// inside the context, and once the future is ready, or panics, it is dropped inside its
     /// context before the outcome is returned. A panic of the poll or of that drop is the
-    /// outcome's [`Panic`]. No panic of the user's ever reaches the runtime.
+    /// outcome's [`Panic`] (the poll's, when both panic), and no panic of the user's reaches
+    /// the runtime; except from the future of
+    /// [`into_closing_unwinding`](PreparedTask::into_closing_unwinding), whose poll's panic
+    /// unwinds to a runtime that catches it.
     ///
     /// Dropped before it is ready (a runtime cancelling the task), it drops the future inside
     /// its context too; call [`cancel`](Self::cancel) first to catch a panic of that drop.
     #[must_use = "futures do nothing unless you `.await` or poll them"]
-    pub struct Closing<F> {
+    pub struct Closing<F, P = Catching> {
         #[pin]
         future: WithContext<F>,
+        panics: PhantomData<P>,
     }
 }
 
-impl<F> Closing<F> {
+/// What a [`Closing`] future does with the panic of a poll: [`Catching`] returns it as the
+/// outcome, [`Unwinding`] lets it unwind to a runtime that catches it. A type rather than a
+/// flag, so that each poll pays only for the one it takes.
+pub trait PollPanics: sealed::Sealed {
+    /// Whether the poll's panic is caught.
+    const CATCHES: bool;
+}
+
+/// The poll's panic is caught and returned as the outcome: [`PreparedTask::into_closing`].
+#[derive(Debug)]
+pub enum Catching {}
+
+/// The poll's panic unwinds to the runtime: [`PreparedTask::into_closing_unwinding`].
+#[derive(Debug)]
+pub enum Unwinding {}
+
+impl PollPanics for Catching {
+    const CATCHES: bool = true;
+}
+
+impl PollPanics for Unwinding {
+    const CATCHES: bool = false;
+}
+
+mod sealed {
+    pub trait Sealed {}
+    impl Sealed for super::Catching {}
+    impl Sealed for super::Unwinding {}
+}
+
+impl<F, P> Closing<F, P> {
     /// Drops the future now, inside its context, unless it is dropped already, and returns
     /// the panic of that drop, if any: for a runtime that cancels the task.
     pub fn cancel(self: Pin<&mut Self>) -> Result<(), Panic> {
@@ -171,26 +219,59 @@ impl<F> Closing<F> {
     }
 }
 
-impl<F: Future> Future for Closing<F> {
+impl<F: Future, P: PollPanics> Future for Closing<F, P> {
     type Output = Result<F::Output, Panic>;
 
     #[inline(always)]
     fn poll(self: Pin<&mut Self>, cx: &mut TaskContext<'_>) -> Poll<Self::Output> {
         let mut future = self.project().future;
-        let polled = panic::catch_unwind(AssertUnwindSafe(|| future.as_mut().poll(cx)));
+        let polled = if P::CATCHES {
+            panic::catch_unwind(AssertUnwindSafe(|| future.as_mut().poll(cx)))
+        } else {
+            let mut close_on_unwind = CloseOnUnwind(Some(future.as_mut()));
+            let polled = close_on_unwind.poll(cx);
+            close_on_unwind.0 = None;
+            Ok(polled)
+        };
         let returned = match polled {
             Ok(Poll::Pending) => return Poll::Pending,
             Ok(Poll::Ready(output)) => Ok(output),
             Err(payload) => Err(payload),
         };
         // Dropped now, inside its context, so whoever reads the outcome sees the task end
-        // only once its resources are released; a panicking drop is the task's panic.
+        // only once its resources are released; a panicking drop is the task's panic, unless
+        // the poll panicked first.
         let closed = panic::catch_unwind(AssertUnwindSafe(|| future.close()));
-        Poll::Ready(closed.and(returned).map_err(Panic::new))
+        Poll::Ready(
+            returned
+                .and_then(|output| closed.map(|()| output))
+                .map_err(Panic::new),
+        )
     }
 }
 
-impl<F> fmt::Debug for Closing<F> {
+/// Drops the future inside its context if its poll unwinds, on the way to the runtime that
+/// catches the panic. A panic of that drop is dropped with it: a second panic while unwinding
+/// would abort the process.
+struct CloseOnUnwind<'a, F>(Option<Pin<&'a mut WithContext<F>>>);
+
+impl<F: Future> CloseOnUnwind<'_, F> {
+    #[inline(always)]
+    fn poll(&mut self, cx: &mut TaskContext<'_>) -> Poll<F::Output> {
+        let future = self.0.as_mut().expect("polled before it is disarmed");
+        future.as_mut().poll(cx)
+    }
+}
+
+impl<F> Drop for CloseOnUnwind<'_, F> {
+    fn drop(&mut self) {
+        if let Some(future) = self.0.take() {
+            let _ = panic::catch_unwind(AssertUnwindSafe(|| future.close()));
+        }
+    }
+}
+
+impl<F, P> fmt::Debug for Closing<F, P> {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.debug_struct("Closing").finish_non_exhaustive()
     }

@@ -175,14 +175,15 @@ impl rt::Runtime for TokioSpawner {
         }
     }
 
-    // tokio's own handle detaches on drop, reports cancellation, and aborts from synchronous
-    // code: ctxflow's handle wraps it, and the task carries no slot of its own.
+    // tokio's own handle detaches on drop, reports panics and cancellation, and aborts from
+    // synchronous code: ctxflow's handle wraps it, and the task carries no slot of its own.
+    // tokio catches a panicking poll itself, so ctxflow adds no `catch_unwind` to every poll.
     fn spawn_prepared<F>(&self, task: PreparedTask<F>) -> JoinHandle<F::Output>
     where
         F: Future + Send + 'static,
         F::Output: Send + 'static,
     {
-        JoinHandle::from_native(TokioJoin(self.handle.spawn(task.into_closing())))
+        JoinHandle::from_native(TokioJoin(self.handle.spawn(task.into_closing_unwinding())))
     }
 
     fn spawn_blocking_prepared<F, R>(&self, f: PreparedBlocking<F>) -> JoinHandle<R>
@@ -202,8 +203,8 @@ impl<T: Send + 'static> NativeJoin<T> for TokioJoin<T> {
     fn poll_join(&mut self, cx: &mut TaskContext<'_>) -> Poll<Result<T, JoinError>> {
         Pin::new(&mut self.0).poll(cx).map(|joined| match joined {
             Ok(outcome) => outcome.map_err(Panic::into_error),
-            // The task returns its panics, so tokio only ever reports a cancellation, unless a
-            // drop of the task's panicked while tokio cancelled it.
+            // A panicking poll unwinds to tokio, which reports it; the task returns only the
+            // panic of a drop after it finished.
             Err(error) => Err(match error.try_into_panic() {
                 Ok(payload) => JoinError::panic(payload),
                 Err(_) => JoinError::cancelled(),
