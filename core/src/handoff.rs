@@ -21,6 +21,7 @@ pub(crate) struct Handoff {
 impl Handoff {
     /// What any spawn takes along from here: the flowing variables and carriers, or nothing at
     /// all inside [`suppress_flow`](crate::suppress_flow).
+    #[inline]
     pub(crate) fn for_spawn() -> Self {
         if crate::is_flow_suppressed() {
             return Handoff::default();

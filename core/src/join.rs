@@ -193,6 +193,7 @@ impl<T: 'static> JoinHandle<T> {
     /// assert!(handle.is_finished());
     /// assert_eq!(handle.join().unwrap(), 7);
     /// ```
+    #[inline]
     pub fn from_native(native: impl NativeJoin<T> + 'static) -> Self {
         JoinHandle {
             inner: Inner::Native(native_join::erase(native)),

@@ -44,6 +44,7 @@ use crate::rt::{PreparedBlocking, PreparedTask, Runtime};
 pub trait Spawner: Runtime {
     /// Spawns `future` as a task that runs in a snapshot of the caller's context. Inside
     /// [`suppress_flow`](crate::suppress_flow) it starts empty.
+    #[inline]
     fn spawn<F>(&self, future: F) -> JoinHandle<F::Output>
     where
         F: Future + Send + 'static,

@@ -102,6 +102,7 @@ pub struct PreparedTask<F> {
 }
 
 impl<F: Future> PreparedTask<F> {
+    #[inline]
     pub(crate) fn new(mut handoff: Handoff, name: Option<Arc<str>>, future: F) -> Self {
         if let Some(name) = &name {
             handoff.context = handoff.context.with_value(&TASK_NAME, name.clone());

@@ -100,6 +100,7 @@ where
     F::Output: Send + 'static,
 {
     /// The task for `prepared`, its name, and the key its handle aborts it by.
+    #[inline]
     pub fn new(prepared: PreparedTask<F>) -> (Self, Option<String>, u64) {
         let name = prepared.name().map(str::to_owned);
         let abort_key = aborted::new_key();

@@ -95,6 +95,7 @@ impl rt::Runtime for SmolSpawner {
 
     // smol's own task, detached on drop and cancelled by `abort`, carries the outcome: the task
     // needs no slot of ctxflow's.
+    #[inline]
     fn spawn_prepared<F>(&self, task: PreparedTask<F>) -> JoinHandle<F::Output>
     where
         F: Future + Send + 'static,

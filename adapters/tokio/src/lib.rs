@@ -178,6 +178,7 @@ impl rt::Runtime for TokioSpawner {
     // tokio's own handle detaches on drop, reports panics and cancellation, and aborts from
     // synchronous code: ctxflow's handle wraps it, and the task carries no slot of its own.
     // tokio catches a panicking poll itself, so ctxflow adds no `catch_unwind` to every poll.
+    #[inline]
     fn spawn_prepared<F>(&self, task: PreparedTask<F>) -> JoinHandle<F::Output>
     where
         F: Future + Send + 'static,
