@@ -235,3 +235,148 @@ fn a_group_member_allocates_what_a_plain_spawn_does() {
         assert_eq!(plain_and_member(spawner), (1, 1), "async-std");
     }
 }
+
+thread_local! {
+    /// A framework's own thread-locals, each carried by a carrier of its own: one that catches
+    /// panics in its calls, and one that does not.
+    static TENANT: Cell<Option<&'static str>> = const { Cell::new(None) };
+    static REGION: Cell<Option<u64>> = const { Cell::new(None) };
+}
+
+struct TenantCarrier;
+
+impl ctxflow::Carrier for TenantCarrier {
+    type Captured = Option<&'static str>;
+    type Saved = Option<&'static str>;
+    const NAME: &'static str = "tenant";
+
+    fn capture(&self) -> Self::Captured {
+        TENANT.with(Cell::get)
+    }
+    fn install(&self, captured: &Self::Captured) -> Self::Saved {
+        TENANT.with(|tenant| tenant.replace(*captured))
+    }
+    fn restore(&self, _: &Self::Captured, saved: Self::Saved) {
+        TENANT.with(|tenant| tenant.set(saved));
+    }
+    /// Outside a tenant there is nothing to carry, so the other tests' snapshots stay free.
+    fn is_empty(&self, captured: &Self::Captured) -> bool {
+        captured.is_none()
+    }
+}
+
+struct RegionCarrier;
+
+impl ctxflow::Carrier for RegionCarrier {
+    type Captured = Option<u64>;
+    type Saved = Option<u64>;
+    const NAME: &'static str = "region";
+    const CATCH_PANICS: bool = false;
+
+    fn capture(&self) -> Self::Captured {
+        REGION.with(Cell::get)
+    }
+    fn install(&self, captured: &Self::Captured) -> Self::Saved {
+        REGION.with(|region| region.replace(*captured))
+    }
+    fn restore(&self, _: &Self::Captured, saved: Self::Saved) {
+        REGION.with(|region| region.set(saved));
+    }
+    fn is_empty(&self, captured: &Self::Captured) -> bool {
+        captured.is_none()
+    }
+}
+
+ctxflow::static_carrier!(TenantCarrier);
+ctxflow::static_carrier!(RegionCarrier);
+
+/// A snapshot taken with two carriers' state, which the thread's own state does not show.
+fn context_with_carried_state() -> Context {
+    TENANT.with(|tenant| tenant.set(Some("acme")));
+    REGION.with(|region| region.set(Some(7)));
+    let cx = context_of(8).run(Context::current);
+    TENANT.with(|tenant| tenant.set(None));
+    REGION.with(|region| region.set(None));
+    cx
+}
+
+fn carried_state() -> (Option<&'static str>, Option<u64>) {
+    (TENANT.with(Cell::get), REGION.with(Cell::get))
+}
+
+#[test]
+fn attaching_a_context_with_carried_state_never_allocates() {
+    let cx = context_with_carried_state();
+    drop(cx.attach());
+    let (count, seen) = allocations(|| {
+        (0..100)
+            .map(|_| {
+                let _guard = cx.attach();
+                carried_state()
+            })
+            .all(|seen| seen == (Some("acme"), Some(7)))
+    });
+    assert_eq!((count, seen), (0, true));
+    assert_eq!(carried_state(), (None, None));
+}
+
+/// What a runtime's poll hooks do around every poll of a task (tokio's task hooks).
+#[test]
+fn entering_a_task_scope_with_carried_state_never_allocates() {
+    use ctxflow::rt::TaskScope;
+
+    let mut scope = TaskScope::new(context_with_carried_state());
+    scope = scope.enter().leave();
+    let (count, seen) = allocations(|| {
+        let mut seen = Vec::with_capacity(100);
+        for _ in 0..100 {
+            let entered = scope.enter();
+            seen.push(carried_state());
+            scope = entered.leave();
+        }
+        seen
+    });
+    assert_eq!(count, 1, "the vector the test collects into");
+    assert!(seen.iter().all(|seen| *seen == (Some("acme"), Some(7))));
+    assert_eq!(carried_state(), (None, None));
+}
+
+/// The same, through tokio's task hooks: a task that polls a hundred times more allocates no
+/// more.
+#[cfg(all(tokio_unstable, feature = "tokio"))]
+#[test]
+fn polling_a_hooked_task_with_carried_state_never_allocates() {
+    use ctxflow::tokio::ContextHooks;
+
+    let runtime = tokio::runtime::Builder::new_current_thread()
+        .carry_context()
+        .build()
+        .unwrap();
+    let cx = context_with_carried_state();
+    let run = |polls: usize| {
+        allocations(|| {
+            runtime.block_on(async {
+                // The state is the task's alone: the thread's own is back before it is polled.
+                let task = {
+                    let _guard = cx.attach();
+                    tokio::spawn(async move {
+                        let mut carried = true;
+                        for _ in 0..polls {
+                            carried &= carried_state() == (Some("acme"), Some(7));
+                            tokio::task::yield_now().await;
+                        }
+                        carried
+                    })
+                };
+                assert_eq!(carried_state(), (None, None));
+                task.await.unwrap()
+            })
+        })
+    };
+    // The runtime's queues and the hooks' tables grow on first use.
+    run(200);
+    let (few, carried_few) = run(10);
+    let (many, carried_many) = run(110);
+    assert!(carried_few && carried_many);
+    assert_eq!(many, few, "allocations of 110 polls, and of 10");
+}

@@ -8,7 +8,10 @@ use std::fmt;
 use std::panic::{self, AssertUnwindSafe};
 use std::sync::Arc;
 
+use smallvec::SmallVec;
+
 use crate::carrier::{self, Captured, Registered};
+use crate::saved::SavedState;
 
 /// Which carriers a capture takes.
 #[derive(Clone, Copy, PartialEq, Eq)]
@@ -84,9 +87,14 @@ fn enter_all<R>(top: &dyn Captured, f: impl FnOnce() -> R) -> R {
 /// [`Context::attach`](crate::Context::attach), and a runtime's poll hooks.
 pub(crate) struct Attached {
     carried: Carried,
-    /// One for each captured state, in the order of install, as far as they were installed.
-    saved: Vec<Option<Box<dyn Any>>>,
+    /// One for each captured state, in the order of install, as far as they were installed:
+    /// inline, as this is built around every poll.
+    saved: SmallVec<[Option<SavedState>; INLINE_CARRIERS]>,
 }
+
+/// How many carriers' saved states an [`Attached`] holds without allocating: the tracing,
+/// OpenTelemetry and Sentry carriers, and one of the application's.
+const INLINE_CARRIERS: usize = 4;
 
 impl Attached {
     /// Installs `carried`, in the order [`Carried::enter`] does. If a carrier panics, the ones
@@ -94,7 +102,7 @@ impl Attached {
     pub(crate) fn install(carried: Carried) -> Self {
         let mut attached = Attached {
             carried: carried.clone(),
-            saved: Vec::new(),
+            saved: SmallVec::new(),
         };
         for captured in carried.each() {
             let saved = captured.install();
@@ -108,16 +116,29 @@ impl Drop for Attached {
     /// Restores every carrier, also after one of them panics; then that panic goes on.
     fn drop(&mut self) {
         let mut first_panic = None;
-        let installed: Vec<_> = self.carried.each().zip(self.saved.drain(..)).collect();
-        for (captured, saved) in installed.into_iter().rev() {
-            let restored = panic::catch_unwind(AssertUnwindSafe(|| captured.restore(saved)));
-            if let Err(payload) = restored {
-                first_panic.get_or_insert(payload);
-            }
-        }
+        let top = self.carried.0.as_deref();
+        restore_in_reverse(top, &mut self.saved.drain(..), &mut first_panic);
         if let Some(payload) = first_panic {
             panic::resume_unwind(payload);
         }
+    }
+}
+
+/// Restores `captured` and the states below it that were installed, the last installed first,
+/// each given the next of `saved`; keeps the first panic. Recursive, so that the list of
+/// captured states, which only links downwards, is not collected to be walked upwards.
+fn restore_in_reverse(
+    captured: Option<&dyn Captured>,
+    saved: &mut impl Iterator<Item = Option<SavedState>>,
+    first_panic: &mut Option<Box<dyn Any + Send>>,
+) {
+    let (Some(captured), Some(state)) = (captured, saved.next()) else {
+        return;
+    };
+    restore_in_reverse(captured.below(), saved, first_panic);
+    let restored = panic::catch_unwind(AssertUnwindSafe(|| captured.restore(state)));
+    if let Err(payload) = restored {
+        first_panic.get_or_insert(payload);
     }
 }
 

@@ -7,6 +7,8 @@ use std::fmt;
 use std::panic::{self, AssertUnwindSafe};
 use std::sync::{Arc, OnceLock};
 
+use crate::saved::SavedState;
+
 /// A piece of ambient state that ctxflow captures with every snapshot and puts back around
 /// every poll and every closure that runs in it: Kotlin's `ThreadContextElement`.
 ///
@@ -66,6 +68,9 @@ pub trait Carrier: Send + Sync + 'static {
     /// The state a snapshot holds: captured once, installed at every poll.
     type Captured: Send + Sync + 'static;
     /// What [`install`](Self::install) replaced, handed back to [`restore`](Self::restore).
+    /// Up to two words are kept without allocating where a guard holds it across a poll
+    /// (tokio's task hooks, [`Context::attach`](crate::Context::attach)); a larger value is
+    /// boxed there, once per poll.
     type Saved: 'static;
     /// The carrier's name, shown in panics and in `Debug` output.
     const NAME: &'static str;
@@ -295,8 +300,8 @@ pub(crate) trait Captured: Send + Sync {
     /// own, panics included.
     fn enter(&self, work: &mut dyn FnMut());
     /// Installs this state alone until [`restore`](Self::restore) is given what this returns.
-    fn install(&self) -> Option<Box<dyn Any>>;
-    fn restore(&self, saved: Option<Box<dyn Any>>);
+    fn install(&self) -> Option<SavedState>;
+    fn restore(&self, saved: Option<SavedState>);
 }
 
 impl<C: Carrier> Registered for C {
@@ -352,16 +357,12 @@ impl<C: Carrier> Captured for Typed<C> {
         below(work)
     }
 
-    fn install(&self) -> Option<Box<dyn Any>> {
-        install(self.carrier, &self.captured).map(|saved| Box::new(saved) as Box<dyn Any>)
+    fn install(&self) -> Option<SavedState> {
+        install(self.carrier, &self.captured).map(SavedState::new)
     }
 
-    fn restore(&self, saved: Option<Box<dyn Any>>) {
-        let saved = saved.map(|saved| {
-            *saved
-                .downcast::<C::Saved>()
-                .expect("a carrier's saved state is of its own type")
-        });
+    fn restore(&self, saved: Option<SavedState>) {
+        let saved = saved.map(SavedState::into_inner::<C::Saved>);
         restore(self.carrier, &self.captured, saved);
     }
 }

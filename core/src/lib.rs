@@ -17,7 +17,7 @@
 //! assert_eq!(std::thread::spawn(job).join().unwrap(), Some(7));
 //! ```
 #![deny(missing_docs)]
-// Denied everywhere but in `native_join`, which says why it needs it.
+// Denied everywhere but in `native_join` and `saved`, which say why they need it.
 #![deny(unsafe_code)]
 #![allow(
     clippy::disallowed_methods,
@@ -41,6 +41,7 @@ mod local;
 mod native_join;
 mod propagation;
 mod rt_scope;
+mod saved;
 mod spawner;
 mod spawner_traits;
 #[cfg(feature = "strict")]
