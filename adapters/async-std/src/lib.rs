@@ -7,8 +7,6 @@
 //!
 //! ctxflow's [`JoinHandle`] wraps async-std's own handle here (see `async_task_join`): a task is
 //! one allocation, as with `task::spawn`.
-#![deny(missing_docs)]
-#![forbid(unsafe_code)]
 #![allow(
     clippy::disallowed_methods,
     reason = "clippy.toml forbids raw spawns to code that uses ctxflow; ctxflow's spawners are built on them"

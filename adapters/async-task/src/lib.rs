@@ -16,8 +16,6 @@
 //!   its context and catches a panic of that drop, and [`Finished`] is the output: if the task
 //!   was aborted, either goes to its handle through `aborted`, a table that only aborted
 //!   tasks ever write to.
-#![deny(missing_docs)]
-#![forbid(unsafe_code)]
 #![allow(
     clippy::disallowed_methods,
     reason = "clippy.toml forbids raw spawns to code that uses ctxflow; ctxflow's spawners are built on them"

@@ -24,8 +24,6 @@
 //! assert_eq!(spawner.block_on(task).unwrap(), Some(3));
 //! assert_eq!(spawner.block_on(closure).unwrap(), Some(3));
 //! ```
-#![deny(missing_docs)]
-#![forbid(unsafe_code)]
 #![allow(
     clippy::disallowed_methods,
     reason = "clippy.toml forbids raw spawns to code that uses ctxflow; ctxflow's spawners are built on them"

@@ -40,8 +40,6 @@
 //!
 //! ThreadPerTask.execute(async { /* runs on a thread of its own, in this context */ });
 //! ```
-#![deny(missing_docs)]
-#![forbid(unsafe_code)]
 #![cfg_attr(docsrs, feature(doc_cfg))]
 
 /// Implements hyper's `Executor` for a [`Spawner`](ctxflow_core::Spawner): each future is a

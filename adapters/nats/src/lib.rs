@@ -47,8 +47,6 @@
 //! This is the `ctxflow-nats` crate, which the `ctxflow` crate re-exports as `ctxflow::nats`
 //! with its feature `nats`.
 #![cfg_attr(docsrs, feature(doc_cfg))]
-#![deny(missing_docs)]
-#![forbid(unsafe_code)]
 
 use async_nats::client::PublishError;
 use async_nats::{Client, HeaderMap, Message, Subject};

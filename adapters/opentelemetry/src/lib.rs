@@ -44,8 +44,6 @@
 //! This is the `ctxflow-opentelemetry` crate, which the `ctxflow` crate re-exports as
 //! `ctxflow::opentelemetry` with its feature `opentelemetry`.
 #![cfg_attr(docsrs, feature(doc_cfg))]
-#![deny(missing_docs)]
-#![forbid(unsafe_code)]
 
 use ::opentelemetry::baggage::BaggageExt;
 use ::opentelemetry::trace::TraceContextExt;

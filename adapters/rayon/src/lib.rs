@@ -35,8 +35,6 @@
 //!     .collect();
 //! assert_eq!(tagged, ["req-123:0", "req-123:1", "req-123:2", "req-123:3"]);
 //! ```
-#![deny(missing_docs)]
-#![forbid(unsafe_code)]
 #![allow(
     clippy::disallowed_methods,
     reason = "clippy.toml forbids raw spawns to code that uses ctxflow; ctxflow's spawners are built on them"

@@ -85,8 +85,6 @@
 //! This is the `ctxflow-sentry` crate, which the `ctxflow` crate re-exports as
 //! `ctxflow::sentry` with its feature `sentry`.
 #![cfg_attr(docsrs, feature(doc_cfg))]
-#![deny(missing_docs)]
-#![forbid(unsafe_code)]
 
 use std::sync::{Arc, Once};
 

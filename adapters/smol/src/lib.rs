@@ -2,8 +2,6 @@
 //!
 //! ctxflow's [`JoinHandle`] wraps smol's own `Task` here (see `async_task_join`): a task is one
 //! allocation, as with `Executor::spawn`, and dropping the handle detaches it.
-#![deny(missing_docs)]
-#![forbid(unsafe_code)]
 #![allow(
     clippy::disallowed_methods,
     reason = "clippy.toml forbids raw spawns to code that uses ctxflow; ctxflow's spawners are built on them"

@@ -58,8 +58,6 @@
 //! `ctxflow::text_map` with its feature `text-map`; its feature `trace-context` is `ctxflow`'s
 //! feature of the same name.
 #![cfg_attr(docsrs, feature(doc_cfg))]
-#![deny(missing_docs)]
-#![forbid(unsafe_code)]
 
 #[cfg(feature = "http")]
 mod header_map;

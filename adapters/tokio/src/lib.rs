@@ -6,8 +6,6 @@
 //!
 //! tokio's own task names need `--cfg tokio_unstable`, so tokio does not receive the name given to
 //! [`spawn_named`](Spawner::spawn_named); [`task_name`](ctxflow_core::task_name) returns it.
-#![deny(missing_docs)]
-#![forbid(unsafe_code)]
 #![allow(
     clippy::disallowed_methods,
     reason = "clippy.toml forbids raw spawns to code that uses ctxflow; ctxflow's spawners are built on them"

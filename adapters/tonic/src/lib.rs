@@ -34,8 +34,6 @@
 //! This is the `ctxflow-tonic` crate, which the `ctxflow` crate re-exports as `ctxflow::grpc`
 //! with its feature `grpc`.
 #![cfg_attr(docsrs, feature(doc_cfg))]
-#![deny(missing_docs)]
-#![forbid(unsafe_code)]
 
 use ctxflow_text_map::ContextPropagator;
 use tonic::service::Interceptor;

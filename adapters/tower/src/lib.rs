@@ -51,8 +51,6 @@
 //! This is the `ctxflow-tower` crate, which the `ctxflow` crate re-exports as `ctxflow::tower`
 //! with its feature `tower`; its feature `trace-context` is `ctxflow`'s feature of the same name.
 #![cfg_attr(docsrs, feature(doc_cfg))]
-#![deny(missing_docs)]
-#![forbid(unsafe_code)]
 
 mod client;
 mod request_id;

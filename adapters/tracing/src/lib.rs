@@ -61,8 +61,6 @@
 //! `ctxflow::tracing` with its feature `tracing`; applications add `ctxflow` rather than this
 //! crate.
 #![cfg_attr(docsrs, feature(doc_cfg))]
-#![deny(missing_docs)]
-#![forbid(unsafe_code)]
 
 mod format;
 mod record;
