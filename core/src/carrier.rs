@@ -7,7 +7,7 @@ use std::fmt;
 use std::panic::{self, AssertUnwindSafe};
 use std::sync::{Arc, OnceLock};
 
-use crate::saved::SavedState;
+use crate::captured::{self, Captured};
 
 /// A piece of ambient state that ctxflow captures with every snapshot and puts back around
 /// every poll and every closure that runs in it: Kotlin's `ThreadContextElement`.
@@ -68,9 +68,8 @@ pub trait Carrier: Send + Sync + 'static {
     /// The state a snapshot holds: captured once, installed at every poll.
     type Captured: Send + Sync + 'static;
     /// What [`install`](Self::install) replaced, handed back to [`restore`](Self::restore).
-    /// Up to two words are kept without allocating where a guard holds it across a poll
-    /// (tokio's task hooks, [`Context::attach`](crate::Context::attach)); a larger value is
-    /// boxed there, once per poll.
+    /// Up to two words are kept in place, without allocating, until the restore; a larger
+    /// value is boxed, once per poll.
     type Saved: 'static;
     /// The carrier's name, shown in panics and in `Debug` output.
     const NAME: &'static str;
@@ -290,184 +289,69 @@ pub(crate) trait Registered: Any + Send + Sync {
     fn capture(&'static self, below: Option<Arc<dyn Captured>>) -> Option<Arc<dyn Captured>>;
 }
 
-/// One carrier's captured state, whatever its type, and the state of the carriers installed
-/// after it: a list shared by every snapshot that holds it.
-pub(crate) trait Captured: Send + Sync {
-    fn name(&self) -> &'static str;
-    /// The state of the carrier installed next.
-    fn below(&self) -> Option<&dyn Captured>;
-    /// Installs the state, and every state below it, runs `work`, and restores the thread's
-    /// own, panics included.
-    fn enter(&self, work: &mut dyn FnMut());
-    /// Installs this state alone until [`restore`](Self::restore) is given what this returns.
-    fn install(&self) -> Option<SavedState>;
-    fn restore(&self, saved: Option<SavedState>);
-}
-
 impl<C: Carrier> Registered for C {
     fn flows(&self) -> bool {
         C::FLOWS
     }
 
     fn capture(&'static self, below: Option<Arc<dyn Captured>>) -> Option<Arc<dyn Captured>> {
-        let captured = capture(self);
-        if matches!(&captured, Ok(state) if self.is_empty(state)) {
-            return below;
-        }
-        Some(Arc::new(Typed {
-            carrier: self,
-            captured,
-            below,
-        }))
+        captured::capture(self, below)
     }
 }
 
-struct Typed<C: Carrier> {
-    carrier: &'static C,
-    captured: Capture<C>,
-    below: Option<Arc<dyn Captured>>,
-}
-
-impl<C: Carrier> Captured for Typed<C> {
-    fn name(&self) -> &'static str {
-        C::NAME
-    }
-
-    fn below(&self) -> Option<&dyn Captured> {
-        self.below.as_deref()
-    }
-
-    #[inline]
-    fn enter(&self, work: &mut dyn FnMut()) {
-        let below = |work: &mut dyn FnMut()| match &self.below {
-            Some(below) => below.enter(work),
-            None => work(),
-        };
-        // A carrier that catches nothing is called directly: `install` keeps the failure
-        // paths, and is not inlined.
-        if let (false, Ok(captured)) = (C::CATCH_PANICS, &self.captured) {
-            let _restore = Unchecked {
-                carrier: self.carrier,
-                captured,
-                saved: Some(self.carrier.install(captured)),
-            };
-            return below(work);
-        }
-        let _entered = enter(self.carrier, &self.captured);
-        below(work)
-    }
-
-    fn install(&self) -> Option<SavedState> {
-        install(self.carrier, &self.captured).map(SavedState::new)
-    }
-
-    fn restore(&self, saved: Option<SavedState>) {
-        let saved = saved.map(SavedState::into_inner::<C::Saved>);
-        restore(self.carrier, &self.captured, saved);
-    }
-}
-
-/// Restores a carrier that catches no panics, when dropped.
-struct Unchecked<'a, C: Carrier> {
-    carrier: &'a C,
-    captured: &'a C::Captured,
-    saved: Option<C::Saved>,
-}
-
-impl<C: Carrier> Drop for Unchecked<'_, C> {
-    #[inline]
-    fn drop(&mut self) {
-        if let Some(saved) = self.saved.take() {
-            self.carrier.restore(self.captured, saved);
-        }
-    }
-}
-
-/// What capturing a carrier gave: its state, or the message of the panic that stopped it,
-/// raised again where the state would have been installed.
-pub(crate) type Capture<C> = Result<<C as Carrier>::Captured, CaptureFailed>;
-
-#[derive(Clone, Debug)]
-pub(crate) struct CaptureFailed(String);
-
-/// Captures `carrier`'s state; a panic is kept, to be the panic of the work that runs in it.
+/// Captures `carrier`'s state; a panic is kept as its message, to be raised again, with the
+/// carrier's name, where the state would have been installed ([`capture_failed`]).
 #[inline]
-pub(crate) fn capture<C: Carrier>(carrier: &C) -> Capture<C> {
+pub(crate) fn capture<C: Carrier>(carrier: &C) -> Result<C::Captured, String> {
     panic::catch_unwind(AssertUnwindSafe(|| carrier.capture()))
-        .map_err(|payload| CaptureFailed(message(&*payload)))
+        .map_err(|payload| message(&*payload))
 }
 
-/// Keeps a carrier's state installed on this thread; restores the thread's own when dropped.
-pub(crate) struct Entered<'a, C: Carrier> {
-    carrier: &'a C,
-    captured: &'a Capture<C>,
-    saved: Option<C::Saved>,
-}
-
-/// Installs `captured` until the guard drops.
+/// Installs `captured` inside `catch_unwind`, for a carrier that asks for it; returns what it
+/// replaced, for [`restore_catching`].
 ///
 /// # Panics
-/// See [`install`].
-#[inline]
-pub(crate) fn enter<'a, C: Carrier>(carrier: &'a C, captured: &'a Capture<C>) -> Entered<'a, C> {
-    Entered {
-        carrier,
-        captured,
-        saved: install(carrier, captured),
+/// When the install panicked, with the carrier's name; nothing is installed. Not while the
+/// thread is already panicking: then the state is left out, and `None` says so.
+pub(crate) fn install_catching<C: Carrier>(
+    carrier: &C,
+    captured: &C::Captured,
+) -> Option<C::Saved> {
+    match panic::catch_unwind(AssertUnwindSafe(|| carrier.install(captured))) {
+        Ok(saved) => Some(saved),
+        Err(payload) => failed_unless_panicking::<C>("installing", &message(&*payload)),
     }
 }
 
-impl<C: Carrier> Drop for Entered<'_, C> {
-    #[inline]
-    fn drop(&mut self) {
-        restore(self.carrier, self.captured, self.saved.take());
-    }
-}
-
-/// Installs `captured`; returns what it replaced, for [`restore`].
+/// Where a carrier whose capture panicked would have been installed.
 ///
 /// # Panics
-/// When the capture or the install panicked, with the carrier's name; nothing is installed.
-/// Not while the thread is already panicking: then the state is left out, and `None` says so.
-#[inline]
-pub(crate) fn install<C: Carrier>(carrier: &C, captured: &Capture<C>) -> Option<C::Saved> {
-    if let (false, Ok(captured)) = (C::CATCH_PANICS, captured) {
-        return Some(carrier.install(captured));
-    }
-    let failure = match captured {
-        Ok(captured) => match panic::catch_unwind(AssertUnwindSafe(|| carrier.install(captured))) {
-            Ok(saved) => return Some(saved),
-            Err(payload) => ("installing", message(&*payload)),
-        },
-        Err(CaptureFailed(message)) => ("capturing", message.clone()),
-    };
-    // A future dropped while its task unwinds is dropped inside its context: a second panic
-    // there would abort the process, so the state is left out, and the first panic goes on.
-    if std::thread::panicking() {
-        return None;
-    }
-    failed::<C>(failure.0, &failure.1)
+/// With the capture's message and the carrier's name, unless the thread is already panicking.
+#[cold]
+pub(crate) fn capture_failed<C: Carrier>(message: &str) {
+    failed_unless_panicking::<C>("capturing", message);
 }
 
-/// Puts back what [`install`] replaced.
+/// Puts back what [`install_catching`] replaced, inside `catch_unwind`.
 ///
 /// # Panics
 /// When the restore panicked, with the carrier's name; not while the thread is already
 /// panicking, when a second panic would abort (the hook has printed this one already).
-#[inline]
-pub(crate) fn restore<C: Carrier>(carrier: &C, captured: &Capture<C>, saved: Option<C::Saved>) {
-    let (Ok(captured), Some(saved)) = (captured, saved) else {
-        return;
-    };
-    if !C::CATCH_PANICS {
-        return carrier.restore(captured, saved);
-    }
+pub(crate) fn restore_catching<C: Carrier>(carrier: &C, captured: &C::Captured, saved: C::Saved) {
     let restored = panic::catch_unwind(AssertUnwindSafe(|| carrier.restore(captured, saved)));
     if let Err(payload) = restored {
-        if !std::thread::panicking() {
-            failed::<C>("restoring", &message(&*payload));
-        }
+        failed_unless_panicking::<C>("restoring", &message(&*payload));
     }
+}
+
+/// A future dropped while its task unwinds is dropped inside its context: a second panic there
+/// would abort the process, so the carrier's state is left out, and the first panic goes on.
+#[cold]
+fn failed_unless_panicking<C: Carrier>(doing: &str, message: &str) -> Option<C::Saved> {
+    if std::thread::panicking() {
+        return None;
+    }
+    failed::<C>(doing, message)
 }
 
 #[cold]

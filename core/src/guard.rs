@@ -12,7 +12,8 @@ use std::fmt;
 use std::marker::PhantomData;
 use std::panic::{self, AssertUnwindSafe};
 
-use crate::carried::Attached;
+use crate::captured::Attached;
+use crate::carried::Carried;
 use crate::context::Context;
 use crate::current::{self, Scope};
 
@@ -64,7 +65,7 @@ impl ContextGuard {
         };
         // If a carrier panics, the guard drops: the ones installed before it and the
         // variables are restored.
-        guard.carried = carried.map(Attached::install);
+        guard.carried = carried.and_then(Carried::attach);
         guard
     }
 }

@@ -17,7 +17,7 @@
 //! assert_eq!(std::thread::spawn(job).join().unwrap(), Some(7));
 //! ```
 #![deny(missing_docs)]
-// Denied everywhere but in `native_join` and `saved`, which say why they need it.
+// Denied everywhere but in `native_join` and `captured`, which say why they need it.
 #![deny(unsafe_code)]
 #![allow(
     clippy::disallowed_methods,
@@ -25,6 +25,7 @@
 )]
 #![cfg_attr(docsrs, feature(doc_cfg))]
 
+mod captured;
 mod carried;
 mod carrier;
 mod context;
@@ -41,7 +42,6 @@ mod local;
 mod native_join;
 mod propagation;
 mod rt_scope;
-mod saved;
 mod spawner;
 mod spawner_traits;
 #[cfg(feature = "strict")]

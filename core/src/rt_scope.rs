@@ -3,7 +3,8 @@
 use std::fmt;
 use std::panic::{self, AssertUnwindSafe};
 
-use crate::carried::{Attached, Carried};
+use crate::captured::Attached;
+use crate::carried::Carried;
 use crate::current::{self, Scope};
 use crate::handoff::Handoff;
 use crate::Context;
@@ -45,9 +46,9 @@ impl TaskScope {
         current::exchange(&mut scope);
         let attached = match carried.is_empty() {
             true => None,
-            false => {
-                panic::catch_unwind(AssertUnwindSafe(|| Attached::install(carried.clone()))).ok()
-            }
+            false => panic::catch_unwind(AssertUnwindSafe(|| carried.clone().attach()))
+                .ok()
+                .flatten(),
         };
         EnteredScope {
             entered: Some(Entered {
