@@ -12,6 +12,8 @@
 //! The same variants also run once each under `valgrind --tool=callgrind`, which counts
 //! instructions the same on a loaded machine as on an idle one: `--polls N VARIANT` polls one
 //! variant's future N times; two runs with different counts give one poll, start-up aside.
+//! `--tasks VARIANT` spawns ten thousand tasks from inside a span, as `benches/memory.rs
+//! --workload` does outside any, carried by `instrument` (`raw`) or by ctxflow (`ctxflow`).
 
 mod common;
 
@@ -145,8 +147,57 @@ fn polls(c: &mut Bench) {
     }
 }
 
+/// Tasks in one `--tasks` run, and the yields each makes, as in `benches/memory.rs`.
+const TASKS: usize = 10_000;
+const YIELDS: usize = 10;
+
+/// Spawns `TASKS` tasks of eleven polls each on a tokio current-thread runtime from inside a
+/// span, and awaits them: `raw` spawns with tokio and carries the span with `instrument`,
+/// `ctxflow` spawns with ctxflow, which carries it; `none` only starts the runtime.
+fn spawn_in_span(variant: &str) {
+    async fn work() {
+        for _ in 0..YIELDS {
+            tokio::task::yield_now().await;
+        }
+    }
+
+    let _subscriber = tracing::subscriber::set_default(tracing_subscriber::registry());
+    let runtime = tokio::runtime::Builder::new_current_thread()
+        .build()
+        .expect("a tokio runtime");
+    let spawner = ctxflow::tokio::TokioSpawner::from(runtime.handle().clone());
+    let span = tracing::info_span!("request", route = "/orders");
+    let driver = async {
+        match variant {
+            "none" => {}
+            "raw" => {
+                #[allow(clippy::disallowed_methods, reason = "the raw spawn is the baseline")]
+                let handles: Vec<_> = (0..TASKS)
+                    .map(|_| tokio::spawn(work().instrument(tracing::Span::current())))
+                    .collect();
+                for handle in handles {
+                    handle.await.expect("the task ends");
+                }
+            }
+            "ctxflow" => {
+                use ctxflow::Spawner as _;
+                let handles: Vec<_> = (0..TASKS).map(|_| spawner.spawn(work())).collect();
+                for handle in handles {
+                    handle.await.expect("the task ends");
+                }
+            }
+            _ => panic!("unknown variant {variant}: none, raw or ctxflow"),
+        }
+    };
+    runtime.block_on(driver.instrument(span).in_context(request_context()));
+}
+
 fn main() {
     let args: Vec<String> = std::env::args().collect();
+    if let Some(at) = args.iter().position(|arg| arg == "--tasks") {
+        spawn_in_span(&args[at + 1]);
+        return;
+    }
     if let Some(at) = args.iter().position(|arg| arg == "--polls") {
         let polls = args[at + 1].parse().expect("--polls takes a number");
         prepare(&args[at + 2]).poll_times(polls);

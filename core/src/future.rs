@@ -137,6 +137,19 @@ impl<T> WithContext<T> {
     /// ```
     #[inline(always)]
     pub fn run_inner<R>(self: Pin<&mut Self>, f: impl FnOnce(Pin<&mut T>) -> R) -> R {
+        if self.carried.is_empty() {
+            let this = self.project();
+            let _installed = Installed::new(this.scope);
+            f(this.inner.as_pin_mut().expect(DROPPED))
+        } else {
+            self.run_inner_carrying(f)
+        }
+    }
+
+    // Out of line, so that a poll with nothing carried, as every poll outside a span is, keeps
+    // the code it had before carriers existed; the carriers' path is one call away.
+    #[inline(never)]
+    fn run_inner_carrying<R>(self: Pin<&mut Self>, f: impl FnOnce(Pin<&mut T>) -> R) -> R {
         let this = self.project();
         let _installed = Installed::new(this.scope);
         let inner = this.inner.as_pin_mut().expect(DROPPED);
