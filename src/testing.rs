@@ -202,8 +202,8 @@ where
 
 /// Runs one async test body, which need not be `Send`, on the local executor of every enabled
 /// runtime in turn, all inside the calling test: a tokio `LocalSet` on a current-thread runtime,
-/// a smol `LocalExecutor`, async-std's `spawn_local`. The body runs on the test thread in an
-/// empty context and gets the runtime's local spawner. A test that runs one body per runtime is
+/// a smol `LocalExecutor`, async-std's `spawn_local`, a compio runtime. The body runs on the test
+/// thread in an empty context and gets the runtime's local spawner. A test that runs one body per runtime is
 /// better written with [`each_local_runtime!`](crate::testing::each_local_runtime!), which gives
 /// each runtime its own test.
 ///
@@ -252,6 +252,9 @@ pub enum LocalRuntime {
     /// async-std's `spawn_local`.
     #[cfg(feature = "async-std")]
     AsyncStdLocal,
+    /// A compio runtime, on io_uring or on its polling driver, whichever compio chooses.
+    #[cfg(feature = "compio")]
+    CompioLocal,
     /// A futures `LocalPool` (feature `futures-executor`); as
     /// [`Runtime::FuturesThreadPool`], not in [`all`](Self::all).
     #[cfg(feature = "futures-executor")]
@@ -268,6 +271,8 @@ impl LocalRuntime {
             LocalRuntime::SmolLocal,
             #[cfg(feature = "async-std")]
             LocalRuntime::AsyncStdLocal,
+            #[cfg(feature = "compio")]
+            LocalRuntime::CompioLocal,
         ]
     }
 
@@ -280,6 +285,8 @@ impl LocalRuntime {
             LocalRuntime::SmolLocal => "smol (LocalExecutor)",
             #[cfg(feature = "async-std")]
             LocalRuntime::AsyncStdLocal => "async-std (spawn_local)",
+            #[cfg(feature = "compio")]
+            LocalRuntime::CompioLocal => "compio",
             #[cfg(feature = "futures-executor")]
             LocalRuntime::FuturesLocalPool => "futures (LocalPool)",
         }
@@ -314,6 +321,12 @@ impl LocalRuntime {
             LocalRuntime::AsyncStdLocal => {
                 let spawner = crate::async_std::AsyncStdLocalSpawner;
                 ::async_std::task::block_on(body(spawner.into()).in_context(Context::empty()));
+            }
+            #[cfg(feature = "compio")]
+            LocalRuntime::CompioLocal => {
+                let runtime = ::compio::runtime::Runtime::new().expect("start a compio runtime");
+                let spawner = crate::compio::CompioLocalSpawner;
+                runtime.block_on(body(spawner.into()).in_context(Context::empty()));
             }
             #[cfg(feature = "futures-executor")]
             LocalRuntime::FuturesLocalPool => {
