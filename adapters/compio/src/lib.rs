@@ -112,7 +112,9 @@ impl CompioLocalSpawner {
     ///
     /// let runtime = compio::runtime::Runtime::new().unwrap();
     /// let context = Context::empty().with_value(&TENANT, "acme");
-    /// let seen = runtime.block_on(CompioLocalSpawner.spawn_blocking_in(context, || TENANT.get()));
+    /// let seen = runtime.block_on(async {
+    ///     CompioLocalSpawner.spawn_blocking_in(context, || TENANT.get()).await
+    /// });
     /// assert_eq!(seen.unwrap(), Some("acme"));
     /// ```
     pub fn spawn_blocking_in<F, R>(&self, context: Context, f: F) -> JoinHandle<R>
