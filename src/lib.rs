@@ -184,7 +184,8 @@ pub use ctxflow_tracing as tracing;
     feature = "opentelemetry",
     feature = "tower",
     feature = "trace-context",
-    feature = "nats"
+    feature = "nats",
+    feature = "compio"
 ))]
 mod guides {
     #[doc = include_str!("../README.md")]
