@@ -117,6 +117,10 @@ fn dropping_the_runtime_drops_its_pending_tasks_inside_their_contexts() {
     let runtime = default_runtime();
     let (dropped, dropped_in) = oneshot::channel();
     let (started, on_start) = oneshot::channel();
+    #[allow(
+        clippy::async_yields_async,
+        reason = "the handle is read once the runtime is gone"
+    )]
     let pending = runtime.block_on(async {
         let _token = REQUEST_ID.set("req-pending");
         let probe = Probe(Some(dropped));
