@@ -124,6 +124,15 @@ impl Runtime {
     {
         // An empty context, not the test thread's: a current-thread runtime polls on the test
         // thread, where a leftover context would hide missing propagation.
+        #[cfg_attr(
+            not(any(
+                feature = "tokio",
+                feature = "smol",
+                feature = "async-std",
+                feature = "futures-executor"
+            )),
+            allow(unused_variables)
+        )]
         let spawn = |spawner: AnySpawner| spawner.spawn_in(Context::empty(), body(spawner.clone()));
         match self {
             #[cfg(feature = "tokio")]
@@ -181,12 +190,14 @@ impl Runtime {
 ///
 /// # Panics
 /// When the body panics on any runtime, after trying them all, naming each runtime that failed
-/// and its panic message.
+/// and its panic message. When no runtime is enabled (a build with only `compio`, whose tasks
+/// are all local), rather than pass without running the body.
 pub fn each_runtime<B, Fut>(body: B)
 where
     B: Fn(AnySpawner) -> Fut,
     Fut: Future<Output = ()> + Send + 'static,
 {
+    assert!(!Runtime::all().is_empty(), "{NO_RUNTIME}");
     let outcomes = Runtime::all().iter().map(|runtime| {
         let outcome = panic::catch_unwind(AssertUnwindSafe(|| runtime.run(&body)));
         let outcome = match outcome {
@@ -209,7 +220,7 @@ where
 ///
 /// # Panics
 /// When the body panics on any runtime, after trying them all, naming each runtime that failed
-/// and its panic message.
+/// and its panic message. When no runtime is enabled, rather than pass without running the body.
 ///
 /// ```
 /// use std::rc::Rc;
@@ -229,6 +240,7 @@ where
     B: Fn(AnyLocalSpawner) -> Fut,
     Fut: Future<Output = ()> + 'static,
 {
+    assert!(!LocalRuntime::all().is_empty(), "{NO_LOCAL_RUNTIME}");
     let outcomes = LocalRuntime::all().iter().map(|runtime| {
         let outcome = panic::catch_unwind(AssertUnwindSafe(|| runtime.run(&body)));
         (
@@ -338,6 +350,15 @@ impl LocalRuntime {
         }
     }
 }
+
+/// The panic message of [`each_runtime()`] in a build that enables no runtime to run it on.
+const NO_RUNTIME: &str = "ctxflow::testing::each_runtime: no runtime is enabled to run the \
+    body on: enable ctxflow's `tokio`, `smol` or `async-std` feature (compio's tasks are local: \
+    use `each_local_runtime`)";
+
+/// The panic message of [`each_local_runtime()`] in a build that enables no runtime.
+const NO_LOCAL_RUNTIME: &str = "ctxflow::testing::each_local_runtime: no runtime is enabled to \
+    run the body on: enable ctxflow's `tokio`, `smol`, `async-std` or `compio` feature";
 
 /// What the test macros expand to; not an API.
 #[doc(hidden)]
