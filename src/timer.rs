@@ -12,8 +12,8 @@ use std::time::Instant;
 
 use pin_project_lite::pin_project;
 
-/// The panic message of a timer polled where no runtime can drive it; only a build with tokio and
-/// neither smol nor async-std can get there, since async-io's timer runs under any executor.
+/// The panic message of a timer polled where no runtime can drive it; only a build with neither
+/// smol nor async-std can get there, since async-io's timer runs under any executor.
 #[cfg_attr(any(feature = "smol", feature = "async-std"), allow(dead_code))]
 pub(crate) const NO_TIMER: &str = "ctxflow::time: no runtime drives timers on this thread: \
     await the timer inside a tokio runtime (built with `enable_time()` or `enable_all()`) \
@@ -37,8 +37,9 @@ impl Driver {
     /// the task on its own thread; else async-io's.
     ///
     /// # Panics
-    /// With [`NO_TIMER`] outside a tokio runtime when neither smol nor async-std is enabled. Inside
-    /// a tokio runtime built without timers, tokio's own panic says to call `enable_time`.
+    /// With [`NO_TIMER`] outside a tokio or compio runtime when neither smol nor async-std is
+    /// enabled. Inside a tokio runtime built without timers, tokio's own panic says to call
+    /// `enable_time`.
     pub(crate) fn current() -> Driver {
         #[cfg(feature = "tokio")]
         if ::tokio::runtime::Handle::try_current().is_ok() {
