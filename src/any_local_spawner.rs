@@ -86,4 +86,5 @@ builtin_local_spawners! {
     "tokio" => crate::tokio::TokioLocalSpawner,
     "smol" => crate::smol::SmolLocalSpawner,
     "async-std" => crate::async_std::AsyncStdLocalSpawner,
+    "compio" => crate::compio::CompioLocalSpawner,
 }

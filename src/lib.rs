@@ -65,12 +65,22 @@ mod any_local_spawner;
 mod any_spawner;
 #[cfg(any(feature = "tokio", feature = "smol", feature = "async-std"))]
 mod default_spawner;
-#[cfg(any(feature = "tokio", feature = "smol", feature = "async-std"))]
+#[cfg(any(
+    feature = "tokio",
+    feature = "smol",
+    feature = "async-std",
+    feature = "compio"
+))]
 mod timer;
 
 #[cfg(feature = "testing")]
 pub mod testing;
-#[cfg(any(feature = "tokio", feature = "smol", feature = "async-std"))]
+#[cfg(any(
+    feature = "tokio",
+    feature = "smol",
+    feature = "async-std",
+    feature = "compio"
+))]
 pub mod time;
 
 pub use any_spawner::AnySpawner;
@@ -120,6 +130,9 @@ pub use ctxflow_async_std as async_std;
 #[cfg(any(feature = "smol", feature = "async-std"))]
 #[doc(inline)]
 pub use ctxflow_async_task as async_task;
+#[cfg(feature = "compio")]
+#[doc(inline)]
+pub use ctxflow_compio as compio;
 #[cfg(feature = "futures-executor")]
 #[doc(inline)]
 pub use ctxflow_futures as futures;
@@ -171,7 +184,8 @@ pub use ctxflow_tracing as tracing;
     feature = "opentelemetry",
     feature = "tower",
     feature = "trace-context",
-    feature = "nats"
+    feature = "nats",
+    feature = "compio"
 ))]
 mod guides {
     #[doc = include_str!("../README.md")]

@@ -124,6 +124,15 @@ impl Runtime {
     {
         // An empty context, not the test thread's: a current-thread runtime polls on the test
         // thread, where a leftover context would hide missing propagation.
+        #[cfg_attr(
+            not(any(
+                feature = "tokio",
+                feature = "smol",
+                feature = "async-std",
+                feature = "futures-executor"
+            )),
+            allow(unused_variables)
+        )]
         let spawn = |spawner: AnySpawner| spawner.spawn_in(Context::empty(), body(spawner.clone()));
         match self {
             #[cfg(feature = "tokio")]
@@ -181,12 +190,14 @@ impl Runtime {
 ///
 /// # Panics
 /// When the body panics on any runtime, after trying them all, naming each runtime that failed
-/// and its panic message.
+/// and its panic message. When no runtime is enabled (a build with only `compio`, whose tasks
+/// are all local), rather than pass without running the body.
 pub fn each_runtime<B, Fut>(body: B)
 where
     B: Fn(AnySpawner) -> Fut,
     Fut: Future<Output = ()> + Send + 'static,
 {
+    assert!(!Runtime::all().is_empty(), "{NO_RUNTIME}");
     let outcomes = Runtime::all().iter().map(|runtime| {
         let outcome = panic::catch_unwind(AssertUnwindSafe(|| runtime.run(&body)));
         let outcome = match outcome {
@@ -202,14 +213,14 @@ where
 
 /// Runs one async test body, which need not be `Send`, on the local executor of every enabled
 /// runtime in turn, all inside the calling test: a tokio `LocalSet` on a current-thread runtime,
-/// a smol `LocalExecutor`, async-std's `spawn_local`. The body runs on the test thread in an
-/// empty context and gets the runtime's local spawner. A test that runs one body per runtime is
+/// a smol `LocalExecutor`, async-std's `spawn_local`, a compio runtime. The body runs on the test
+/// thread in an empty context and gets the runtime's local spawner. A test that runs one body per runtime is
 /// better written with [`each_local_runtime!`](crate::testing::each_local_runtime!), which gives
 /// each runtime its own test.
 ///
 /// # Panics
 /// When the body panics on any runtime, after trying them all, naming each runtime that failed
-/// and its panic message.
+/// and its panic message. When no runtime is enabled, rather than pass without running the body.
 ///
 /// ```
 /// use std::rc::Rc;
@@ -229,6 +240,7 @@ where
     B: Fn(AnyLocalSpawner) -> Fut,
     Fut: Future<Output = ()> + 'static,
 {
+    assert!(!LocalRuntime::all().is_empty(), "{NO_LOCAL_RUNTIME}");
     let outcomes = LocalRuntime::all().iter().map(|runtime| {
         let outcome = panic::catch_unwind(AssertUnwindSafe(|| runtime.run(&body)));
         (
@@ -252,6 +264,9 @@ pub enum LocalRuntime {
     /// async-std's `spawn_local`.
     #[cfg(feature = "async-std")]
     AsyncStdLocal,
+    /// A compio runtime, on io_uring or on its polling driver, whichever compio chooses.
+    #[cfg(feature = "compio")]
+    CompioLocal,
     /// A futures `LocalPool` (feature `futures-executor`); as
     /// [`Runtime::FuturesThreadPool`], not in [`all`](Self::all).
     #[cfg(feature = "futures-executor")]
@@ -268,6 +283,8 @@ impl LocalRuntime {
             LocalRuntime::SmolLocal,
             #[cfg(feature = "async-std")]
             LocalRuntime::AsyncStdLocal,
+            #[cfg(feature = "compio")]
+            LocalRuntime::CompioLocal,
         ]
     }
 
@@ -280,6 +297,8 @@ impl LocalRuntime {
             LocalRuntime::SmolLocal => "smol (LocalExecutor)",
             #[cfg(feature = "async-std")]
             LocalRuntime::AsyncStdLocal => "async-std (spawn_local)",
+            #[cfg(feature = "compio")]
+            LocalRuntime::CompioLocal => "compio",
             #[cfg(feature = "futures-executor")]
             LocalRuntime::FuturesLocalPool => "futures (LocalPool)",
         }
@@ -315,6 +334,12 @@ impl LocalRuntime {
                 let spawner = crate::async_std::AsyncStdLocalSpawner;
                 ::async_std::task::block_on(body(spawner.into()).in_context(Context::empty()));
             }
+            #[cfg(feature = "compio")]
+            LocalRuntime::CompioLocal => {
+                let runtime = ::compio::runtime::Runtime::new().expect("start a compio runtime");
+                let spawner = crate::compio::CompioLocalSpawner;
+                runtime.block_on(body(spawner.into()).in_context(Context::empty()));
+            }
             #[cfg(feature = "futures-executor")]
             LocalRuntime::FuturesLocalPool => {
                 let mut pool = ::futures_executor::LocalPool::new();
@@ -325,6 +350,15 @@ impl LocalRuntime {
         }
     }
 }
+
+/// The panic message of [`each_runtime()`] in a build that enables no runtime to run it on.
+const NO_RUNTIME: &str = "ctxflow::testing::each_runtime: no runtime is enabled to run the \
+    body on: enable ctxflow's `tokio`, `smol` or `async-std` feature (compio's tasks are local: \
+    use `each_local_runtime`)";
+
+/// The panic message of [`each_local_runtime()`] in a build that enables no runtime.
+const NO_LOCAL_RUNTIME: &str = "ctxflow::testing::each_local_runtime: no runtime is enabled to \
+    run the body on: enable ctxflow's `tokio`, `smol`, `async-std` or `compio` feature";
 
 /// What the test macros expand to; not an API.
 #[doc(hidden)]

@@ -9,6 +9,8 @@
 //! - inside a tokio runtime, `tokio::time`, so `tokio::time::pause` and `advance` move them too
 //!   (also when smol or async-std is enabled as well: a feature enabled elsewhere in the build
 //!   never moves tokio code off tokio's timer);
+//! - inside a compio runtime, compio's timer, which wakes the task on the runtime's own thread
+//!   (feature `compio`);
 //! - anywhere else, async-io's timer, the one smol and async-std drive (feature `smol` or
 //!   `async-std`); it also runs under executors with no timer of their own, such as
 //!   `futures::executor`.
@@ -46,8 +48,12 @@
 //!   now, as tokio's does: nothing overflows, and the timer does not fire.
 //! - A deadline that has passed when the timer is first polled (a zero duration) yields to the
 //!   scheduler once, then completes: at most one yield, whichever runtime.
-//! - Outside any runtime, with tokio the only runtime feature enabled, the first poll panics
-//!   with a message that says to await the timer inside a tokio runtime or enable `smol`.
+//! - Outside any runtime, with neither `smol` nor `async-std` enabled, the first poll panics
+//!   with a message that says to await the timer inside a tokio or compio runtime or enable
+//!   `smol`.
+//! - A timer first polled on a compio runtime's thread stays tied to that thread: polled on
+//!   another thread (possible only for a timer polled by hand, then sent), it panics naming the
+//!   cause.
 //!   Inside a tokio runtime built without timers, tokio's own panic says to call `enable_time`
 //!   (the runtimes ctxflow builds have them).
 

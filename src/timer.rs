@@ -1,5 +1,6 @@
 //! The runtime timers behind [`ctxflow::time`](crate::time): tokio's own on a thread that runs
-//! inside a tokio runtime, async-io's (the timer smol and async-std both drive) anywhere else.
+//! inside a tokio runtime, compio's on a thread that runs a compio runtime, async-io's (the timer
+//! smol and async-std both drive) anywhere else.
 //!
 //! Each runtime feature adds its timer here; what a sleep, a timeout or an interval does with it
 //! lives in `src/time`.
@@ -11,18 +12,20 @@ use std::time::Instant;
 
 use pin_project_lite::pin_project;
 
-/// The panic message of a timer polled where no runtime can drive it; only a build with tokio and
-/// neither smol nor async-std can get there, since async-io's timer runs under any executor.
+/// The panic message of a timer polled where no runtime can drive it; only a build with neither
+/// smol nor async-std can get there, since async-io's timer runs under any executor.
 #[cfg_attr(any(feature = "smol", feature = "async-std"), allow(dead_code))]
 pub(crate) const NO_TIMER: &str = "ctxflow::time: no runtime drives timers on this thread: \
-    await the timer inside a tokio runtime (built with `enable_time()` or `enable_all()`), \
-    or enable ctxflow's `smol` feature, whose timer runs under any executor";
+    await the timer inside a tokio runtime (built with `enable_time()` or `enable_all()`) \
+    or a compio runtime, or enable ctxflow's `smol` feature, whose timer runs under any executor";
 
 /// The timer of whichever runtime polls a ctxflow timer first.
 #[derive(Clone, Copy, Debug)]
 pub(crate) enum Driver {
     #[cfg(feature = "tokio")]
     Tokio,
+    #[cfg(feature = "compio")]
+    Compio,
     #[cfg(any(feature = "smol", feature = "async-std"))]
     AsyncIo,
 }
@@ -30,15 +33,21 @@ pub(crate) enum Driver {
 impl Driver {
     /// The timer for a ctxflow timer polled here: tokio's inside a tokio runtime, whatever else is
     /// enabled, so that enabling smol somewhere in the build never moves tokio code off tokio's
-    /// timer (and off its paused test clock); else async-io's.
+    /// timer (and off its paused test clock); else compio's inside a compio runtime, which wakes
+    /// the task on its own thread; else async-io's.
     ///
     /// # Panics
-    /// With [`NO_TIMER`] outside a tokio runtime when neither smol nor async-std is enabled. Inside
-    /// a tokio runtime built without timers, tokio's own panic says to call `enable_time`.
+    /// With [`NO_TIMER`] outside a tokio or compio runtime when neither smol nor async-std is
+    /// enabled. Inside a tokio runtime built without timers, tokio's own panic says to call
+    /// `enable_time`.
     pub(crate) fn current() -> Driver {
         #[cfg(feature = "tokio")]
         if ::tokio::runtime::Handle::try_current().is_ok() {
             return Driver::Tokio;
+        }
+        #[cfg(feature = "compio")]
+        if ::compio::runtime::Runtime::try_with_current(|_| ()).is_ok() {
+            return Driver::Compio;
         }
         #[cfg(any(feature = "smol", feature = "async-std"))]
         return Driver::AsyncIo;
@@ -52,6 +61,10 @@ impl Driver {
             #[cfg(feature = "tokio")]
             Driver::Tokio => RuntimeTimer::Tokio {
                 sleep: ::tokio::time::sleep_until(::tokio::time::Instant::from_std(deadline)),
+            },
+            #[cfg(feature = "compio")]
+            Driver::Compio => RuntimeTimer::Compio {
+                timer: CompioTimer::at(deadline),
             },
             #[cfg(any(feature = "smol", feature = "async-std"))]
             Driver::AsyncIo => RuntimeTimer::AsyncIo {
@@ -74,6 +87,8 @@ pub(crate) fn now() -> Instant {
 type TokioSleep = ::tokio::time::Sleep;
 #[cfg(not(feature = "tokio"))]
 type TokioSleep = Absent;
+#[cfg(not(feature = "compio"))]
+type CompioTimer = Absent;
 #[cfg(any(feature = "smol", feature = "async-std"))]
 type AsyncIoTimer = ::async_io::Timer;
 #[cfg(not(any(feature = "smol", feature = "async-std")))]
@@ -85,6 +100,7 @@ pin_project! {
     #[derive(Debug)]
     pub(crate) enum RuntimeTimer {
         Tokio { #[pin] sleep: TokioSleep },
+        Compio { timer: CompioTimer },
         AsyncIo { timer: AsyncIoTimer },
     }
 }
@@ -94,8 +110,68 @@ impl RuntimeTimer {
     pub(crate) fn poll(self: Pin<&mut Self>, cx: &mut TaskContext<'_>) -> Poll<()> {
         match self.project() {
             RuntimeTimerProj::Tokio { sleep } => sleep.poll(cx),
+            RuntimeTimerProj::Compio { timer } => Pin::new(timer).poll(cx),
             RuntimeTimerProj::AsyncIo { timer } => Pin::new(timer).poll(cx).map(drop),
         }
+    }
+}
+
+/// compio's timer, armed for one deadline on the compio runtime of the thread that made it.
+///
+/// compio's timer future is tied to its runtime's thread (`!Send`), while ctxflow's timers are
+/// `Send` on every runtime: compio's own wrapper makes it `Send` and checks, at every poll, that
+/// it is still on the thread that made it. A compio task never leaves its thread, so only a timer
+/// polled there by hand and then moved elsewhere can fail the check. Boxed, as compio's timer is
+/// an `async fn`'s future, whose type has no name.
+#[cfg(feature = "compio")]
+pub(crate) struct CompioTimer {
+    // `None` only while it is dropped.
+    timer: Option<compio_send_wrapper::SendWrapper<Pin<Box<dyn Future<Output = ()>>>>>,
+}
+
+#[cfg(feature = "compio")]
+impl CompioTimer {
+    fn at(deadline: Instant) -> Self {
+        CompioTimer {
+            timer: Some(compio_send_wrapper::SendWrapper::new(Box::pin(
+                ::compio::time::sleep_until(deadline),
+            ))),
+        }
+    }
+}
+
+#[cfg(feature = "compio")]
+impl Future for CompioTimer {
+    type Output = ();
+
+    fn poll(mut self: Pin<&mut Self>, cx: &mut TaskContext<'_>) -> Poll<()> {
+        match self.timer.as_mut().and_then(|timer| timer.get_mut()) {
+            Some(timer) => timer.as_mut().poll(cx),
+            None => panic!(
+                "ctxflow::time: a timer started on a compio runtime's thread was polled on \
+                 another thread; compio's timers stay on the thread that started them"
+            ),
+        }
+    }
+}
+
+#[cfg(feature = "compio")]
+impl Drop for CompioTimer {
+    fn drop(&mut self) {
+        if let Some(timer) = self.timer.take() {
+            if !timer.valid() {
+                // compio's timer can be released only on its own thread: dropped elsewhere, it
+                // is left to fire unwatched rather than panic in a destructor.
+                std::mem::forget(timer);
+            }
+        }
+    }
+}
+
+#[cfg(feature = "compio")]
+impl std::fmt::Debug for CompioTimer {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("CompioTimer").finish_non_exhaustive()
     }
 }
 

@@ -2,6 +2,16 @@
 //!
 //! Each case is one body that `each_runtime` runs on a fresh tokio multi-thread runtime, tokio
 //! current-thread runtime, smol executor and async-std.
+// A build with compio alone runs the local cases only, and uses little of what the rest imports.
+#![cfg_attr(
+    not(any(
+        feature = "tokio",
+        feature = "smol",
+        feature = "async-std",
+        feature = "futures-executor"
+    )),
+    allow(unused_imports, dead_code)
+)]
 
 mod common;
 
@@ -437,6 +447,17 @@ fn each_runtime_names_the_runtime_that_failed() {
     }
 }
 
+/// Only a build without tokio, smol and async-std has no runtime for `each_runtime`; run it with
+/// `cargo test --no-default-features --features compio,testing --test conformance`.
+#[cfg(not(any(feature = "tokio", feature = "smol", feature = "async-std")))]
+#[test]
+fn each_runtime_without_a_runtime_fails_instead_of_passing_unrun() {
+    let outcome = std::panic::catch_unwind(|| ctxflow::testing::each_runtime(|_spawner| async {}));
+    let message = *outcome.unwrap_err().downcast::<String>().unwrap();
+    assert!(message.contains("no runtime is enabled"), "{message}");
+    assert!(message.contains("each_local_runtime"), "{message}");
+}
+
 mod flow {
     use super::*;
 
@@ -758,12 +779,28 @@ mod timers {
         }
     }
 
+    #[cfg(any(feature = "tokio", feature = "smol", feature = "async-std"))]
     #[test]
     fn timers_made_outside_any_runtime_run_on_the_runtime_that_awaits_them() {
         // Kept on the function: its closure builds the timers before the runtime starts, which
         // a body given to `each_runtime!` cannot do.
         ctxflow::testing::each_runtime(|_spawner| {
             // This closure runs before the runtime starts; the body it returns runs inside it.
+            let delay = sleep(Duration::from_millis(1));
+            let bounded = timeout(Duration::from_secs(60), async { 3 });
+            let mut ticks = interval(Duration::from_millis(1));
+            async move {
+                delay.await;
+                assert_eq!(bounded.await, Ok(3));
+                ticks.tick().await;
+                ticks.tick().await;
+            }
+        });
+    }
+
+    #[test]
+    fn timers_made_outside_any_runtime_run_on_the_local_executor_that_awaits_them() {
+        ctxflow::testing::each_local_runtime(|_local| {
             let delay = sleep(Duration::from_millis(1));
             let bounded = timeout(Duration::from_secs(60), async { 3 });
             let mut ticks = interval(Duration::from_millis(1));

@@ -1,5 +1,5 @@
 //! `ctxflow::time` where one runtime matters: tokio's paused test clock, a tokio runtime without
-//! timers, no runtime at all, and bad input.
+//! timers, compio's timer and its thread, no runtime at all, and bad input.
 
 use std::panic::{self, AssertUnwindSafe};
 use std::time::Duration;
@@ -72,8 +72,8 @@ fn a_zero_period_interval_panics_naming_the_cause() {
 #[test]
 fn a_timer_outside_any_runtime_panics_saying_what_to_do() {
     let expected = "ctxflow::time: no runtime drives timers on this thread: await the timer \
-        inside a tokio runtime (built with `enable_time()` or `enable_all()`), or enable \
-        ctxflow's `smol` feature, whose timer runs under any executor";
+        inside a tokio runtime (built with `enable_time()` or `enable_all()`) or a compio \
+        runtime, or enable ctxflow's `smol` feature, whose timer runs under any executor";
     let slept = panic_message(|| futures::executor::block_on(sleep(Duration::from_millis(1))));
     assert_eq!(slept, expected);
     // Even a future ready at once: the mistake shows on the first run, not on the first delay.
@@ -118,4 +118,70 @@ fn a_sleep_made_before_a_paused_tokio_runtime_starts_follows_its_clock() {
             .await
             .expect("the runtime that polls the sleep first drives it");
     });
+}
+
+#[cfg(feature = "compio")]
+mod on_compio {
+    use std::pin::Pin;
+    use std::time::Instant;
+
+    use super::*;
+
+    /// Polls `future` once, as the runtime that drives it would.
+    fn poll_once<F: std::future::Future>(future: Pin<&mut F>) -> bool {
+        let waker = futures::task::noop_waker();
+        future
+            .poll(&mut std::task::Context::from_waker(&waker))
+            .is_ready()
+    }
+
+    fn next_compio_deadline() -> Option<Duration> {
+        compio::runtime::Runtime::with_current(|runtime| runtime.current_timeout())
+    }
+
+    // async-io's timer would run too (smol's feature is on in a full build), but from a thread of
+    // its own: inside compio, its timer wakes the task on the runtime's thread instead.
+    #[test]
+    fn inside_a_compio_runtime_ctxflow_timers_are_compios() {
+        let runtime = compio::runtime::Runtime::new().unwrap();
+        runtime.block_on(async {
+            assert_eq!(next_compio_deadline(), None);
+            let mut nap = Box::pin(sleep(A_DAY));
+            assert!(!poll_once(nap.as_mut()));
+            let armed = next_compio_deadline().expect("compio's timer holds the sleep");
+            assert!(armed > A_DAY / 2);
+            drop(nap);
+            assert_eq!(next_compio_deadline(), None, "released with the sleep");
+
+            let start = Instant::now();
+            sleep(Duration::from_millis(5)).await;
+            assert!(start.elapsed() >= Duration::from_millis(5));
+            let stuck = timeout(Duration::from_millis(1), std::future::pending::<()>()).await;
+            assert!(stuck.is_err());
+        });
+    }
+
+    /// A compio task never leaves its thread; a sleep polled there by hand and then sent away
+    /// is the one way to get its timer polled elsewhere.
+    #[test]
+    fn a_sleep_moved_off_its_compio_thread_panics_when_polled_naming_the_cause() {
+        let runtime = compio::runtime::Runtime::new().unwrap();
+        let mut nap = Box::pin(sleep(A_DAY));
+        runtime.block_on(async { assert!(!poll_once(nap.as_mut())) });
+        let message = ctxflow::thread::spawn(move || {
+            let message = panic_message(|| {
+                let _ = poll_once(nap.as_mut());
+            });
+            // Dropped here, off its thread: left to compio rather than a panic in a destructor.
+            drop(nap);
+            message
+        })
+        .join()
+        .expect("dropping the sleep off its thread does not panic");
+        assert_eq!(
+            message,
+            "ctxflow::time: a timer started on a compio runtime's thread was polled on another \
+             thread; compio's timers stay on the thread that started them"
+        );
+    }
 }

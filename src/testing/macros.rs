@@ -108,8 +108,8 @@ macro_rules! __each_runtime_in {
 
 /// Generates one `#[test]` per local executor for each async test body, which need not be
 /// `Send`: a module named after the test, holding `tokio_local` (a `LocalSet` on a
-/// current-thread runtime), `smol_local` (a `LocalExecutor`) and `async_std_local`
-/// (`spawn_local`).
+/// current-thread runtime), `smol_local` (a `LocalExecutor`), `async_std_local`
+/// (`spawn_local`) and `compio_local` (a compio runtime, thread-per-core).
 ///
 /// Each test runs its body once on the test thread, in an empty context, with the runtime's
 /// [`AnyLocalSpawner`](crate::task::AnyLocalSpawner) bound to the name in parentheses. Everything else
@@ -185,6 +185,13 @@ macro_rules! __each_local_runtime_in {
                 $crate::__skipped_runtime_test!(
                     async_std_local, "needs ctxflow's `async-std` feature"
                 );
+            }}
+            $crate::__ctxflow_if_compio! {{
+                $crate::__each_local_runtime_test!(
+                    compio_local, CompioLocal, [$(#[$attr])*], $spawner, { $($body)* }
+                );
+            } else {
+                $crate::__skipped_runtime_test!(compio_local, "needs ctxflow's `compio` feature");
             }}
             $crate::__futures_runtime_test! {
                 $futures; __each_local_runtime_test; futures_local_pool, FuturesLocalPool,
@@ -273,6 +280,20 @@ macro_rules! __ctxflow_if_async_std {
 #[doc(hidden)]
 #[macro_export]
 macro_rules! __ctxflow_if_async_std {
+    ({ $($with:tt)* } else { $($without:tt)* }) => { $($without)* };
+}
+
+#[cfg(feature = "compio")]
+#[doc(hidden)]
+#[macro_export]
+macro_rules! __ctxflow_if_compio {
+    ({ $($with:tt)* } else { $($without:tt)* }) => { $($with)* };
+}
+
+#[cfg(not(feature = "compio"))]
+#[doc(hidden)]
+#[macro_export]
+macro_rules! __ctxflow_if_compio {
     ({ $($with:tt)* } else { $($without:tt)* }) => { $($without)* };
 }
 

@@ -22,8 +22,8 @@ const FAR_FUTURE: Duration = Duration::from_secs(86_400 * 365 * 30);
 /// about 30 years ahead. A zero duration yields to the scheduler once, then completes.
 ///
 /// # Panics
-/// When first polled outside any tokio runtime while neither `smol` nor `async-std` is enabled,
-/// with a message that says what to do.
+/// When first polled outside any tokio or compio runtime while neither `smol` nor `async-std` is
+/// enabled, with a message that says what to do.
 ///
 /// ```
 /// use std::time::{Duration, Instant};
