@@ -162,17 +162,32 @@ impl<L: Link> sealed::Install for Node<L> {
     fn install(&self, slots: &mut Slots) {
         self.link.install(slots, self.depth);
         if let Some(below) = &self.below {
-            let restore_if_unwinding = RestoreOnDrop { node: self, slots };
-            below.install(restore_if_unwinding.slots);
-            mem::forget(restore_if_unwinding);
+            self.install_below(&**below, slots);
         }
     }
 
     fn restore(&self, slots: &mut Slots) {
-        let restore_after = RestoreOnDrop { node: self, slots };
-        if let Some(below) = &self.below {
-            below.restore(restore_after.slots);
+        match &self.below {
+            None => self.link.restore(slots, self.depth),
+            Some(below) => self.restore_below_first(&**below, slots),
         }
+    }
+}
+
+// The links below are out of line, so that a list of one carrier, the usual one, is installed
+// and restored by a leaf function with nothing to keep across a call.
+impl<L: Link> Node<L> {
+    #[inline(never)]
+    fn install_below(&self, below: &dyn Captured, slots: &mut Slots) {
+        let restore_if_unwinding = RestoreOnDrop { node: self, slots };
+        below.install(restore_if_unwinding.slots);
+        mem::forget(restore_if_unwinding);
+    }
+
+    #[inline(never)]
+    fn restore_below_first(&self, below: &dyn Captured, slots: &mut Slots) {
+        let restore_after = RestoreOnDrop { node: self, slots };
+        below.restore(restore_after.slots);
     }
 }
 
