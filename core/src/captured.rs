@@ -55,22 +55,16 @@ pub(crate) fn capture<C: Carrier>(
     carrier: &'static C,
     below: Option<Arc<dyn Captured>>,
 ) -> Option<Arc<dyn Captured>> {
-    let depth = below.as_deref().map_or(0, |below| below.depth()) + 1;
     match carrier::capture(carrier) {
         Ok(captured) if carrier.is_empty(&captured) => below,
-        Ok(captured) => Some(Arc::new(Node {
-            link: Typed { carrier, captured },
-            below,
-            depth,
-        })),
-        Err(message) => Some(Arc::new(Node {
-            link: Failed::<C> {
+        Ok(captured) => Some(Node::above(Typed { carrier, captured }, below)),
+        Err(message) => Some(Node::above(
+            Failed::<C> {
                 message,
                 carrier: PhantomData,
             },
             below,
-            depth,
-        })),
+        )),
     }
 }
 
@@ -174,9 +168,16 @@ impl<L: Link> sealed::Install for Node<L> {
     }
 }
 
-// The links below are out of line, so that a list of one carrier, the usual one, is installed
-// and restored by a leaf function with nothing to keep across a call.
 impl<L: Link> Node<L> {
+    /// `link` on top of `below`.
+    fn above(link: L, below: Option<Arc<dyn Captured>>) -> Arc<dyn Captured> {
+        let depth = below.as_deref().map_or(0, |below| below.depth()) + 1;
+        Arc::new(Node { link, below, depth })
+    }
+
+    // The links below are out of line, so that a list of one carrier, the usual one, is
+    // installed and restored by a leaf function with nothing to keep across a call.
+
     #[inline(never)]
     fn install_below(&self, below: &dyn Captured, slots: &mut Slots) {
         let restore_if_unwinding = RestoreOnDrop { node: self, slots };
