@@ -44,6 +44,7 @@ const DROPPED: &str = "`WithContext` used after its inner value was dropped";
 struct Release<'a>(&'a mut Scope);
 
 impl Drop for Release<'_> {
+    #[inline]
     fn drop(&mut self) {
         drop(std::mem::take(self.0));
     }
