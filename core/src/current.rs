@@ -7,14 +7,16 @@
 //! thread-local destructor that runs while the thread exits, after ctxflow's own. What the
 //! thread's own scope still holds then is released by [`ThreadExit`].
 
-use std::cell::{Cell, RefCell};
+use std::cell::RefCell;
 use std::mem::ManuallyDrop;
 use std::sync::atomic::{AtomicU64, Ordering};
 
 use crate::context::Context;
 
 /// A context as it is installed on a thread: the snapshot, plus the identity tokens check.
+// In the slot's order, so that an install moves both words as one.
 #[derive(Default)]
+#[repr(C)]
 pub(crate) struct Scope {
     pub(crate) context: Context,
     /// Zero until this scope first issues a token, so installing a scope never touches
@@ -61,14 +63,19 @@ impl Drop for Scope {
     }
 }
 
+/// The thread's current scope as the slot holds it: the snapshot and its identity side by side,
+/// in [`Scope`]'s order, so that an install swaps two adjacent words behind one borrow check.
+#[repr(C)]
+struct Slot {
+    context: Context,
+    id: u64,
+}
+
 thread_local! {
     /// `ManuallyDrop` has no destructor, so this slot is never destroyed and needs no check of
     /// whether it still exists: [`ThreadExit`] empties it instead.
-    static CURRENT: ManuallyDrop<RefCell<Context>> =
-        const { ManuallyDrop::new(RefCell::new(Context::empty())) };
-    /// The current scope's id, apart from the context: an integer cell needs no destructor,
-    /// so it costs no more than a plain load and store, and the context moves alone.
-    static SCOPE_ID: Cell<u64> = const { Cell::new(0) };
+    static CURRENT: ManuallyDrop<RefCell<Slot>> =
+        const { ManuallyDrop::new(RefCell::new(Slot { context: Context::empty(), id: 0 })) };
     /// Registered by the first write to the thread's scope.
     static THREAD_EXIT: ThreadExit = const { ThreadExit };
 }
@@ -82,8 +89,11 @@ struct ThreadExit;
 
 impl Drop for ThreadExit {
     fn drop(&mut self) {
-        SCOPE_ID.set(EXITED);
-        let left = CURRENT.with(|current| std::mem::take(&mut *current.borrow_mut()));
+        let left = CURRENT.with(|current| {
+            let mut current = current.borrow_mut();
+            current.id = EXITED;
+            std::mem::take(&mut current.context)
+        });
         drop(left);
     }
 }
@@ -91,17 +101,17 @@ impl Drop for ThreadExit {
 /// Reads the current context. `read` must not run user code: it runs under a shared borrow.
 #[inline]
 pub(crate) fn read<R>(read: impl FnOnce(&Context) -> R) -> R {
-    CURRENT.with(|current| read(&current.borrow()))
+    CURRENT.with(|current| read(&current.borrow().context))
 }
 
 /// Changes the current context. `change` must not run user code that could touch the context,
 /// so it must hand every replaced value back to the caller instead of dropping it.
 #[inline]
 pub(crate) fn update<R>(change: impl FnOnce(&mut Context) -> R) -> R {
-    if !exit_registered() && SCOPE_ID.get() == EXITED {
+    if !exit_registered() && CURRENT.with(|current| current.borrow().id) == EXITED {
         return change(&mut Context::empty());
     }
-    CURRENT.with(|current| change(&mut current.borrow_mut()))
+    CURRENT.with(|current| change(&mut current.borrow_mut().context))
 }
 
 /// Registers [`ThreadExit`] if it is not yet; `false` once it has run.
@@ -113,17 +123,18 @@ fn exit_registered() -> bool {
 /// The current scope's identity, given on first use so that installing a scope never touches
 /// the global counter.
 pub(crate) fn scope_id() -> u64 {
-    SCOPE_ID.with(|id| {
-        if id.get() == 0 {
-            id.set(NEXT_SCOPE_ID.fetch_add(1, Ordering::Relaxed));
+    CURRENT.with(|current| {
+        let mut current = current.borrow_mut();
+        if current.id == 0 {
+            current.id = NEXT_SCOPE_ID.fetch_add(1, Ordering::Relaxed);
         }
-        id.get()
+        current.id
     })
 }
 
 /// Whether the scope with identity `id` is the current one.
 pub(crate) fn is_current(id: u64) -> bool {
-    SCOPE_ID.get() == id
+    CURRENT.with(|current| current.borrow().id) == id
 }
 
 /// Swaps `scope` with the thread's current one.
@@ -131,8 +142,11 @@ pub(crate) fn is_current(id: u64) -> bool {
 // with different store widths, and each poll stalled on a load that could not be forwarded.
 #[inline]
 pub(crate) fn exchange(scope: &mut Scope) {
-    CURRENT.with(|current| std::mem::swap(&mut *current.borrow_mut(), &mut scope.context));
-    scope.id = SCOPE_ID.replace(scope.id);
+    CURRENT.with(|current| {
+        let mut current = current.borrow_mut();
+        std::mem::swap(&mut current.context, &mut scope.context);
+        std::mem::swap(&mut current.id, &mut scope.id);
+    });
 }
 
 /// Installs `scope` for a guard, which may leave it installed for good.
@@ -165,7 +179,7 @@ pub(crate) fn drop_aside<T>(released: T) {
 fn swap_free(context: &mut Context) -> bool {
     CURRENT.with(|current| match current.try_borrow_mut() {
         Ok(mut current) => {
-            std::mem::swap(&mut *current, context);
+            std::mem::swap(&mut current.context, context);
             true
         }
         Err(_) => false,
