@@ -366,10 +366,15 @@ const WORKLOAD_YIELDS: usize = 10;
 /// Spawns and awaits `WORKLOAD_TASKS` tasks that yield `WORKLOAD_YIELDS` times, on a tokio
 /// current-thread runtime (or, for the `smol-` variants, a smol executor run by `block_on`);
 /// `none` only starts and stops the runtime, to subtract. `task-group` spawns into a
-/// `TaskGroup` and joins its members as they finish.
+/// `TaskGroup` and joins its members as they finish. The `async-std-` variants run on
+/// async-std's global executor instead.
 fn workload(variant: &str) {
     if let Some(variant) = variant.strip_prefix("smol-") {
         smol_workload(variant);
+        return;
+    }
+    if let Some(variant) = variant.strip_prefix("async-std-") {
+        async_std_workload(variant);
         return;
     }
     async fn work() {
@@ -458,6 +463,38 @@ fn smol_workload(variant: &str) {
         }
     };
     smol::block_on(executor.run(driver.in_context(context_with(1))));
+}
+
+/// The same work on async-std's global executor, from a `block_on` on the calling thread. The
+/// tasks run on the executor's threads (set `ASYNC_STD_THREAD_COUNT=1` for one), which the
+/// calling thread waits for: the counts depend on how often either thread parks, so they vary
+/// from run to run more than the other variants' do.
+fn async_std_workload(variant: &str) {
+    async fn work() {
+        for _ in 0..WORKLOAD_YIELDS {
+            async_std::task::yield_now().await;
+        }
+    }
+
+    let spawner = ctxflow::async_std::AsyncStdSpawner::new();
+    let driver = async {
+        match variant {
+            "none" => {}
+            "raw" => {
+                let tasks: Vec<_> = (0..WORKLOAD_TASKS)
+                    .map(|_| async_std::task::spawn(work()))
+                    .collect();
+                for task in tasks {
+                    task.await;
+                }
+            }
+            "ctxflow" => {
+                spawn_and_join(&spawner, work).await;
+            }
+            _ => panic!("unknown workload async-std-{variant}"),
+        }
+    };
+    async_std::task::block_on(driver.in_context(context_with(1)));
 }
 
 fn main() {

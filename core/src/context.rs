@@ -174,11 +174,9 @@ impl Context {
     fn all_flow(&self) -> bool {
         match self.entries.as_deref().map(|shared| shared.table.flat()) {
             None => true,
-            Some(Table::Small(small)) => small
-                .vars
-                .iter()
-                .map_while(|var| *var)
-                .all(|var| var.flows),
+            Some(Table::Small(small)) => {
+                small.vars.iter().map_while(|var| *var).all(|var| var.flows)
+            }
             Some(Table::Large(entries)) => entries.iter().all(|entry| entry.var.flows),
             Some(Table::Of(_)) => unreachable!("a table is flat"),
         }
