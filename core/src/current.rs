@@ -14,9 +14,9 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use crate::context::Context;
 
 /// A context as it is installed on a thread: the snapshot, plus the identity tokens check.
-// In the slot's order, so that an install moves both words as one.
+///
+/// The thread's slot is a scope too, so that an install swaps the two words as one value.
 #[derive(Default)]
-#[repr(C)]
 pub(crate) struct Scope {
     pub(crate) context: Context,
     /// Zero until this scope first issues a token, so installing a scope never touches
@@ -63,19 +63,13 @@ impl Drop for Scope {
     }
 }
 
-/// The thread's current scope as the slot holds it: the snapshot and its identity side by side,
-/// in [`Scope`]'s order, so that an install swaps two adjacent words behind one borrow check.
-#[repr(C)]
-struct Slot {
-    context: Context,
-    id: u64,
-}
-
 thread_local! {
     /// `ManuallyDrop` has no destructor, so this slot is never destroyed and needs no check of
     /// whether it still exists: [`ThreadExit`] empties it instead.
-    static CURRENT: ManuallyDrop<RefCell<Slot>> =
-        const { ManuallyDrop::new(RefCell::new(Slot { context: Context::empty(), id: 0 })) };
+    /// With feature `strict`, a violation stays with the scope that saw it: the slot's own is
+    /// never set.
+    static CURRENT: ManuallyDrop<RefCell<Scope>> =
+        const { ManuallyDrop::new(RefCell::new(Scope::new(Context::empty()))) };
     /// Registered by the first write to the thread's scope.
     static THREAD_EXIT: ThreadExit = const { ThreadExit };
 }
@@ -144,8 +138,13 @@ pub(crate) fn is_current(id: u64) -> bool {
 pub(crate) fn exchange(scope: &mut Scope) {
     CURRENT.with(|current| {
         let mut current = current.borrow_mut();
-        std::mem::swap(&mut current.context, &mut scope.context);
-        std::mem::swap(&mut current.id, &mut scope.id);
+        #[cfg(not(feature = "strict"))]
+        std::mem::swap(&mut *current, scope);
+        #[cfg(feature = "strict")]
+        {
+            std::mem::swap(&mut current.context, &mut scope.context);
+            std::mem::swap(&mut current.id, &mut scope.id);
+        }
     });
 }
 
