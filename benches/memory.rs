@@ -366,10 +366,18 @@ const WORKLOAD_YIELDS: usize = 10;
 /// Spawns and awaits `WORKLOAD_TASKS` tasks that yield `WORKLOAD_YIELDS` times, on a tokio
 /// current-thread runtime (or, for the `smol-` variants, a smol executor run by `block_on`);
 /// `none` only starts and stops the runtime, to subtract. `task-group` spawns into a
-/// `TaskGroup` and joins its members as they finish.
+/// `TaskGroup` and joins its members as they finish. The `async-std-` variants run on
+/// async-std's global executor instead.
+///
+/// Each variant drives a future of its own type, so that no variant's code changes how another
+/// is compiled: the baselines stay put when ctxflow changes.
 fn workload(variant: &str) {
     if let Some(variant) = variant.strip_prefix("smol-") {
         smol_workload(variant);
+        return;
+    }
+    if let Some(variant) = variant.strip_prefix("async-std-") {
+        async_std_workload(variant);
         return;
     }
     async fn work() {
@@ -378,39 +386,45 @@ fn workload(variant: &str) {
         }
     }
 
+    match variant {
+        "none" => on_tokio(|_| async {}),
+        "raw" => on_tokio(|_| async {
+            let handles: Vec<_> = (0..WORKLOAD_TASKS).map(|_| tokio::spawn(work())).collect();
+            for handle in handles {
+                handle.await.unwrap();
+            }
+        }),
+        "ctxflow" => on_tokio(|spawner| async move { spawn_and_join(&spawner, work).await }),
+        "any-spawner" => {
+            on_tokio(
+                |spawner| async move { spawn_and_join(&AnySpawner::from(spawner), work).await },
+            )
+        }
+        "task-group" => on_tokio(|spawner| async move {
+            let mut group = ctxflow::TaskGroup::new(spawner);
+            for _ in 0..WORKLOAD_TASKS {
+                group.spawn(work());
+            }
+            while let Some(outcome) = group.join_next().await {
+                outcome.unwrap();
+            }
+        }),
+        _ => panic!("unknown workload {variant}"),
+    }
+}
+
+/// Runs the future `driver` makes on a current-thread tokio runtime, inside a context of one
+/// variable.
+fn on_tokio<D, F>(driver: D)
+where
+    D: FnOnce(ctxflow::tokio::TokioSpawner) -> F,
+    F: Future<Output = ()>,
+{
     let runtime = tokio::runtime::Builder::new_current_thread()
         .build()
         .expect("a tokio runtime");
     let spawner = ctxflow::tokio::TokioSpawner::from(runtime.handle().clone());
-    let any = AnySpawner::from(spawner.clone());
-    let driver = async {
-        match variant {
-            "none" => {}
-            "raw" => {
-                let handles: Vec<_> = (0..WORKLOAD_TASKS).map(|_| tokio::spawn(work())).collect();
-                for handle in handles {
-                    handle.await.unwrap();
-                }
-            }
-            "ctxflow" => {
-                spawn_and_join(&spawner, work).await;
-            }
-            "any-spawner" => {
-                spawn_and_join(&any, work).await;
-            }
-            "task-group" => {
-                let mut group = ctxflow::TaskGroup::new(spawner.clone());
-                for _ in 0..WORKLOAD_TASKS {
-                    group.spawn(work());
-                }
-                while let Some(outcome) = group.join_next().await {
-                    outcome.unwrap();
-                }
-            }
-            _ => panic!("unknown workload {variant}"),
-        }
-    };
-    runtime.block_on(driver.in_context(context_with(1)));
+    runtime.block_on(driver(spawner).in_context(context_with(1)));
 }
 
 /// Spawns the workload's tasks through `spawner`, then awaits every one.
@@ -434,30 +448,70 @@ fn smol_workload(variant: &str) {
         }
     }
 
+    match variant {
+        "none" => on_smol(|_, _| async {}),
+        "raw" => on_smol(|executor, _| async move {
+            let tasks: Vec<_> = (0..WORKLOAD_TASKS)
+                .map(|_| executor.spawn(work()))
+                .collect();
+            for task in tasks {
+                task.await;
+            }
+        }),
+        "ctxflow" => on_smol(|_, spawner| async move { spawn_and_join(&spawner, work).await }),
+        "any-spawner" => {
+            on_smol(
+                |_, spawner| async move { spawn_and_join(&AnySpawner::from(spawner), work).await },
+            )
+        }
+        _ => panic!("unknown workload smol-{variant}"),
+    }
+}
+
+/// Runs the future `driver` makes on a smol executor that the calling thread runs, inside a
+/// context of one variable.
+fn on_smol<D, F>(driver: D)
+where
+    D: FnOnce(Arc<smol::Executor<'static>>, ctxflow::smol::SmolSpawner) -> F,
+    F: Future<Output = ()>,
+{
     let executor = Arc::new(smol::Executor::new());
     let spawner = ctxflow::smol::SmolSpawner::new(executor.clone());
-    let any = AnySpawner::from(spawner.clone());
-    let driver = async {
-        match variant {
-            "none" => {}
-            "raw" => {
-                let tasks: Vec<_> = (0..WORKLOAD_TASKS)
-                    .map(|_| executor.spawn(work()))
-                    .collect();
-                for task in tasks {
-                    task.await;
-                }
-            }
-            "ctxflow" => {
-                spawn_and_join(&spawner, work).await;
-            }
-            "any-spawner" => {
-                spawn_and_join(&any, work).await;
-            }
-            _ => panic!("unknown workload smol-{variant}"),
-        }
-    };
+    let driver = driver(executor.clone(), spawner);
     smol::block_on(executor.run(driver.in_context(context_with(1))));
+}
+
+/// The same work on async-std's global executor, from a `block_on` on the calling thread. The
+/// tasks run on the executor's threads (set `ASYNC_STD_THREAD_COUNT=1` for one), which the
+/// calling thread waits for: the counts depend on how often either thread parks, so they vary
+/// from run to run more than the other variants' do.
+fn async_std_workload(variant: &str) {
+    async fn work() {
+        for _ in 0..WORKLOAD_YIELDS {
+            async_std::task::yield_now().await;
+        }
+    }
+
+    match variant {
+        "none" => on_async_std(async {}),
+        "raw" => on_async_std(async {
+            let tasks: Vec<_> = (0..WORKLOAD_TASKS)
+                .map(|_| async_std::task::spawn(work()))
+                .collect();
+            for task in tasks {
+                task.await;
+            }
+        }),
+        "ctxflow" => on_async_std(async {
+            spawn_and_join(&ctxflow::async_std::AsyncStdSpawner::new(), work).await
+        }),
+        _ => panic!("unknown workload async-std-{variant}"),
+    }
+}
+
+/// Runs `driver` with async-std's `block_on`, inside a context of one variable.
+fn on_async_std<F: Future<Output = ()>>(driver: F) {
+    async_std::task::block_on(driver.in_context(context_with(1)));
 }
 
 fn main() {

@@ -160,25 +160,45 @@ impl Context {
     }
 
     /// The current context's flowing variables, without capturing the carriers.
+    #[inline]
     pub(crate) fn flowing_variables() -> Self {
-        current::read(|cx| {
-            if cx.iter().all(|(var, _)| var.flows) {
-                return cx.clone();
-            }
-            let mut flowing = cx
-                .iter()
-                .filter(|(var, _)| var.flows)
-                .map(|(var, value)| (var, value.clone()));
-            let Some((var, value)) = flowing.next() else {
-                return Context::empty();
-            };
-            let mut table = Table::one(var, value);
-            let edit = Arc::get_mut(&mut table).expect("a new table is not shared");
-            flowing.for_each(|(var, value)| edit.table.push(var, value));
-            Context {
-                entries: Some(table),
-            }
+        current::read(|cx| match cx.all_flow() {
+            true => cx.clone(),
+            false => cx.without_non_flowing(),
         })
+    }
+
+    /// Whether every variable set here flows, as in almost every context: then a spawn shares
+    /// this snapshot as it is. A plain scan of the keys, which every spawn makes.
+    #[inline]
+    fn all_flow(&self) -> bool {
+        match self.entries.as_deref().map(|shared| shared.table.flat()) {
+            None => true,
+            Some(Table::Small(small)) => {
+                small.vars.iter().map_while(|var| *var).all(|var| var.flows)
+            }
+            Some(Table::Large(entries)) => entries.iter().all(|entry| entry.var.flows),
+            Some(Table::Of(_)) => unreachable!("a table is flat"),
+        }
+    }
+
+    /// A copy of this snapshot without its non-flowing variables.
+    #[cold]
+    #[inline(never)]
+    fn without_non_flowing(&self) -> Self {
+        let mut flowing = self
+            .iter()
+            .filter(|(var, _)| var.flows)
+            .map(|(var, value)| (var, value.clone()));
+        let Some((var, value)) = flowing.next() else {
+            return Context::empty();
+        };
+        let mut table = Table::one(var, value);
+        let edit = Arc::get_mut(&mut table).expect("a new table is not shared");
+        flowing.for_each(|(var, value)| edit.table.push(var, value));
+        Context {
+            entries: Some(table),
+        }
     }
 
     /// The value `var` has in this snapshot.
@@ -687,10 +707,21 @@ impl Drop for Context {
     /// The last holder of a snapshot releases its values with an empty context installed, so
     /// that a value whose `Drop` sets a variable writes where nobody reads: not into the
     /// context of whatever runs on this thread next.
+    // Inlined, so that dropping an empty context, as every finished task does once its own
+    // context is released, costs a test.
+    #[inline]
     fn drop(&mut self) {
-        if let Some(table) = self.entries.take().and_then(Arc::into_inner) {
-            current::drop_aside(table);
+        if let Some(shared) = self.entries.take() {
+            release(shared);
         }
+    }
+}
+
+/// Lets go of one holder of a snapshot's table; the last one releases the values aside.
+#[inline(never)]
+fn release(shared: Arc<Shared>) {
+    if let Some(table) = Arc::into_inner(shared) {
+        current::drop_aside(table);
     }
 }
 

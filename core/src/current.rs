@@ -1,13 +1,14 @@
 //! The thread's current context, and the guard that installs another one for a while.
 //!
 //! Every install moves one pointer: the snapshot is moved in, the previous one moved out, and
-//! moved back when the guard drops, also while unwinding. No reference count is touched.
+//! moved back when the guard drops, also while unwinding. No reference count is touched, and no
+//! borrow flag is checked: the slot is a plain cell, which a read empties while it looks.
 //!
 //! The thread's slot is never destroyed, so a context can be installed at any time, also by a
 //! thread-local destructor that runs while the thread exits, after ctxflow's own. What the
 //! thread's own scope still holds then is released by [`ThreadExit`].
 
-use std::cell::{Cell, RefCell};
+use std::cell::Cell;
 use std::mem::ManuallyDrop;
 use std::sync::atomic::{AtomicU64, Ordering};
 
@@ -64,8 +65,8 @@ impl Drop for Scope {
 thread_local! {
     /// `ManuallyDrop` has no destructor, so this slot is never destroyed and needs no check of
     /// whether it still exists: [`ThreadExit`] empties it instead.
-    static CURRENT: ManuallyDrop<RefCell<Context>> =
-        const { ManuallyDrop::new(RefCell::new(Context::empty())) };
+    static CURRENT: ManuallyDrop<Cell<Context>> =
+        const { ManuallyDrop::new(Cell::new(Context::empty())) };
     /// The current scope's id, apart from the context: an integer cell needs no destructor,
     /// so it costs no more than a plain load and store, and the context moves alone.
     static SCOPE_ID: Cell<u64> = const { Cell::new(0) };
@@ -83,25 +84,68 @@ struct ThreadExit;
 impl Drop for ThreadExit {
     fn drop(&mut self) {
         SCOPE_ID.set(EXITED);
-        let left = CURRENT.with(|current| std::mem::take(&mut *current.borrow_mut()));
+        let left = CURRENT.with(|current| current.take());
         drop(left);
     }
 }
 
-/// Reads the current context. `read` must not run user code: it runs under a shared borrow.
+/// Reads the current context. `read` must not run user code: the slot is empty while it runs.
 #[inline]
 pub(crate) fn read<R>(read: impl FnOnce(&Context) -> R) -> R {
-    CURRENT.with(|current| read(&current.borrow()))
+    CURRENT.with(|slot| read(&Taken::new(slot, Refill::Read).context))
 }
 
 /// Changes the current context. `change` must not run user code that could touch the context,
-/// so it must hand every replaced value back to the caller instead of dropping it.
+/// so it must hand every replaced value back to the caller instead of dropping it. Should a
+/// `Drop` run meanwhile all the same, what it sets is released, not kept.
 #[inline]
 pub(crate) fn update<R>(change: impl FnOnce(&mut Context) -> R) -> R {
     if !exit_registered() && SCOPE_ID.get() == EXITED {
         return change(&mut Context::empty());
     }
-    CURRENT.with(|current| change(&mut current.borrow_mut()))
+    CURRENT.with(|slot| change(&mut Taken::new(slot, Refill::Write).context))
+}
+
+/// The thread's context, out of its slot until dropped, then put back, also while unwinding:
+/// how the slot is read and changed without a borrow flag for every install to check.
+struct Taken<'a> {
+    slot: &'a Cell<Context>,
+    context: Context,
+    refill: Refill,
+}
+
+/// What putting the context back does with what is left in the slot.
+#[derive(Clone, Copy, PartialEq)]
+enum Refill {
+    /// Nothing can be left after a read, which runs no user code: it is not even looked at.
+    Read,
+    /// A `Drop` run during a change may have set something: it is released.
+    Write,
+}
+
+impl<'a> Taken<'a> {
+    #[inline]
+    fn new(slot: &'a Cell<Context>, refill: Refill) -> Self {
+        Taken {
+            context: slot.take(),
+            slot,
+            refill,
+        }
+    }
+}
+
+impl Drop for Taken<'_> {
+    #[inline]
+    fn drop(&mut self) {
+        let left = self.slot.replace(std::mem::take(&mut self.context));
+        if self.refill == Refill::Read {
+            debug_assert!(left.is_empty(), "a read of the context wrote to it");
+            // Empty: forgetting it releases nothing, and spares every read a test.
+            std::mem::forget(left);
+        } else {
+            drop(left);
+        }
+    }
 }
 
 /// Registers [`ThreadExit`] if it is not yet; `false` once it has run.
@@ -131,7 +175,10 @@ pub(crate) fn is_current(id: u64) -> bool {
 // with different store widths, and each poll stalled on a load that could not be forwarded.
 #[inline]
 pub(crate) fn exchange(scope: &mut Scope) {
-    CURRENT.with(|current| std::mem::swap(&mut *current.borrow_mut(), &mut scope.context));
+    CURRENT.with(|slot| {
+        let installed = std::mem::take(&mut scope.context);
+        scope.context = slot.replace(installed);
+    });
     scope.id = SCOPE_ID.replace(scope.id);
 }
 
@@ -145,31 +192,26 @@ pub(crate) fn attach(scope: &mut Scope) {
 /// installed: what their `Drop` sets goes nowhere, instead of into the context of whatever runs
 /// here next (a worker's, or the caller's). What they set is released the same way in turn.
 pub(crate) fn drop_aside<T>(released: T) {
-    /// Puts the thread's context back, also when a `Drop` panics.
-    struct Aside(Option<Context>);
+    /// Puts the thread's context back, also when a `Drop` panics; what the `Drop`s set is
+    /// released with it.
+    struct Aside(Context);
     impl Drop for Aside {
         fn drop(&mut self) {
-            if let Some(context) = &mut self.0 {
-                swap_free(context);
-            }
+            swap(&mut self.0);
         }
     }
-    let mut scratch = Context::empty();
-    // Only a `Drop` run under a borrow of the slot finds it borrowed; it runs in place then.
-    let aside = Aside(swap_free(&mut scratch).then_some(scratch));
+    let mut aside = Aside(Context::empty());
+    swap(&mut aside.0);
     drop(released);
     drop(aside);
 }
 
-/// Swaps `context` with the thread's current one unless the slot is borrowed.
-fn swap_free(context: &mut Context) -> bool {
-    CURRENT.with(|current| match current.try_borrow_mut() {
-        Ok(mut current) => {
-            std::mem::swap(&mut *current, context);
-            true
-        }
-        Err(_) => false,
-    })
+/// Swaps `context` with the thread's current one.
+fn swap(context: &mut Context) {
+    CURRENT.with(|slot| {
+        let taken = std::mem::take(context);
+        *context = slot.replace(taken);
+    });
 }
 
 /// Keeps a scope installed on this thread until dropped; then the previous scope is back and

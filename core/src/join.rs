@@ -274,6 +274,9 @@ impl<T> Shared<T> {
         }
     }
 
+    // Out of line, so that polling a runtime's own handle, the other way a handle reads an
+    // outcome, is a plain dispatch with no registers to save.
+    #[inline(never)]
     fn poll(&self, cx: &mut TaskContext<'_>) -> Poll<Result<T, JoinError>> {
         let mut state = self.state();
         match std::mem::replace(&mut state.outcome, Outcome::Taken) {
