@@ -154,10 +154,6 @@ impl<T> WithContext<T> {
         let this = self.project();
         let _installed = Installed::new(this.scope);
         let inner = this.inner.as_pin_mut().expect(DROPPED);
-        // Tested here, so that the poll is inlined into the wrapper's when nothing is carried.
-        if this.carried.is_empty() {
-            return f(inner);
-        }
         this.carried.enter(|| f(inner))
     }
 }
