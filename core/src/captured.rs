@@ -2,18 +2,20 @@
 //! and how a whole list is installed and restored ([`enter`], [`Attached`]).
 //!
 //! A list is installed with one indirect call and restored with one more, whatever it holds;
-//! what each carrier's install replaced waits in the guard, in a slot of its own, until its
-//! restore. Taking one indirect call into each carrier and another back into the work, the
-//! span cost 1.44× `tracing::Instrumented` per poll and Sentry's hub 2.33× `bind_hub`
-//! (`benches/carriers.rs`).
+//! what each carrier's install replaced waits in a slot of the caller's frame until its
+//! restore. With one indirect call into each carrier and one more back into the work, a poll
+//! carrying a span cost 1.33× what `tracing::Instrumented` adds, and one carrying Sentry's hub
+//! 1.76× what `bind_hub` adds; this way, 1.22× and 1.61× (`benches/carriers.rs`, CPU time).
 //!
-//! The third module where the crate lets `unsafe` code in: a slot holds any carrier's saved
-//! state in two words of untyped memory, written by the install of the list link at its depth
-//! and read back, as the same type, by that link's restore. Erased through `Any` instead, each
-//! restore paid one more indirect call and a type check; boxed, an allocation per poll. The
-//! soundness argument is local: only this module writes and reads slots, the only
-//! implementation of the list's install and restore is [`Typed`]'s, here, and a guard restores
-//! exactly the list it installed (it holds that list).
+//! The second module where the crate lets `unsafe` code in: a slot holds any carrier's saved
+//! state in three words of untyped memory, written by the install of the list link at its depth
+//! and read back, as the same type, by that link's restore. Kept through `dyn Any` instead
+//! (`smallbox`), each restore pays one more indirect call for the type check; boxed, an
+//! allocation per poll (`tests/allocation.rs` counts none). The soundness argument is local:
+//! only this module writes and reads slots, the only implementation of the list's install and
+//! restore is [`Node`]'s, here, behind a trait no other module can implement, and a slot's
+//! depth is fixed when its link is made; `enter` and [`Attached`] restore exactly the list they
+//! installed (they hold it).
 #![allow(unsafe_code)]
 
 use std::marker::PhantomData;
@@ -307,7 +309,7 @@ impl Slot {
 /// Runs `f` with `list` installed, then restores the thread's own state, panics included.
 ///
 /// # Panics
-/// When a carrier's capture or install panicked (see [`carrier::install`]): the ones installed
+/// When a carrier's capture or install panicked (see [`carrier::install_catching`]): the ones installed
 /// before it are restored first.
 #[inline]
 pub(crate) fn enter<R>(list: &dyn Captured, f: impl FnOnce() -> R) -> R {
