@@ -309,8 +309,8 @@ impl Slot {
 /// Runs `f` with `list` installed, then restores the thread's own state, panics included.
 ///
 /// # Panics
-/// When a carrier's capture or install panicked (see [`carrier::install_catching`]): the ones installed
-/// before it are restored first.
+/// When a carrier's capture or install panicked (see [`carrier::install_catching`]): the ones
+/// installed before it are restored first.
 #[inline]
 pub(crate) fn enter<R>(list: &dyn Captured, f: impl FnOnce() -> R) -> R {
     let mut slots = Slots::new();
