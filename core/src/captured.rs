@@ -221,6 +221,9 @@ const INLINE: usize = 4;
 pub(crate) struct Slots {
     inline: [Slot; INLINE],
     more: Option<Box<Slots>>,
+    /// A saved state belongs to the thread it was saved on, and may be neither `Send` nor
+    /// `Sync` (OpenTelemetry's guard is neither): untyped memory would be both.
+    _on_its_thread: PhantomData<*const ()>,
 }
 
 impl Slots {
@@ -229,6 +232,7 @@ impl Slots {
         Slots {
             inline: [const { Slot(MaybeUninit::uninit()) }; INLINE],
             more: None,
+            _on_its_thread: PhantomData,
         }
     }
 

@@ -63,6 +63,15 @@ impl TaskScope {
 /// A task's context installed on this thread by [`TaskScope::enter`]. It stays on the thread:
 /// [`leave`](Self::leave) it there, after the poll. Dropped without `leave`, it leaves all the
 /// same, and what the task set is dropped.
+///
+/// It cannot leave its thread, as what it restores is the thread's own:
+///
+/// ```compile_fail
+/// use ctxflow_core::{rt::TaskScope, Context};
+///
+/// let entered = TaskScope::new(Context::empty()).enter();
+/// std::thread::spawn(move || drop(entered.leave()));
+/// ```
 #[must_use = "the task's context stays installed until `leave` is called"]
 pub struct EnteredScope {
     entered: Option<Entered>,
