@@ -48,6 +48,8 @@ pub fn suppress_flow<R>(f: impl FnOnce() -> R) -> R {
 /// assert!(!ctxflow::context::is_flow_suppressed());
 /// assert!(ctxflow::suppress_flow(ctxflow::context::is_flow_suppressed));
 /// ```
+// Inline: every spawn asks.
+#[inline]
 pub fn is_flow_suppressed() -> bool {
     SUPPRESSED.with(Cell::get)
 }
