@@ -779,37 +779,29 @@ mod timers {
         }
     }
 
+    /// Timers made here, before any runtime starts, and the body that awaits them inside one.
+    fn timers_made_before_the_runtime() -> impl std::future::Future<Output = ()> {
+        let delay = sleep(Duration::from_millis(1));
+        let bounded = timeout(Duration::from_secs(60), async { 3 });
+        let mut ticks = interval(Duration::from_millis(1));
+        async move {
+            delay.await;
+            assert_eq!(bounded.await, Ok(3));
+            ticks.tick().await;
+            ticks.tick().await;
+        }
+    }
+
+    // Kept on the functions: their closures build the timers before the runtime starts, which a
+    // body given to `each_runtime!` cannot do.
     #[cfg(any(feature = "tokio", feature = "smol", feature = "async-std"))]
     #[test]
     fn timers_made_outside_any_runtime_run_on_the_runtime_that_awaits_them() {
-        // Kept on the function: its closure builds the timers before the runtime starts, which
-        // a body given to `each_runtime!` cannot do.
-        ctxflow::testing::each_runtime(|_spawner| {
-            // This closure runs before the runtime starts; the body it returns runs inside it.
-            let delay = sleep(Duration::from_millis(1));
-            let bounded = timeout(Duration::from_secs(60), async { 3 });
-            let mut ticks = interval(Duration::from_millis(1));
-            async move {
-                delay.await;
-                assert_eq!(bounded.await, Ok(3));
-                ticks.tick().await;
-                ticks.tick().await;
-            }
-        });
+        ctxflow::testing::each_runtime(|_spawner| timers_made_before_the_runtime());
     }
 
     #[test]
     fn timers_made_outside_any_runtime_run_on_the_local_executor_that_awaits_them() {
-        ctxflow::testing::each_local_runtime(|_local| {
-            let delay = sleep(Duration::from_millis(1));
-            let bounded = timeout(Duration::from_secs(60), async { 3 });
-            let mut ticks = interval(Duration::from_millis(1));
-            async move {
-                delay.await;
-                assert_eq!(bounded.await, Ok(3));
-                ticks.tick().await;
-                ticks.tick().await;
-            }
-        });
+        ctxflow::testing::each_local_runtime(|_local| timers_made_before_the_runtime());
     }
 }
