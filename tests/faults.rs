@@ -699,6 +699,100 @@ mod shutdown {
     }
 }
 
+mod shutdown_with_a_panicking_drop {
+    use std::cell::RefCell;
+    use std::rc::Rc;
+
+    use ctxflow::testing::LocalRuntime;
+    use ctxflow::LocalSpawner;
+
+    use super::*;
+
+    /// Pending for good; panics when its runtime drops it.
+    struct PanicsWhenDropped;
+
+    impl Future for PanicsWhenDropped {
+        type Output = ();
+        fn poll(self: Pin<&mut Self>, _: &mut TaskContext<'_>) -> Poll<()> {
+            Poll::Pending
+        }
+    }
+
+    impl Drop for PanicsWhenDropped {
+        fn drop(&mut self) {
+            panic!("drop failed at shutdown");
+        }
+    }
+
+    /// Whether `handle` reports its task cancelled by the shutdown. async-std's global runtime
+    /// never shuts down: its task is aborted instead, which reports the drop's panic (see
+    /// `panics::a_task_whose_future_panics_when_dropped_does_so_inside_its_context_and_releases_its_values`).
+    fn reported_cancelled<T: Send + 'static>(handle: JoinHandle<T>, runtime: &str) -> bool {
+        if !handle.is_finished() {
+            assert!(
+                runtime.starts_with("async-std"),
+                "{runtime} left its task running"
+            );
+            handle.abort();
+            return futures::executor::block_on(handle).is_err_and(|error| error.is_panic());
+        }
+        futures::executor::block_on(handle).is_err_and(|error| error.is_cancelled())
+    }
+
+    #[test]
+    fn a_runtime_shut_down_with_a_task_whose_future_panics_when_dropped_reports_it_cancelled() {
+        for &runtime in Runtime::all() {
+            let handle = Arc::new(Mutex::new(None));
+            let kept = handle.clone();
+            let run = runtime.run(move |spawner: AnySpawner| async move {
+                let (started, on_start) = oneshot::channel();
+                let task = spawner.spawn(async move {
+                    let _ = started.send(());
+                    PanicsWhenDropped.await
+                });
+                on_start.await.unwrap();
+                *kept.lock().unwrap() = Some(task);
+            });
+            assert!(run.is_ok(), "{}", runtime.name());
+            let task = handle.lock().unwrap().take().unwrap();
+            assert!(
+                reported_cancelled(task, runtime.name()),
+                "{}",
+                runtime.name()
+            );
+        }
+        each_runtime(|spawner| async move { assert_runtime_healthy(&spawner).await });
+    }
+
+    #[test]
+    fn a_local_executor_dropped_with_a_task_whose_future_panics_when_dropped_reports_it_cancelled()
+    {
+        for &runtime in LocalRuntime::all() {
+            if runtime.name().starts_with("async-std") {
+                // Its local tasks outlive the `block_on` that ran them: nothing is shut down.
+                continue;
+            }
+            let handle = Rc::new(RefCell::new(None));
+            let kept = handle.clone();
+            runtime.run(move |local| async move {
+                let (started, on_start) = oneshot::channel();
+                let task = local.spawn_local(async move {
+                    let _ = started.send(());
+                    PanicsWhenDropped.await
+                });
+                on_start.await.unwrap();
+                *kept.borrow_mut() = Some(task);
+            });
+            let task = handle.borrow_mut().take().unwrap();
+            assert!(
+                reported_cancelled(task, runtime.name()),
+                "{}",
+                runtime.name()
+            );
+        }
+    }
+}
+
 mod dropped_handles {
     use super::*;
 

@@ -171,13 +171,22 @@ pin_project! {
     /// [`into_closing_unwinding`](PreparedTask::into_closing_unwinding), whose poll's panic
     /// unwinds to a runtime that catches it.
     ///
-    /// Dropped before it is ready (a runtime cancelling the task), it drops the future inside
-    /// its context too; call [`cancel`](Self::cancel) first to catch a panic of that drop.
+    /// Dropped before it is ready (a runtime cancelling the task, or dropping it as it shuts
+    /// down), it drops the future inside its context too, and a panic of that drop goes no
+    /// further: some runtimes abort the process on a panic there. Call
+    /// [`cancel`](Self::cancel) first to have that panic.
     #[must_use = "futures do nothing unless you `.await` or poll them"]
     pub struct Closing<F, P = Catching> {
         #[pin]
         future: WithContext<F>,
         panics: PhantomData<P>,
+    }
+
+    impl<F, P> PinnedDrop for Closing<F, P> {
+        fn drop(this: Pin<&mut Self>) {
+            let future = this.project().future;
+            let _ = panic::catch_unwind(AssertUnwindSafe(|| future.close()));
+        }
     }
 }
 

@@ -35,15 +35,11 @@
 #![cfg_attr(docsrs, feature(doc_cfg))]
 
 use std::future::Future;
-use std::panic::{self, AssertUnwindSafe};
-use std::pin::Pin;
-use std::task::{Context as TaskContext, Poll};
 
 use ctxflow_core::rt::{LocalRuntime, PreparedBlocking, Task};
 use ctxflow_core::{Context, JoinHandle};
 #[cfg(doc)]
 use ctxflow_core::{LocalSpawner, Spawner};
-use pin_project_lite::pin_project;
 
 /// Spawns `!Send` tasks on the compio runtime the caller runs in, and blocking closures on
 /// that runtime's thread pool; each starts in a snapshot of the caller's context.
@@ -51,7 +47,8 @@ use pin_project_lite::pin_project;
 /// It holds no runtime: a spawned task keeps nothing of its runtime alive, so dropping the
 /// runtime drops its unfinished tasks (inside their contexts), and their handles report them
 /// cancelled. A future that panics as it is dropped then has its panic reported by the panic
-/// hook and nothing more, where compio alone would abort the process.
+/// hook and nothing more (ctxflow's task catches it), where compio alone would abort the
+/// process.
 ///
 /// # Panics
 /// Spawning panics outside a compio runtime (compio's own rule for `compio::runtime::spawn`),
@@ -153,37 +150,6 @@ impl LocalRuntime for CompioLocalSpawner {
     where
         F: Future<Output = ()> + 'static,
     {
-        compio::runtime::spawn(DropCatching { task: Some(task) }).detach();
-    }
-}
-
-pin_project! {
-    /// A task as compio holds it. compio aborts the process when a future panics as it drops
-    /// it at shutdown; ctxflow's task drops the user's future unfinished only then (its `abort`
-    /// and its completion catch that panic themselves), so the panic is caught here, and the
-    /// task's handle reports it cancelled.
-    struct DropCatching<F> {
-        // `None` once dropped.
-        #[pin]
-        task: Option<F>,
-    }
-
-    impl<F> PinnedDrop for DropCatching<F> {
-        fn drop(this: Pin<&mut Self>) {
-            let mut task = this.project().task;
-            let _ = panic::catch_unwind(AssertUnwindSafe(|| task.set(None)));
-        }
-    }
-}
-
-impl<F: Future<Output = ()>> Future for DropCatching<F> {
-    type Output = ();
-
-    #[inline]
-    fn poll(self: Pin<&mut Self>, cx: &mut TaskContext<'_>) -> Poll<()> {
-        match self.project().task.as_pin_mut() {
-            Some(task) => task.poll(cx),
-            None => Poll::Ready(()),
-        }
+        compio::runtime::spawn(task).detach();
     }
 }

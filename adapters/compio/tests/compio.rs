@@ -145,39 +145,6 @@ fn dropping_the_runtime_drops_its_pending_tasks_inside_their_contexts() {
     assert!(outcome.unwrap_err().is_cancelled());
 }
 
-/// compio aborts the process when a future panics as compio drops it at shutdown.
-#[test]
-fn a_future_that_panics_when_dropped_with_its_runtime_does_not_abort_the_process() {
-    struct PanicsOnDrop;
-    impl Drop for PanicsOnDrop {
-        fn drop(&mut self) {
-            panic!("dropped at shutdown");
-        }
-    }
-
-    let runtime = default_runtime();
-    let (started, on_start) = oneshot::channel();
-    #[allow(
-        clippy::async_yields_async,
-        reason = "the handle is read once the runtime is gone"
-    )]
-    let pending = runtime.block_on(async {
-        let bomb = PanicsOnDrop;
-        let pending = CompioLocalSpawner.spawn_local(async move {
-            let _bomb = bomb;
-            started.send(()).unwrap();
-            std::future::pending::<()>().await;
-        });
-        on_start.await.unwrap();
-        pending
-    });
-    drop(runtime);
-    let outcome = pending
-        .now_or_never()
-        .expect("reported when the runtime went");
-    assert!(outcome.unwrap_err().is_cancelled());
-}
-
 #[test]
 #[should_panic(expected = "not in a compio runtime")]
 fn spawning_outside_a_compio_runtime_panics_with_compios_message() {
