@@ -172,20 +172,23 @@ pin_project! {
     /// unwinds to a runtime that catches it.
     ///
     /// Dropped before it is ready (a runtime cancelling the task, or dropping it as it shuts
-    /// down), it drops the future inside its context too, and a panic of that drop goes no
-    /// further: some runtimes abort the process on a panic there. Call
-    /// [`cancel`](Self::cancel) first to have that panic.
+    /// down), it drops the future inside its context too. A panic of that drop goes no further
+    /// from a [`Catching`] one (some runtimes abort the process on a panic there; call
+    /// [`cancel`](Self::cancel) first to have it), and unwinds to the runtime from an
+    /// [`Unwinding`] one, whose runtime catches it and reports it as the task's.
     #[must_use = "futures do nothing unless you `.await` or poll them"]
-    pub struct Closing<F, P = Catching> {
+    pub struct Closing<F, P: PollPanics = Catching> {
         #[pin]
         future: WithContext<F>,
         panics: PhantomData<P>,
     }
 
-    impl<F, P> PinnedDrop for Closing<F, P> {
+    impl<F, P: PollPanics> PinnedDrop for Closing<F, P> {
         fn drop(this: Pin<&mut Self>) {
             let future = this.project().future;
-            let _ = panic::catch_unwind(AssertUnwindSafe(|| future.close()));
+            if P::CATCHES {
+                let _ = panic::catch_unwind(AssertUnwindSafe(|| future.close()));
+            }
         }
     }
 }
@@ -220,7 +223,7 @@ mod sealed {
     impl Sealed for super::Unwinding {}
 }
 
-impl<F, P> Closing<F, P> {
+impl<F, P: PollPanics> Closing<F, P> {
     /// Drops the future now, inside its context, unless it is dropped already, and returns
     /// the panic of that drop, if any: for a runtime that cancels the task.
     pub fn cancel(self: Pin<&mut Self>) -> Result<(), Panic> {
@@ -281,7 +284,7 @@ impl<F> Drop for CloseOnUnwind<'_, F> {
     }
 }
 
-impl<F, P> fmt::Debug for Closing<F, P> {
+impl<F, P: PollPanics> fmt::Debug for Closing<F, P> {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.debug_struct("Closing").finish_non_exhaustive()
     }
