@@ -1,9 +1,10 @@
 //! [`NativeJoin`]: a runtime's own join handle, and how ctxflow's
 //! [`JoinHandle`](crate::JoinHandle) stores it inside itself, with no allocation of its own.
 //!
-//! The one module where the crate lets `unsafe` code in: erasing a type into inline storage
-//! takes it, and on stable Rust only a macro can unsize a value into such storage. The `unsafe`
-//! is the `smallbox` crate's own (its `smallbox!` macro expands to it); nothing here writes any.
+//! One of the two modules where the crate lets `unsafe` code in (the other is `captured`):
+//! erasing a type into inline storage takes it, and on stable Rust only a macro can unsize a
+//! value into such storage. The `unsafe` is the `smallbox` crate's own (its `smallbox!` macro
+//! expands to it); nothing here writes any.
 //! The alternative, a `Box`, would add an allocation to every spawn whose runtime reports
 //! outcomes itself (tokio's, where a spawn is otherwise one allocation, as a raw spawn is).
 #![allow(unsafe_code)]
@@ -49,4 +50,55 @@ pub(crate) type NativeBox<T> = SmallBox<dyn NativeJoin<T>, Space>;
 /// `native`, erased; inline when it fits in [`Space`].
 pub(crate) fn erase<T: 'static>(native: impl NativeJoin<T> + 'static) -> NativeBox<T> {
     smallbox::smallbox!(native)
+}
+
+#[cfg(test)]
+mod tests {
+    use std::sync::atomic::{AtomicUsize, Ordering};
+    use std::sync::Arc;
+
+    use super::*;
+    use crate::JoinHandle;
+
+    /// A finished task's handle, `WORDS` words of padding wide, that counts its drops.
+    struct Finished<const WORDS: usize> {
+        output: Option<String>,
+        _padding: [usize; WORDS],
+        drops: Arc<AtomicUsize>,
+    }
+
+    impl<const WORDS: usize> Drop for Finished<WORDS> {
+        fn drop(&mut self) {
+            self.drops.fetch_add(1, Ordering::SeqCst);
+        }
+    }
+
+    impl<const WORDS: usize> NativeJoin<String> for Finished<WORDS> {
+        fn poll_join(&mut self, _: &mut TaskContext<'_>) -> Poll<Result<String, JoinError>> {
+            Poll::Ready(self.output.take().ok_or_else(JoinError::cancelled))
+        }
+        fn abort(&self) {}
+        fn is_finished(&self) -> bool {
+            true
+        }
+    }
+
+    fn joined_and_dropped<const WORDS: usize>() -> (String, usize) {
+        let drops = Arc::new(AtomicUsize::new(0));
+        let handle = JoinHandle::from_native(Finished::<WORDS> {
+            output: Some("done".to_owned()),
+            _padding: [WORDS; WORDS],
+            drops: drops.clone(),
+        });
+        let output = handle.join().expect("the task finished");
+        (output, drops.load(Ordering::SeqCst))
+    }
+
+    #[test]
+    fn a_handle_held_inline_and_a_boxed_one_each_give_their_output_and_drop_once() {
+        assert!(std::mem::size_of::<Finished<1>>() <= INLINE_BYTES);
+        assert!(std::mem::size_of::<Finished<16>>() > INLINE_BYTES);
+        assert_eq!(joined_and_dropped::<1>(), ("done".to_owned(), 1));
+        assert_eq!(joined_and_dropped::<16>(), ("done".to_owned(), 1));
+    }
 }
