@@ -5,6 +5,7 @@ use std::any::{Any, TypeId};
 use std::error::Error;
 use std::fmt;
 use std::panic::{self, AssertUnwindSafe};
+use std::sync::atomic::{AtomicU8, Ordering};
 use std::sync::{Arc, OnceLock};
 
 use crate::captured::{self, Captured};
@@ -176,7 +177,10 @@ pub fn register_carrier<C: Carrier>(carrier: C) -> Result<(), RegisterError> {
             }
             // Lost a race with another registration: look again at what it appended.
             None => match slot.set(node) {
-                Ok(()) => return Ok(()),
+                Ok(()) => {
+                    ANY.store(SOME, Ordering::Relaxed);
+                    return Ok(());
+                }
                 Err(_) => continue,
             },
         }
@@ -260,14 +264,34 @@ fn statically_registered() -> impl Iterator<Item = &'static dyn Registered> {
         .map(|registered| registered.0)
 }
 
-/// Whether any carrier can be captured: two loads.
+/// Whether any carrier can be captured: one load, once the answer is known, so that a
+/// snapshot with no carrier registered costs what it did before carriers existed.
 #[inline]
 pub(crate) fn any() -> bool {
-    inventory::iter::<StaticCarrier>
-        .into_iter()
-        .next()
-        .is_some()
-        || REGISTERED.get().is_some()
+    match ANY.load(Ordering::Relaxed) {
+        NONE => false,
+        SOME => true,
+        _ => any_first(),
+    }
+}
+
+/// Whether any carrier is registered: [`UNKNOWN`] until a snapshot or a registration asks.
+static ANY: AtomicU8 = AtomicU8::new(UNKNOWN);
+const UNKNOWN: u8 = 0;
+const NONE: u8 = 1;
+const SOME: u8 = 2;
+
+/// Looks at the registered carriers, once. A registration that races with it leaves
+/// [`SOME`]: it stores it after appending its carrier, and a [`NONE`] found before that
+/// is only stored while the flag is still [`UNKNOWN`].
+#[cold]
+fn any_first() -> bool {
+    let any = statically_registered().next().is_some() || REGISTERED.get().is_some();
+    let found = if any { SOME } else { NONE };
+    match ANY.compare_exchange(UNKNOWN, found, Ordering::Relaxed, Ordering::Relaxed) {
+        Ok(_) => any,
+        Err(stored) => stored == SOME,
+    }
 }
 
 /// The registered carriers: the static ones, then the others in the order of registration.
@@ -371,5 +395,50 @@ fn message(payload: &(dyn Any + Send)) -> String {
         message.clone()
     } else {
         "(a panic payload that is not a string)".to_owned()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use std::cell::Cell;
+
+    use super::*;
+    use crate::Context;
+
+    thread_local! {
+        static LATE: Cell<Option<u32>> = const { Cell::new(None) };
+    }
+
+    /// Registered by the test below only: no other test of this crate registers a carrier.
+    struct Late;
+
+    impl Carrier for Late {
+        type Captured = Option<u32>;
+        type Saved = Option<u32>;
+        const NAME: &'static str = "late";
+
+        fn capture(&self) -> Option<u32> {
+            LATE.with(Cell::get)
+        }
+        fn install(&self, captured: &Option<u32>) -> Option<u32> {
+            LATE.with(|late| late.replace(*captured))
+        }
+        fn restore(&self, _: &Option<u32>, saved: Option<u32>) {
+            LATE.with(|late| late.set(saved));
+        }
+        fn is_empty(&self, captured: &Option<u32>) -> bool {
+            captured.is_none()
+        }
+    }
+
+    #[test]
+    fn a_carrier_registered_after_snapshots_were_taken_is_captured_from_then_on() {
+        LATE.with(|late| late.set(Some(5)));
+        let before = Context::current().wrap(|| LATE.with(Cell::get));
+        assert_eq!(std::thread::spawn(before).join().unwrap(), None);
+
+        register_carrier(Late).unwrap();
+        let after = Context::current().wrap(|| LATE.with(Cell::get));
+        assert_eq!(std::thread::spawn(after).join().unwrap(), Some(5));
     }
 }

@@ -81,7 +81,14 @@ impl Context {
         if !carrier::any() {
             return variables;
         }
-        variables.carrying(Carried::capture(Taking::All))
+        variables.carrying_all()
+    }
+
+    /// These variables, with every carrier's state current here.
+    // Out of line, so that a snapshot with no carrier registered saves no registers for it.
+    #[inline(never)]
+    fn carrying_all(self) -> Self {
+        self.carrying(Carried::capture(Taking::All))
     }
 
     /// The current context's variables, without capturing the carriers: for what only reads
@@ -703,25 +710,15 @@ fn downcast_checked<T: Send + Sync + 'static>(value: &Value) -> &T {
         .expect("a context variable always holds its own type")
 }
 
-impl Drop for Context {
+impl Drop for Shared {
     /// The last holder of a snapshot releases its values with an empty context installed, so
     /// that a value whose `Drop` sets a variable writes where nobody reads: not into the
-    /// context of whatever runs on this thread next.
-    // Inlined, so that dropping an empty context, as every finished task does once its own
-    // context is released, costs a test.
-    #[inline]
+    /// context of whatever runs on this thread next. On `Shared`, not on `Context`, so that
+    /// letting go of a snapshot that others hold is the `Arc`'s own inline decrement.
     fn drop(&mut self) {
-        if let Some(shared) = self.entries.take() {
-            release(shared);
-        }
-    }
-}
-
-/// Lets go of one holder of a snapshot's table; the last one releases the values aside.
-#[inline(never)]
-fn release(shared: Arc<Shared>) {
-    if let Some(table) = Arc::into_inner(shared) {
-        current::drop_aside(table);
+        let table = std::mem::replace(&mut self.table, Table::Large(Vec::new()));
+        let carried = std::mem::take(&mut self.carried);
+        current::drop_aside((table, carried));
     }
 }
 

@@ -110,7 +110,9 @@ pub(crate) fn update<R>(change: impl FnOnce(&mut Context) -> R) -> R {
 /// how the slot is read and changed without a borrow flag for every install to check.
 struct Taken<'a> {
     slot: &'a Cell<Context>,
-    context: Context,
+    // Always moved back into the slot by `drop`: what is left here is empty, and not dropping
+    // it keeps the reference count's decrement out of every read.
+    context: ManuallyDrop<Context>,
     refill: Refill,
 }
 
@@ -127,7 +129,7 @@ impl<'a> Taken<'a> {
     #[inline]
     fn new(slot: &'a Cell<Context>, refill: Refill) -> Self {
         Taken {
-            context: slot.take(),
+            context: ManuallyDrop::new(slot.take()),
             slot,
             refill,
         }
@@ -137,7 +139,7 @@ impl<'a> Taken<'a> {
 impl Drop for Taken<'_> {
     #[inline]
     fn drop(&mut self) {
-        let left = self.slot.replace(std::mem::take(&mut self.context));
+        let left = self.slot.replace(std::mem::take(&mut *self.context));
         if self.refill == Refill::Read {
             debug_assert!(left.is_empty(), "a read of the context wrote to it");
             // Empty: forgetting it releases nothing, and spares every read a test.
