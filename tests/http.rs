@@ -567,8 +567,8 @@ fn each_ignored_header_is_reported_at_debug_level() {
     assert_eq!(lines.len(), bad_headers().len(), "{log}");
     assert!(lines.iter().all(|line| line.contains("DEBUG")), "{log}");
     for expected in [
-        "longer than the maximum length",
-        "a character outside the request id set",
+        "longer than the 128 taken",
+        "outside the request id set",
         "empty",
         "malformed traceparent",
         "no valid entry",

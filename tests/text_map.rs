@@ -2,6 +2,7 @@
 
 use std::collections::BTreeMap;
 
+use ctxflow::text_map::request_id::InvalidRequestId;
 use ctxflow::text_map::{ContextPropagator, ExtractProblem, RequestIdSource};
 use ctxflow::{ContextVar, Propagation};
 
@@ -71,7 +72,10 @@ fn a_forged_request_id_gets_a_fresh_one_and_a_typed_error() {
         error.problems(),
         [ExtractProblem::RequestId {
             source: RequestIdSource::Key,
-            ..
+            reason: InvalidRequestId::ForbiddenByte {
+                index: 3,
+                byte: b' '
+            },
         }]
     ));
     assert!(error.to_string().contains("request id refused"), "{error}");

@@ -85,7 +85,7 @@ use ctxflow_core::{Context, ContextVar, ImportError, InContext, Propagation, Wit
 use ctxflow_opentelemetry as _;
 use pin_project_lite::pin_project;
 
-use self::request_id::{check_request_id, uuid_v7, DEFAULT_MAX_REQUEST_ID_LEN};
+use self::request_id::{check_request_id, uuid_v7, InvalidRequestId, DEFAULT_MAX_REQUEST_ID_LEN};
 
 /// Where text pairs are written: message headers, a job row's column, RPC metadata.
 pub trait Injector {
@@ -386,7 +386,7 @@ pub enum ExtractProblem {
         /// Where it was carried.
         source: RequestIdSource,
         /// Why it was refused.
-        reason: &'static str,
+        reason: InvalidRequestId,
     },
     /// The `traceparent` was outside W3C's grammar or refused by OpenTelemetry: the work
     /// starts a new trace.

@@ -1,7 +1,7 @@
 //! The id a request runs under: the one tower-http's `SetRequestId` chose, the one the caller
 //! sent, or a fresh one.
 
-use ctxflow_text_map::request_id::{check_request_id, uuid_v7};
+use ctxflow_text_map::request_id::{check_request_id, uuid_v7, InvalidRequestId};
 use http::{HeaderName, HeaderValue, Request};
 use tower_http::request_id::{MakeRequestId, RequestId};
 
@@ -118,7 +118,7 @@ impl IdRules<'_> {
                 header_value: value.clone(),
             }),
             Err(reason) => {
-                tracing::debug!(source, reason, "ignoring the request id; using a fresh one");
+                tracing::debug!(source, %reason, "ignoring the request id; using a fresh one");
                 None
             }
         }
@@ -132,7 +132,7 @@ impl IdRules<'_> {
                 Ok(_) => true,
                 Err(reason) => {
                     tracing::debug!(
-                        reason,
+                        %reason,
                         "ignoring the id MakeRequestId made; using a UUID v7"
                     );
                     false
@@ -146,7 +146,7 @@ impl IdRules<'_> {
         ChosenId { text, header_value }
     }
 
-    fn usable<'v>(&self, value: &'v HeaderValue) -> Result<&'v str, &'static str> {
+    fn usable<'v>(&self, value: &'v HeaderValue) -> Result<&'v str, InvalidRequestId> {
         check_request_id(value.as_bytes(), self.max_len)?;
         Ok(value.to_str().expect("the request id set is ASCII"))
     }
