@@ -213,10 +213,11 @@ where
 
 /// Runs one async test body, which need not be `Send`, on the local executor of every enabled
 /// runtime in turn, all inside the calling test: a tokio `LocalSet` on a current-thread runtime,
-/// a smol `LocalExecutor`, async-std's `spawn_local`, a compio runtime. The body runs on the test
-/// thread in an empty context and gets the runtime's local spawner. A test that runs one body per runtime is
-/// better written with [`each_local_runtime!`](crate::testing::each_local_runtime!), which gives
-/// each runtime its own test.
+/// a smol `LocalExecutor`, async-std's `spawn_local`, a compio runtime. The body runs on the
+/// test thread in an empty context and gets the runtime's local spawner. A test that runs one
+/// body per runtime is better written with
+/// [`each_local_runtime!`](crate::testing::each_local_runtime!), which gives each runtime its
+/// own test.
 ///
 /// # Panics
 /// When the body panics on any runtime, after trying them all, naming each runtime that failed

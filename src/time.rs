@@ -50,12 +50,11 @@
 //!   scheduler once, then completes: at most one yield, whichever runtime.
 //! - Outside any runtime, with neither `smol` nor `async-std` enabled, the first poll panics
 //!   with a message that says to await the timer inside a tokio or compio runtime or enable
-//!   `smol`.
+//!   `smol`. Inside a tokio runtime built without timers, tokio's own panic says to call
+//!   `enable_time` (the runtimes ctxflow builds have them).
 //! - A timer first polled on a compio runtime's thread stays tied to that thread: polled on
 //!   another thread (possible only for a timer polled by hand, then sent), it panics naming the
 //!   cause.
-//!   Inside a tokio runtime built without timers, tokio's own panic says to call `enable_time`
-//!   (the runtimes ctxflow builds have them).
 
 mod interval;
 mod sleep;

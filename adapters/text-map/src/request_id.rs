@@ -90,7 +90,8 @@ impl fmt::Display for InvalidRequestId {
             InvalidRequestId::Empty => f.write_str("empty"),
             InvalidRequestId::ForbiddenByte { index, byte } => write!(
                 f,
-                "byte {byte:#04x} at {index} is outside the request id set (A-Z a-z 0-9 - _ . : / + = @)"
+                "byte {byte:#04x} at {index} is outside the request id set \
+                 (A-Z a-z 0-9 - _ . : / + = @)"
             ),
         }
     }
