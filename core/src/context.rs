@@ -95,7 +95,7 @@ impl Context {
     /// variables, such as a log line's fields.
     #[inline]
     pub(crate) fn current_variables() -> Self {
-        current::read(Context::clone)
+        current::snapshot()
     }
 
     /// This snapshot's variables, with `carried` in place of what it carried. The variables'
@@ -169,16 +169,14 @@ impl Context {
     /// The current context's flowing variables, without capturing the carriers.
     #[inline]
     pub(crate) fn flowing_variables() -> Self {
-        current::read(|cx| match cx.all_flow() {
-            true => cx.clone(),
-            false => cx.without_non_flowing(),
-        })
+        current::snapshot_if_all_flow()
+            .unwrap_or_else(|| current::read(Context::without_non_flowing))
     }
 
     /// Whether every variable set here flows, as in almost every context: then a spawn shares
     /// this snapshot as it is. A plain scan of the keys, which every spawn makes.
     #[inline]
-    fn all_flow(&self) -> bool {
+    pub(crate) fn all_flow(&self) -> bool {
         match self.entries.as_deref().map(|shared| shared.table.flat()) {
             None => true,
             Some(Table::Small(small)) => {

@@ -17,7 +17,7 @@
 //! assert_eq!(std::thread::spawn(job).join().unwrap(), Some(7));
 //! ```
 #![deny(missing_docs)]
-// Denied everywhere but in `native_join` and `captured`, which say why they need it.
+// Denied everywhere but in `native_join`, `captured` and `current`, which say why they need it.
 #![deny(unsafe_code)]
 #![allow(
     clippy::disallowed_methods,

@@ -1,7 +1,7 @@
 //! [`NativeJoin`]: a runtime's own join handle, and how ctxflow's
 //! [`JoinHandle`](crate::JoinHandle) stores it inside itself, with no allocation of its own.
 //!
-//! One of the two modules where the crate lets `unsafe` code in (the other is `captured`):
+//! One of the three modules where the crate lets `unsafe` code in (with `captured` and `current`):
 //! erasing a type into inline storage takes it, and on stable Rust only a macro can unsize a
 //! value into such storage. The `unsafe` is the `smallbox` crate's own (its `smallbox!` macro
 //! expands to it); nothing here writes any.

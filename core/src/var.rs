@@ -141,7 +141,7 @@ impl<T: Send + Sync + 'static> ContextVar<T> {
     {
         // The value's own reference, not a borrow of the thread's context, is held while it is
         // cloned: a `Clone` may read, set or install context itself.
-        let value = current::read(|cx| cx.value(self.info()).cloned())?;
+        let value = current::value(self.info())?;
         Some(downcast::<T>(&value).clone())
     }
 
@@ -158,7 +158,7 @@ impl<T: Send + Sync + 'static> ContextVar<T> {
     /// ```
     pub fn with<R>(&'static self, f: impl FnOnce(Option<&T>) -> R) -> R {
         // Holding the value (not the thread's context) lets `f` change the context freely.
-        let value = current::read(|cx| cx.value(self.info()).cloned());
+        let value = current::value(self.info());
         f(value.as_ref().map(downcast))
     }
 
@@ -172,7 +172,7 @@ impl<T: Send + Sync + 'static> ContextVar<T> {
     /// assert!(FLAG.is_set());
     /// ```
     pub fn is_set(&'static self) -> bool {
-        current::read(|cx| cx.value(self.info()).is_some())
+        current::is_set(self.info())
     }
 
     /// Sets the variable in the current context, copy-on-write: snapshots taken earlier keep
