@@ -7,9 +7,9 @@
 //! carrying a span cost 1.33× what `tracing::Instrumented` adds, and one carrying Sentry's hub
 //! 1.76× what `bind_hub` adds; this way, 1.22× and 1.61× (`benches/carriers.rs`, CPU time).
 //!
-//! One of the three modules where the crate lets `unsafe` code in: a slot holds any carrier's saved
-//! state in three words of untyped memory, written by the install of the list link at its depth
-//! and read back, as the same type, by that link's restore. Kept through `dyn Any` instead
+//! One of the three modules where the crate lets `unsafe` code in: a slot holds any carrier's
+//! saved state in three words of untyped memory, written by the install of the list link at its
+//! depth and read back, as the same type, by that link's restore. Kept through `dyn Any` instead
 //! (`smallbox`), each restore pays one more indirect call for the type check; boxed, an
 //! allocation per poll (`tests/allocation.rs` counts none). The soundness argument is local:
 //! only this module writes and reads slots, the only implementation of the list's install and
