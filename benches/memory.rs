@@ -17,12 +17,13 @@ mod common;
 
 use std::alloc::{GlobalAlloc, Layout, System};
 use std::cell::Cell;
-use std::future::{pending, Future};
+use std::future::{pending, Future, Pending};
 use std::process::Command;
 use std::sync::{Arc, Mutex};
 
 use common::context_with;
-use ctxflow::rt::{BlockingTask, Task};
+use ctxflow::async_task::Contained;
+use ctxflow::rt::{BlockingTask, Closing, Task, Unwinding};
 use ctxflow::{AnySpawner, Context, InContext, Spawner};
 use opentelemetry::context::FutureExt as _;
 
@@ -136,7 +137,15 @@ fn sizes() {
     println!("| --- | ---: |");
     println!("| raw | {} |", std::mem::size_of_val(&task(())));
     println!(
-        "| ctxflow `Spawner::spawn` with its own join slot (smol, async-std) | {} |",
+        "| ctxflow on tokio (`Closing`) | {} |",
+        std::mem::size_of::<Closing<Pending<()>, Unwinding>>()
+    );
+    println!(
+        "| ctxflow on smol and async-std (`Contained`) | {} |",
+        std::mem::size_of::<Contained<Pending<()>>>()
+    );
+    println!(
+        "| ctxflow on a runtime of one's own (`Runtime::spawn_task`, ctxflow's join slot) | {} |",
         size(&|| drop(probe.spawn(task(()))))
     );
     println!(
@@ -156,10 +165,36 @@ fn sizes() {
         std::mem::size_of_val(&task(()).in_context(Context::empty()))
     );
     println!(
+        "| ctxflow `in_context` around a 24-byte future with a niche, as an `async` block's state has | {} |",
+        std::mem::size_of_val(&Niched::default().in_context(Context::empty()))
+    );
+    println!(
         "| ctxflow blocking closure (capturing nothing) | {} |",
         size(&|| drop(probe.spawn_blocking(|| ())))
     );
     println!();
+}
+
+/// A pending future of 24 bytes whose `Option` needs no tag, as an `async` block's state.
+struct Niched {
+    _state: [u64; 2],
+    _key: std::num::NonZeroU64,
+}
+
+impl Default for Niched {
+    fn default() -> Self {
+        Niched {
+            _state: [0; 2],
+            _key: std::num::NonZeroU64::MIN,
+        }
+    }
+}
+
+impl Future for Niched {
+    type Output = ();
+    fn poll(self: std::pin::Pin<&mut Self>, _: &mut std::task::Context<'_>) -> std::task::Poll<()> {
+        std::task::Poll::Pending
+    }
 }
 
 tokio::task_local! {

@@ -40,30 +40,25 @@ pub type Outcome<T> = Result<T, Panic>;
 /// A task's outcome in type-erased form, for the [`aborted`] table.
 type Erased = Box<dyn Any + Send + 'static>;
 
-fn erase<T: Send + 'static>(outcome: Outcome<T>) -> Erased {
-    Box::new(outcome)
-}
-
 /// What a task returns to its runtime: its outcome, until the handle takes it.
-pub struct Finished<T> {
+pub struct Finished<T: Send + 'static> {
     outcome: Option<Outcome<T>>,
-    erase: fn(Outcome<T>) -> Erased,
     abort_key: u64,
 }
 
-impl<T> Finished<T> {
+impl<T: Send + 'static> Finished<T> {
     fn take(mut self) -> Option<Outcome<T>> {
         self.outcome.take()
     }
 }
 
-impl<T> Drop for Finished<T> {
+impl<T: Send + 'static> Drop for Finished<T> {
     fn drop(&mut self) {
         // Dropped untaken: its task was detached, or aborted while this was being returned,
         // and then the abort's handle still reports it.
         if let Some(outcome) = self.outcome.take() {
             if aborted::any_watched() {
-                aborted::record(self.abort_key, (self.erase)(outcome));
+                aborted::record(self.abort_key, Box::new(outcome));
             }
         }
     }
@@ -73,20 +68,30 @@ pin_project! {
     /// The task's [`Closing`] future, as a runtime built on `async-task` runs it: its outcome
     /// is a [`Finished`], and a panic of its drop when the runtime cancels it goes to the
     /// handle that aborted it.
-    pub struct Contained<F: Future> {
+    // One bound per line: `pin_project!` takes no `+` in a `where` clause.
+    pub struct Contained<F>
+    where
+        F: Future,
+        F::Output: Send,
+        F::Output: 'static,
+    {
         #[pin]
         closing: Closing<F>,
-        erase: fn(Outcome<F::Output>) -> Erased,
         abort_key: u64,
     }
 
-    impl<F: Future> PinnedDrop for Contained<F> {
+    impl<F> PinnedDrop for Contained<F>
+    where
+        F: Future,
+        F::Output: Send,
+        F::Output: 'static,
+    {
         fn drop(this: Pin<&mut Self>) {
             // Only a cancelled task still holds its future here: the runtime drops it, and a
             // panic must neither unwind into the runtime nor be lost if the task was aborted.
             let this = this.project();
             if let Err(panic) = this.closing.cancel() {
-                aborted::record(*this.abort_key, (this.erase)(Err(panic)));
+                aborted::record(*this.abort_key, Box::new(Err::<F::Output, _>(panic)));
             }
         }
     }
@@ -102,17 +107,19 @@ where
     pub fn new(prepared: PreparedTask<F>) -> (Self, Option<String>, u64) {
         let name = prepared.name().map(str::to_owned);
         let abort_key = aborted::new_key();
-        let erase = erase::<F::Output>;
         let task = Contained {
             closing: prepared.into_closing(),
-            erase,
             abort_key,
         };
         (task, name, abort_key)
     }
 }
 
-impl<F: Future> Future for Contained<F> {
+impl<F> Future for Contained<F>
+where
+    F: Future,
+    F::Output: Send + 'static,
+{
     type Output = Finished<F::Output>;
 
     #[inline]
@@ -121,7 +128,6 @@ impl<F: Future> Future for Contained<F> {
         let outcome = std::task::ready!(this.closing.poll(cx));
         Poll::Ready(Finished {
             outcome: Some(outcome),
-            erase: *this.erase,
             abort_key: *this.abort_key,
         })
     }
@@ -207,7 +213,7 @@ enum Stage<T, H> {
     Taken,
 }
 
-impl<T, H: NativeTask<Output = Finished<T>>> AsyncTaskJoin<T, H> {
+impl<T: Send + 'static, H: NativeTask<Output = Finished<T>>> AsyncTaskJoin<T, H> {
     /// Wraps `handle`, the runtime's handle to the [`Contained`] task made with `abort_key`;
     /// `cancel` starts the runtime's own cancellation (see [`cancelling`]).
     pub fn new(handle: H, cancel: fn(H, u64) -> Cancelling<T>, abort_key: u64) -> Self {
