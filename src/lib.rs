@@ -208,4 +208,6 @@ mod guides {
     struct Carriers;
     #[doc = include_str!("../docs/messaging.md")]
     struct Messaging;
+    #[doc = include_str!("../docs/http.md")]
+    struct Http;
 }

@@ -547,6 +547,7 @@ fn each_ignored_header_is_reported_at_debug_level() {
     let subscriber = tracing_subscriber::fmt()
         .with_max_level(tracing::Level::DEBUG)
         .with_writer(move || writer.clone())
+        .with_ansi(false)
         .finish();
     let service = RequestContextLayer::new(&REQUEST_ID)
         .propagation(Propagation::new().var(&PRIORITY))
@@ -566,6 +567,13 @@ fn each_ignored_header_is_reported_at_debug_level() {
     let lines: Vec<&str> = log.lines().collect();
     assert_eq!(lines.len(), bad_headers().len(), "{log}");
     assert!(lines.iter().all(|line| line.contains("DEBUG")), "{log}");
+    // Under the facade's name, so that `RUST_LOG=ctxflow=debug` shows them.
+    assert!(
+        lines
+            .iter()
+            .all(|line| line.contains(" DEBUG ctxflow::tower::")),
+        "{log}"
+    );
     for expected in [
         "longer than the 128 taken",
         "outside the request id set",

@@ -83,7 +83,12 @@ pub fn extract(carrier: &ContextPropagator, message: &Message) -> Extracted {
         None => carrier.extract(&HeaderMap::new()),
     };
     if let Some(error) = extracted.error() {
-        tracing::warn!(subject = message.subject.as_str(), %error, "message handled in a fresh context");
+        tracing::warn!(
+            target: "ctxflow::nats",
+            subject = message.subject.as_str(),
+            %error,
+            "message handled in a fresh context"
+        );
     }
     extracted
 }

@@ -148,7 +148,11 @@ fn outgoing_baggage(current: &Baggage, propagation: &Propagation) -> Baggage {
     let ours = propagation
         .export_current()
         .unwrap_or_else(|error| {
-            tracing::debug!(%error, "leaving the context variables out of the baggage");
+            tracing::debug!(
+                target: "ctxflow::text_map::w3c",
+                %error,
+                "leaving the context variables out of the baggage"
+            );
             Vec::new()
         })
         .into_iter()

@@ -118,7 +118,12 @@ impl IdRules<'_> {
                 header_value: value.clone(),
             }),
             Err(reason) => {
-                tracing::debug!(source, %reason, "ignoring the request id; using a fresh one");
+                tracing::debug!(
+                    target: "ctxflow::tower::request_id",
+                    source,
+                    %reason,
+                    "ignoring the request id; using a fresh one"
+                );
                 None
             }
         }
@@ -132,6 +137,7 @@ impl IdRules<'_> {
                 Ok(_) => true,
                 Err(reason) => {
                     tracing::debug!(
+                        target: "ctxflow::tower::request_id",
                         %reason,
                         "ignoring the id MakeRequestId made; using a UUID v7"
                     );

@@ -34,7 +34,11 @@ pub(crate) fn extract(headers: &HeaderMap, propagation: &Propagation) -> Incomin
     let mut problems = Vec::new();
     let incoming = w3c::extract(&OneTraceparent(headers), propagation, &mut problems);
     for problem in problems {
-        tracing::debug!(%problem, "ignoring part of the request's headers");
+        tracing::debug!(
+            target: "ctxflow::tower::trace_headers",
+            %problem,
+            "ignoring part of the request's headers"
+        );
     }
     incoming
 }
