@@ -13,12 +13,13 @@ use crate::Spawner;
 type BoxedFuture = Pin<Box<dyn Future<Output = ()> + Send>>;
 
 /// Any [`Spawner`], behind one cloneable type, so that application structs can hold a spawner
-/// without a type parameter. It is itself a `Spawner`. Every spawner of this crate converts into
-/// it with `From`; any other one with [`AnySpawner::new`].
+/// without a type parameter. It is itself a `Spawner`. The runtimes' spawners (tokio's, smol's,
+/// async-std's) and [`DefaultSpawner`](crate::DefaultSpawner) convert into it with `From`; any
+/// other one, futures' `ThreadPoolSpawner` or a spawner of one's own, with [`AnySpawner::new`].
 ///
-/// ctxflow's own spawners are held as they are, so spawning through an `AnySpawner` costs what
-/// spawning through them costs; another spawner is held behind a pointer, and each of its tasks
-/// is boxed.
+/// The spawners that convert with `From` are held as they are, so spawning through an
+/// `AnySpawner` costs what spawning through them costs; another spawner is held behind a
+/// pointer, and each of its tasks is boxed.
 ///
 /// ```
 /// # #[cfg(feature = "tokio")] {

@@ -80,6 +80,8 @@ impl DefaultSpawner {
 }
 
 crate::rt::spawner_traits!(DefaultSpawner);
+#[cfg(feature = "hyper")]
+ctxflow_hyper::executor!(DefaultSpawner);
 
 impl Runtime for DefaultSpawner {
     fn spawn_task<F>(&self, task: Task<F>)

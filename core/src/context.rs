@@ -23,8 +23,9 @@ struct Entry {
 /// A snapshot of context variables: what a task or closure sees as "its" context.
 ///
 /// A `Context` never changes once taken. [`Context::current`] costs one reference-count
-/// increment, whatever the number of variables; an empty context is a null pointer and costs
-/// nothing. [`ContextVar::set`] changes the *current* context copy-on-write: it edits in place
+/// increment, whatever the number of variables, while no registered carrier has state to
+/// capture (with a span entered and the `tracing` feature on, it also captures the span, in one
+/// allocation); an empty context is a null pointer and costs nothing. [`ContextVar::set`] changes the *current* context copy-on-write: it edits in place
 /// while no snapshot shares it, and copies the (small, flat) table of entries otherwise, so every
 /// snapshot taken before keeps what it saw.
 ///
@@ -67,7 +68,9 @@ impl Context {
 
     /// A snapshot of the current thread's or task's context.
     ///
-    /// One reference-count increment, whatever the number of variables: nothing is copied.
+    /// One reference-count increment, whatever the number of variables: nothing is copied. A
+    /// registered [`Carrier`](crate::Carrier) with state here (a span, a hub) is captured too,
+    /// into one allocation that shares the variables' table.
     ///
     /// ```
     /// use ctxflow::{Context, ContextVar};
@@ -285,8 +288,11 @@ impl Context {
         self.len() == 0
     }
 
-    /// Whether both are the same snapshot: true for clones of one snapshot, and for two empty
-    /// contexts. Two snapshots holding equal values set separately are not the same.
+    /// Whether both are the same snapshot of variables: true for clones of one snapshot, and for
+    /// two empty contexts. Two snapshots holding equal values set separately are not the same.
+    /// What carriers captured with each (a span, a hub) is not compared: two
+    /// `Context::current()` taken under one set of variables but in different spans are the
+    /// same snapshot of variables.
     ///
     /// ```
     /// use ctxflow::{Context, ContextVar};
@@ -375,7 +381,8 @@ impl Context {
     ///
     /// Guards must be dropped in the reverse order of their creation, on the thread that made
     /// them (the guard is not `Send`), within the poll or closure that made them. With the
-    /// `strict` feature, a guard that breaks these rules is reported; see the crate docs.
+    /// `strict` feature, a guard that breaks these rules is reported by a panic naming where it
+    /// was created ("Strict mode" in the repository's docs/flow.md).
     ///
     /// ```
     /// use ctxflow::{Context, ContextVar};

@@ -17,7 +17,8 @@ use crate::rt::{PreparedBlocking, PreparedTask, Runtime};
 /// never names a runtime; the runtime is chosen by a Cargo feature, and tests swap it (see
 /// `ctxflow::testing`, feature `testing`).
 ///
-/// Every entry point snapshots [`Context::inheritable`] at the call (the current context minus its
+/// Every entry point but the `_in` ones, which take the context they are given, snapshots
+/// [`Context::inheritable`] at the call (the current context minus its
 /// [non-flowing](crate::ContextVar::non_flowing) variables), and the snapshot is installed
 /// around every poll of the task (or around the closure): a child sees what its parent had when
 /// it was spawned, its own writes stay its own, and writes the parent makes later never reach it.

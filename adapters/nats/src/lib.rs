@@ -41,8 +41,10 @@
 //!
 //! A message whose headers are hostile (an oversized or forged request id, a malformed
 //! `traceparent`, oversized or unparsable baggage) is still handled, in a context of its own
-//! with a fresh request id: [`extract`] reports what it refused with a warning through
-//! `tracing`, and [`Extracted::error`] gives the typed [`ExtractError`](ctxflow_text_map::ExtractError).
+//! that leaves out what was refused (a refused request id is replaced by a fresh one):
+//! [`extract`] reports what it refused with a warning through `tracing` (target
+//! `ctxflow::nats`), and [`Extracted::error`] gives the typed
+//! [`ExtractError`](ctxflow_text_map::ExtractError).
 //!
 //! This is the `ctxflow-nats` crate, which the `ctxflow` crate re-exports as `ctxflow::nats`
 //! with its feature `nats`.
