@@ -8,8 +8,8 @@ use crate::{AnySpawner, JoinHandle, Spawner};
 
 /// The runtime the enabled features select, decided at each call.
 ///
-/// Enabling a feature never moves existing code to another runtime: the runtimes rank in a fixed
-/// order, tokio, then async-std, then smol, and a call takes the first that can serve it:
+/// The runtimes rank in a fixed order, tokio, then async-std, then smol, and a call takes the
+/// first that can serve it:
 ///
 /// 1. inside a tokio runtime (feature `tokio`): that runtime;
 /// 2. inside an async-std task (feature `async-std`): async-std;
@@ -21,12 +21,14 @@ use crate::{AnySpawner, JoinHandle, Spawner};
 ///
 /// So a dependency that enables `smol` or `async-std` next to `tokio` changes nothing for code
 /// that worked with `tokio` alone: `block_on` still runs on tokio, where tokio's timers and I/O
-/// work; only a spawn outside any runtime, which panicked, now runs. Adding `async-std` next to
-/// `smol` moves such spawns from smol's global executor to async-std's, which drives the same
-/// `async-io` reactor, so smol's timers and I/O keep working there. The one combination a
-/// single order cannot keep: code that ran under `block_on` with `async-std` alone runs on tokio
-/// once `tokio` is enabled too (it is a default feature); code that needs async-std there
-/// should name [`AsyncStdSpawner`](crate::async_std::AsyncStdSpawner).
+/// work; only a spawn outside any runtime, which panicked, now runs. A runtime ranked higher does
+/// move the calls made outside any runtime: with `smol` alone, `block_on` and those spawns run
+/// on smol; enabling `async-std` moves both to async-std, which drives the same `async-io`
+/// reactor, so smol's timers and I/O keep working there; enabling `tokio` (a default feature)
+/// moves `block_on`, and the spawns made inside it, to a tokio runtime, and so it does for code
+/// that ran under `block_on` with `async-std` alone. Code that needs one runtime whatever the
+/// features names its spawner ([`SmolSpawner`](crate::smol::SmolSpawner),
+/// [`AsyncStdSpawner`](crate::async_std::AsyncStdSpawner)).
 ///
 /// ```
 /// use ctxflow::{DefaultSpawner, Spawner};

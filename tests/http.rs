@@ -759,6 +759,13 @@ mod request_id_characters {
     }
 
     fn id_seen_after_set_request_id(made: &'static str) -> String {
+        id_seen_after_set_request_id_with(made, Request::new(axum::body::Body::empty()))
+    }
+
+    fn id_seen_after_set_request_id_with(
+        made: &'static str,
+        request: Request<axum::body::Body>,
+    ) -> String {
         // Under another header name, so only its `RequestId` extension can carry the id across.
         let app = Router::new()
             .route("/", get(request_id_seen))
@@ -767,7 +774,7 @@ mod request_id_characters {
                 http::HeaderName::from_static("x-tower-http-id"),
                 Fixed(made),
             ));
-        id_seen(app, Request::new(axum::body::Body::empty()))
+        id_seen(app, request)
     }
 
     #[test]
@@ -776,6 +783,18 @@ mod request_id_characters {
             assert_uuid_v7(&id_seen_after_set_request_id(made));
         }
         assert_eq!(id_seen_after_set_request_id("tower-http:1"), "tower-http:1");
+    }
+
+    #[test]
+    fn a_refused_id_from_tower_https_extension_leaves_the_header_its_turn() {
+        let request = Request::get("/")
+            .header("x-request-id", "req-7")
+            .body(axum::body::Body::empty())
+            .unwrap();
+        assert_eq!(
+            id_seen_after_set_request_id_with("abc user=admin", request),
+            "req-7"
+        );
     }
 
     #[test]

@@ -14,9 +14,10 @@ use crate::timer;
 /// (see [`ctxflow::time`](crate::time)).
 ///
 /// A tick taken late (the task was busy, the machine slept) is not followed by a burst of
-/// catch-up ticks: the next one comes a full period after the late one was taken, so the work
-/// done per tick never runs back to back. (This is tokio's `MissedTickBehavior::Delay`; tokio's
-/// default bursts.) A `Duration::MAX` period saturates to about 30 years: one tick, then none.
+/// catch-up ticks: the next one keeps to the schedule while its time is still ahead, and once a
+/// whole period has been missed it comes a full period after the late tick was taken, so missed
+/// ticks are skipped, never made up. (tokio's default, `MissedTickBehavior::Burst`, makes them
+/// up.) A `Duration::MAX` period saturates to about 30 years: one tick, then none.
 ///
 /// # Panics
 /// When `period` is zero, which would tick without end; and when first polled where no runtime

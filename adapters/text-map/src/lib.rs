@@ -45,9 +45,9 @@
 //! assert_eq!(seen.as_deref(), Some("req-42"));
 //! ```
 //!
-//! Reading never fails: whatever is missing, too long or malformed is left out and reported in
-//! [`Extracted::error`], and the work runs in a context of its own, with a fresh request id
-//! rather than a forged one.
+//! Reading never fails: whatever is too long or malformed is left out and reported in
+//! [`Extracted::error`] (what is missing is simply absent), and the work runs in a context of
+//! its own, with a fresh request id when none usable came, rather than a forged one.
 //!
 //! [`Injector`] and [`Extractor`] are implemented for `HashMap` and `BTreeMap`, and with this
 //! crate's features of the same names for `http::HeaderMap` (`http`), tonic's `MetadataMap`

@@ -84,12 +84,15 @@ impl IdRules<'_> {
                 .get(self.header)
                 .map(|value| (value, self.header.as_str())),
         };
-        if let Some(chosen) = self.carried(extension.or(header)) {
-            if extension.is_none() {
-                request
-                    .extensions_mut()
-                    .insert(RequestId::new(chosen.header_value.clone()));
-            }
+        if let Some(chosen) = self.carried(extension) {
+            return chosen;
+        }
+        // An unusable extension (a `MakeRequestId` of tower-http's own, a header of another
+        // name) leaves the header its turn, as every source that fails does.
+        if let Some(chosen) = self.carried(header) {
+            request
+                .extensions_mut()
+                .insert(RequestId::new(chosen.header_value.clone()));
             return chosen;
         }
         let baggage = match self.incoming {
@@ -122,7 +125,7 @@ impl IdRules<'_> {
                     target: "ctxflow::tower::request_id",
                     source,
                     %reason,
-                    "ignoring the request id; using a fresh one"
+                    "ignoring the request id; trying the next source"
                 );
                 None
             }

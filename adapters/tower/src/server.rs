@@ -224,8 +224,10 @@ impl<M> RequestContextLayer<M> {
     /// client side sends them with [`InjectContextLayer`](super::InjectContextLayer) or
     /// [`inject_context`](super::inject_context). Values that do not parse, or baggage over
     /// the propagation's limits, are ignored with a debug-level event, all of them at once.
-    /// Other systems' entries, under names the propagation does not list, never are a reason
-    /// to ignore the listed ones, whatever they hold.
+    /// Other systems' entries, under names the propagation does not list, are passed on
+    /// whatever they hold, and are a reason to ignore the listed ones only by their number and
+    /// size: every entry counts towards the propagation's limits (whose defaults are
+    /// OpenTelemetry's own caps on a `baggage` header, so only lowered limits can be reached).
     ///
     /// ```
     /// use axum::{routing::get, Router};
