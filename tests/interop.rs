@@ -210,7 +210,7 @@ mod task_groups {
     }
 
     each_runtime! {
-        fn the_seeds_items_are_processed_concurrently_each_with_its_own_item_id(spawner) {
+        fn the_seeds_items_processed_in_one_group_each_log_their_own_item_id(spawner) {
             fn process() -> String {
                 let item_id = ITEM_ID.get().map_or("-".into(), |id| id.to_string());
                 format!("processed item_id={item_id}")

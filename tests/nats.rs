@@ -31,14 +31,17 @@ static TENANT: ContextVar<String> = ContextVar::new("tenant");
 
 const URL_VARIABLE: &str = "CTXFLOW_NATS_URL";
 
-/// A client of the test server, or `None` (with the reason printed) when there is none.
+/// A client of the test server, or `None` (with the reason written) when there is none.
 async fn connect(test: &str) -> Option<Client> {
     let Ok(url) = std::env::var(URL_VARIABLE) else {
-        println!(
-            "skipped {test}: {URL_VARIABLE} is not set, so there is no NATS server to test \
-             against; .ci/run starts one, or run `nats-server -a 127.0.0.1 -p 4222` and set \
-             {URL_VARIABLE}=nats://127.0.0.1:4222"
+        // Straight to the terminal: the test harness keeps what `println!` and `eprintln!`
+        // write in a passing test to itself, and a skip must show in a plain `cargo test`.
+        let notice = format!(
+            "tests/nats.rs: skipped {test}: {URL_VARIABLE} is not set, so there is no NATS \
+             server to test against; .ci/run starts one, or run `nats-server -a 127.0.0.1 -p \
+             4222` and set {URL_VARIABLE}=nats://127.0.0.1:4222\n"
         );
+        let _ = io::Write::write_all(&mut io::stderr(), notice.as_bytes());
         return None;
     };
     Some(

@@ -139,14 +139,26 @@ each_runtime! {
 }
 
 each_runtime! {
-    fn what_a_task_attaches_never_reaches_its_spawner(spawner) {
+    fn the_context_a_task_runs_in_never_stays_with_its_spawner(spawner) {
         let (tracer, _) = tracer();
-        let child = spawner.spawn(async move {
-            let own = opentelemetry::Context::current_with_span(tracer.start("own"));
-            let _attached = own.attach();
-            opentelemetry::Context::current().has_active_span()
-        });
-        assert!(child.await.unwrap(), "the child sees what it attached");
+        let request = opentelemetry::Context::current_with_span(tracer.start("request"));
+        let request_span = request.span().span_context().span_id();
+        let child = {
+            let _attached = request.attach();
+            spawner.spawn(async move {
+                let spawners = opentelemetry::Context::current().span().span_context().span_id();
+                yield_now().await;
+                let own = opentelemetry::Context::current_with_span(tracer.start("own"));
+                let _attached = own.attach();
+                spawners
+            })
+        };
+        // The spawner's span is detached here; on a current-thread runtime the child's polls run
+        // on this thread between this task's, each with the span installed: every one must
+        // take it away again.
+        assert!(!opentelemetry::Context::current().has_active_span());
+        assert_eq!(child.await.unwrap(), request_span, "the child runs in the spawner's span");
+        yield_now().await;
         assert!(!opentelemetry::Context::current().has_active_span());
     }
 }
