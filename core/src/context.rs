@@ -25,9 +25,10 @@ struct Entry {
 /// A `Context` never changes once taken. [`Context::current`] costs one reference-count
 /// increment, whatever the number of variables, while no registered carrier has state to
 /// capture (with a span entered and the `tracing` feature on, it also captures the span, in one
-/// allocation); an empty context is a null pointer and costs nothing. [`ContextVar::set`] changes the *current* context copy-on-write: it edits in place
-/// while no snapshot shares it, and copies the (small, flat) table of entries otherwise, so every
-/// snapshot taken before keeps what it saw.
+/// allocation); an empty context is a null pointer and costs nothing. [`ContextVar::set`]
+/// changes the *current* context copy-on-write: it edits in place while no snapshot shares it,
+/// and copies the (small, flat) table of entries otherwise, so every snapshot taken before keeps
+/// what it saw.
 ///
 /// ```
 /// use ctxflow::{Context, ContextVar};
