@@ -59,36 +59,31 @@ each_runtime! {
     }
 }
 
-/// The default spawner, as every other one, is hyper's executor for an application to hand it,
-/// and the tasks hyper spawns through it carry the context they were spawned from.
-#[cfg(feature = "tokio")]
-#[test]
-fn the_default_spawner_is_a_hyper_executor_as_the_others_carrying_the_context() {
-    fn spawn_through_hyper(
-        executor: &impl hyper::rt::Executor<futures::future::BoxFuture<'static, ()>>,
-    ) -> futures::channel::oneshot::Receiver<Option<String>> {
-        let (sender, receiver) = futures::channel::oneshot::channel();
-        CONNECTION_ID.sync_scope("conn-2".into(), || {
-            executor.execute(Box::pin(async move {
-                sender.send(CONNECTION_ID.get()).unwrap();
-            }));
-        });
-        receiver
-    }
+/// Has `executor`, as hyper's executor, spawn work inside connection `conn-2`'s context, as
+/// hyper spawns a connection's tasks; the receiver gets the connection id the work saw.
+fn spawn_through_hyper(
+    executor: &impl hyper::rt::Executor<futures::future::BoxFuture<'static, ()>>,
+) -> futures::channel::oneshot::Receiver<Option<String>> {
+    let (sender, receiver) = futures::channel::oneshot::channel();
+    CONNECTION_ID.sync_scope("conn-2".into(), || {
+        executor.execute(Box::pin(async move {
+            sender.send(CONNECTION_ID.get()).unwrap();
+        }));
+    });
+    receiver
+}
 
-    let runtime = tokio::runtime::Builder::new_current_thread()
-        .build()
-        .unwrap();
-    runtime.block_on(async {
-        let tokio = ctxflow::tokio::TokioSpawner::current();
+each_runtime! {
+    /// The default spawner, as every other one, is hyper's executor for an application to hand
+    /// it, and the tasks hyper spawns through it carry the context they were spawned from.
+    fn the_default_spawner_is_a_hyper_executor_as_the_others_carrying_the_context(spawner) {
         let seen = futures::future::join_all([
             spawn_through_hyper(&ctxflow::DefaultSpawner),
-            spawn_through_hyper(&ctxflow::AnySpawner::from(tokio.clone())),
-            spawn_through_hyper(&tokio),
+            spawn_through_hyper(&spawner),
         ])
         .await;
         for seen in seen {
             assert_eq!(seen.unwrap().as_deref(), Some("conn-2"));
         }
-    });
+    }
 }
