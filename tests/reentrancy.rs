@@ -263,35 +263,3 @@ mod shared_snapshots {
         }
     }
 }
-
-mod reentrant_clone {
-    use super::*;
-
-    /// A value whose `Clone` reads, sets and installs context while it is being read.
-    struct ClonesInContext(u64);
-
-    impl Clone for ClonesInContext {
-        fn clone(&self) -> Self {
-            let token = STEP.set(self.0);
-            let step = STEP.get().unwrap();
-            STEP.reset(token).unwrap();
-            let scoped = STEP.sync_scope(10, || STEP.get().unwrap());
-            ClonesInContext(step + scoped + request_id().unwrap_or(0))
-        }
-    }
-
-    static CLONES_IN_CONTEXT: ContextVar<ClonesInContext> = ContextVar::new("clones_in_context");
-
-    #[test]
-    fn get_returns_a_clone_whose_clone_reads_and_changes_the_context() {
-        let _id = REQUEST_ID.set(100);
-        let _value = CLONES_IN_CONTEXT.set(ClonesInContext(5));
-        let cloned = CLONES_IN_CONTEXT.get().map(|value| value.0);
-        assert_eq!(cloned, Some(115));
-        assert_eq!((request_id(), STEP.get()), (Some(100), None));
-        assert_eq!(
-            CLONES_IN_CONTEXT.with(|value| value.map(|value| value.0)),
-            Some(5)
-        );
-    }
-}

@@ -292,17 +292,18 @@ mod tests {
     static LOCAL: ContextVar<u64> = ContextVar::non_flowing("local");
     static REENTRANT: ContextVar<Reentrant> = ContextVar::new("reentrant");
 
-    /// A value whose `Clone` sets, reads and installs context, between two reads in place.
+    /// A value whose `Clone` reads, sets and installs context, between two reads in place.
     struct Reentrant(u64);
 
     impl Clone for Reentrant {
         fn clone(&self) -> Self {
+            let outer = STEP.get().unwrap_or(0);
             let token = STEP.set(self.0);
             let step = STEP.get().unwrap();
             STEP.reset(token).unwrap();
             let scoped = STEP.sync_scope(10, || Context::current().get(&STEP).copied().unwrap());
             let _guard = Context::empty().attach();
-            Reentrant(step + scoped + u64::from(STEP.is_set()))
+            Reentrant(outer + step + scoped + u64::from(STEP.is_set()))
         }
     }
 
@@ -311,7 +312,9 @@ mod tests {
     fn every_read_in_place_sees_the_writes_made_between_reads() {
         let _value = REENTRANT.set(Reentrant(5));
         let _step = STEP.set(1);
-        assert_eq!(REENTRANT.get().map(|value| value.0), Some(15));
+        // The reader's own step (1), the clone's (5), its scope's (10), none under an empty guard.
+        assert_eq!(REENTRANT.get().map(|value| value.0), Some(16));
+        assert_eq!(REENTRANT.with(|value| value.map(|value| value.0)), Some(5));
         assert!(STEP.is_set());
         assert_eq!(Context::current().get(&STEP), Some(&1));
         assert_eq!(Context::inheritable().get(&STEP), Some(&1));
