@@ -181,6 +181,7 @@ pub use ctxflow_tracing as tracing;
     feature = "testing",
     feature = "rayon",
     feature = "tracing-json",
+    feature = "log",
     feature = "opentelemetry",
     feature = "tower",
     feature = "trace-context",

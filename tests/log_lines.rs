@@ -128,3 +128,19 @@ fn a_records_own_key_values_come_first_and_unset_variables_add_nothing() {
         ]
     );
 }
+
+#[test]
+fn a_key_the_record_logs_itself_is_kept_instead_of_the_variables_value() {
+    let lines = capture(|| {
+        REQUEST_ID.sync_scope("req-123".into(), || {
+            USER_ID.sync_scope(
+                7,
+                || log::info!(request_id = "req-9"; "about another request"),
+            );
+        })
+    });
+    assert_eq!(
+        lines,
+        ["[INFO  log_lines] about another request request_id=req-9 user_id=7"]
+    );
+}

@@ -367,6 +367,28 @@ mod fields {
     }
 
     #[test]
+    fn a_field_the_event_records_itself_is_kept_instead_of_the_variables_value() {
+        let lines = capture_on_this_thread(|| {
+            let _user = USER_ID.set(42);
+            let _request = REQUEST_ID.set("req-123".into());
+            info!(request_id = "req-9", "about another request");
+        });
+        let [text] = &lines.text[..] else {
+            panic!("one text line: {:?}", lines.text)
+        };
+        assert!(
+            text.ends_with("about another request request_id=\"req-9\" user_id=42"),
+            "{text:?}"
+        );
+        // Not flattened, the event's fields are a member of their own: nothing to keep apart.
+        let [json] = &lines.json[..] else {
+            panic!("one JSON line: {:?}", lines.json)
+        };
+        assert_eq!(json["request_id"], "req-123", "{json}");
+        assert_eq!(json["fields"]["request_id"], "req-9", "{json}");
+    }
+
+    #[test]
     fn coloured_text_lines_colour_the_variables_as_the_events_own_fields() {
         let output = Output::default();
         let writer = output.clone();

@@ -8,6 +8,8 @@
 //!
 //! Records logged in spawned tasks and blocking closures get the fields of the context they
 //! were spawned from: the fields are read from the current context when the record is logged.
+//! A key the record has itself (`log::info!(request_id = other; "...")`) is kept instead of the
+//! context's variable of that name, so that no line has a key twice.
 //!
 //! ```
 //! use ctxflow::log::{ContextLogger, LogFields};
@@ -67,17 +69,18 @@ impl<L: Log> Log for ContextLogger<L> {
         if !self.inner.enabled(record.metadata()) {
             return;
         }
+        let own = record.key_values();
         let mut added = Vec::new();
         self.fields.for_each_current(|name, value| {
-            added.push((name, Escaped(&value.to_string()).to_string()));
+            // A key the call logs itself says more than the context: it is the one kept.
+            if own.get(Key::from_str(name)).is_none() {
+                added.push((name, Escaped(&value.to_string()).to_string()));
+            }
         });
         if added.is_empty() {
             return self.inner.log(record);
         }
-        let key_values = WithFields {
-            own: record.key_values(),
-            added: &added,
-        };
+        let key_values = WithFields { own, added: &added };
         self.inner
             .log(&record.to_builder().key_values(&key_values).build());
     }

@@ -164,7 +164,12 @@ impl<E> WithLogFields<E> {
         N: for<'a> FormatFields<'a> + 'static,
     {
         let current = self.fields.current();
-        let mut set = current.iter().peekable();
+        // A field the event records itself says more than the context: it is the one kept.
+        let own = event.metadata().fields();
+        let mut set = current
+            .iter()
+            .filter(|field| own.field(field.name()).is_none())
+            .peekable();
         if set.peek().is_none() {
             return self.format.format_event(ctx, writer, event);
         }
