@@ -1,5 +1,6 @@
-//! Timers that work on every runtime: [`sleep`], [`sleep_until`], [`timeout`] and [`interval`]
-//! (with [`yield_now`](crate::yield_now) at the crate root, which needs no timer).
+//! Timers that work on every runtime: [`sleep`], [`sleep_until`], [`timeout`] and [`interval`],
+//! with [`now`], the clock they measure deadlines against (and [`yield_now`](crate::yield_now) at
+//! the crate root, which needs no timer).
 //!
 //! Code that takes a [`Spawner`](crate::Spawner) by injection must not name a runtime, and a
 //! runtime's own timer only works on that runtime: `tokio::time::sleep` panics on smol and
@@ -8,7 +9,9 @@
 //!
 //! - inside a tokio runtime, `tokio::time`, so `tokio::time::pause` and `advance` move them too
 //!   (also when smol or async-std is enabled as well: a feature enabled elsewhere in the build
-//!   never moves tokio code off tokio's timer);
+//!   never moves tokio code off tokio's timer); a deadline for [`sleep_until`] is then
+//!   [`now`]` + duration`, not `std::time::Instant::now() + duration`, which a paused clock
+//!   leaves behind;
 //! - inside a compio runtime, compio's timer, which wakes the task on the runtime's own thread
 //!   (feature `compio`);
 //! - anywhere else, async-io's timer, the one smol and async-std drive (feature `smol` or
@@ -59,6 +62,24 @@
 mod interval;
 mod sleep;
 mod timeout;
+
+/// Now, on the clock these timers measure deadlines against: tokio's inside a tokio runtime
+/// (which is the system's monotonic clock, unless `tokio::time::pause` stopped it for a test),
+/// the system's everywhere else. Build the deadlines of [`sleep_until`] and
+/// [`Sleep::reset`] from it, and compare [`Sleep::deadline`] and [`Interval::tick`]'s instants
+/// with it: `std::time::Instant::now()` drifts from a paused and advanced tokio clock.
+///
+/// ```
+/// use std::time::Duration;
+/// use ctxflow::time::{now, sleep_until};
+///
+/// let deadline = now() + Duration::from_millis(5);
+/// ctxflow::block_on(sleep_until(deadline));
+/// assert!(now() >= deadline);
+/// ```
+pub fn now() -> std::time::Instant {
+    crate::timer::now()
+}
 
 pub use interval::{interval, Interval};
 pub use sleep::{sleep, sleep_until, Sleep};

@@ -4,7 +4,7 @@
 use std::panic::{self, AssertUnwindSafe};
 use std::time::Duration;
 
-use ctxflow::time::{interval, sleep, timeout};
+use ctxflow::time::{interval, now, sleep, sleep_until, timeout};
 
 const A_DAY: Duration = Duration::from_secs(86_400);
 
@@ -46,6 +46,25 @@ async fn tokio_advance_moves_a_ctxflow_sleep_past_its_deadline() {
     assert!(futures::poll!(nap.as_mut()).is_pending());
     tokio::time::advance(Duration::from_secs(61)).await;
     assert!(futures::poll!(nap.as_mut()).is_ready());
+}
+
+// `std::time::Instant::now()` does not move with `advance`: a deadline built from it would be an
+// hour in the past here, and the sleep would end at once.
+#[tokio::test(start_paused = true)]
+async fn deadlines_from_ctxflows_now_follow_tokios_advanced_clock() {
+    tokio::time::advance(Duration::from_secs(3600)).await;
+    let start = tokio::time::Instant::now();
+    assert_eq!(now(), start.into_std());
+
+    let deadline = now() + Duration::from_secs(60);
+    let nap = sleep_until(deadline);
+    assert_eq!(nap.deadline(), deadline);
+    nap.await;
+    assert_eq!(start.elapsed(), Duration::from_secs(60));
+
+    let mut minutely = interval(Duration::from_secs(60));
+    assert_eq!(minutely.tick().await, now());
+    assert_eq!(minutely.tick().await, deadline + Duration::from_secs(60));
 }
 
 #[test]

@@ -57,8 +57,8 @@ use crate::captured::{self, Captured};
 ///
 /// # What a carrier must not do
 ///
-/// - Capture, install and restore run around every poll: keep them to a few loads and stores,
-///   and do not block, allocate without need, or log.
+/// - Install and restore run around every poll, capture at every snapshot: keep them to a few
+///   loads and stores, and do not block, allocate without need, or log.
 /// - They must not read or set context variables, attach a [`Context`](crate::Context) or
 ///   spawn: they run while the context itself is being installed or restored.
 /// - `restore` must put back exactly what `install` replaced: the thread's state before the
@@ -102,7 +102,9 @@ pub trait Carrier: Send + Sync + 'static {
     /// thread, as entering `tracing`'s disabled span does. A snapshot leaves such state out,
     /// so taking one where no carrier has state allocates nothing. The default is `false`:
     /// the state is installed wherever the snapshot runs, also when it is a default value
-    /// that hides the polling thread's own.
+    /// that hides the polling thread's own. State left out is not restored either: what the
+    /// work changes in the thread-local directly stays for whatever the thread runs next, so
+    /// say `true` only where installing would truly change nothing.
     fn is_empty(&self, captured: &Self::Captured) -> bool {
         let _ = captured;
         false

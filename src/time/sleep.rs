@@ -38,17 +38,19 @@ pub fn sleep(duration: Duration) -> Sleep {
 
 /// Waits until `deadline`, on the timer of the runtime that polls it (see
 /// [`ctxflow::time`](crate::time)). A deadline that has passed yields to the scheduler once,
-/// then completes.
+/// then completes. Make the deadline from [`now`](crate::time::now), the timers' clock, so that
+/// it also holds on tokio's paused test clock.
 ///
 /// # Panics
 /// As [`sleep`].
 ///
 /// ```
-/// use std::time::{Duration, Instant};
+/// use std::time::Duration;
+/// use ctxflow::time::{now, sleep_until};
 ///
-/// let deadline = Instant::now() + Duration::from_millis(10);
-/// ctxflow::block_on(ctxflow::time::sleep_until(deadline));
-/// assert!(Instant::now() >= deadline);
+/// let deadline = now() + Duration::from_millis(10);
+/// ctxflow::block_on(sleep_until(deadline));
+/// assert!(now() >= deadline);
 /// ```
 pub fn sleep_until(deadline: Instant) -> Sleep {
     Sleep {
@@ -113,9 +115,11 @@ impl Sleep {
     /// When the sleep ends.
     ///
     /// ```
-    /// use std::time::{Duration, Instant};
-    /// let deadline = Instant::now() + Duration::from_secs(1);
-    /// assert_eq!(ctxflow::time::sleep_until(deadline).deadline(), deadline);
+    /// use std::time::Duration;
+    /// use ctxflow::time::{now, sleep_until};
+    ///
+    /// let deadline = now() + Duration::from_secs(1);
+    /// assert_eq!(sleep_until(deadline).deadline(), deadline);
     /// ```
     pub fn deadline(&self) -> Instant {
         self.deadline
@@ -125,13 +129,14 @@ impl Sleep {
     /// chosen again at the next poll.
     ///
     /// ```
-    /// use std::time::{Duration, Instant};
+    /// use std::time::Duration;
+    /// use ctxflow::time::{now, sleep};
     ///
-    /// let mut sleep = Box::pin(ctxflow::time::sleep(Duration::from_secs(3600)));
-    /// let sooner = Instant::now() + Duration::from_millis(5);
-    /// sleep.as_mut().reset(sooner);
-    /// ctxflow::block_on(sleep);
-    /// assert!(Instant::now() >= sooner);
+    /// let mut nap = Box::pin(sleep(Duration::from_secs(3600)));
+    /// let sooner = now() + Duration::from_millis(5);
+    /// nap.as_mut().reset(sooner);
+    /// ctxflow::block_on(nap);
+    /// assert!(now() >= sooner);
     /// ```
     pub fn reset(self: Pin<&mut Self>, deadline: Instant) {
         let mut this = self.project();

@@ -18,7 +18,9 @@ use super::sleep::{sleep, Sleep};
 /// like an aborted task: its `Drop` runs in the awaiting task's context (a guard that logs still
 /// sees the request id), and what it holds (a connection, a lock) is released at the deadline,
 /// not whenever the [`Timeout`] itself is dropped. A future that finishes is dropped as soon as
-/// it finishes, the same way.
+/// it finishes, the same way. It is not a task of its own, though: it runs in the awaiting
+/// task's context, so what it sets stays set there after the timeout, as after any `.await`;
+/// spawn it to give it a copy.
 ///
 /// The future is polled before the deadline is checked, so one that is ready in time wins even
 /// with a zero duration, and a future still pending after a zero duration is polled at most
