@@ -579,7 +579,7 @@ fn each_ignored_header_is_reported_at_debug_level() {
         "outside the request id set",
         "empty",
         "malformed traceparent",
-        "no valid entry",
+        "bytes, over the 8192 allowed",
         "`priority`: invalid digit found in string",
     ] {
         assert!(log.contains(expected), "no {expected:?} in:\n{log}");
@@ -1156,6 +1156,22 @@ mod other_systems_baggage {
 
         drop(client);
         server.stop().await;
+    }
+
+    #[tokio::test]
+    async fn baggage_sent_in_several_headers_is_read_as_one_list() {
+        let propagation = Propagation::new().var(&TENANT);
+        let app = Router::new()
+            .route("/", get(tenant_and_vendor_entry))
+            .layer(RequestContextLayer::new(&REQUEST_ID).propagation(propagation));
+        let request = Request::get("/")
+            .header("baggage", "vendor=x")
+            .header("baggage", "tenant=acme")
+            .body(axum::body::Body::empty())
+            .unwrap();
+        let response = app.oneshot(request).await.unwrap();
+        let body = response.into_body().collect().await.unwrap().to_bytes();
+        assert_eq!(&body[..], b"tenant=acme vendor=Some(\"x\")");
     }
 
     #[test]

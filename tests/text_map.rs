@@ -121,3 +121,126 @@ fn the_request_id_key_can_be_renamed() {
         Some("req-9")
     );
 }
+
+/// Listed variables in W3C baggage: what is sent is what arrives, or a typed problem says why
+/// nothing did.
+#[cfg(feature = "trace-context")]
+mod baggage {
+    use ctxflow::propagation::ImportProblem;
+    use opentelemetry::baggage::BaggageExt;
+
+    use super::*;
+
+    fn tenant_in(baggage: &str) -> (Option<String>, Vec<ExtractProblem>) {
+        let extracted = carrier().extract(&map(&[("baggage", baggage)]));
+        let problems = extracted
+            .error()
+            .map(|error| error.problems().to_vec())
+            .unwrap_or_default();
+        (extracted.context().get(&TENANT).cloned(), problems)
+    }
+
+    fn variables_refused(problems: &[ExtractProblem]) -> Vec<ImportProblem> {
+        match problems {
+            [ExtractProblem::Variables(error)] => error.problems().to_vec(),
+            other => panic!("one refusal of the variables, not {other:?}"),
+        }
+    }
+
+    #[test]
+    fn a_value_arrives_exactly_as_it_was_set_whatever_it_holds() {
+        let values = [
+            " acme ",
+            "a%20b",
+            "100%",
+            "a=b",
+            "a,b;c",
+            "\"quoted\" \\ back",
+            "zürich",
+        ];
+        for value in values {
+            let _tenant = TENANT.set(value.into());
+            let mut headers = BTreeMap::new();
+            carrier().inject(&mut headers);
+            drop(_tenant);
+            let (tenant, problems) = tenant_in(&headers["baggage"]);
+            assert_eq!(tenant.as_deref(), Some(value), "{headers:?}");
+            assert_eq!(problems, [], "{headers:?}");
+        }
+    }
+
+    #[test]
+    fn another_systems_encoding_is_read_as_w3c_writes_it() {
+        assert_eq!(
+            tenant_in("other=1, tenant = a%2Cb ;prop=x").0.as_deref(),
+            Some("a,b")
+        );
+    }
+
+    #[test]
+    fn a_variable_given_twice_is_refused_with_a_typed_problem() {
+        let (tenant, problems) = tenant_in("tenant=a,tenant=b");
+        assert_eq!(tenant, None);
+        assert_eq!(
+            variables_refused(&problems),
+            [ImportProblem::Duplicate {
+                key: "tenant".into()
+            }]
+        );
+    }
+
+    #[test]
+    fn past_the_entry_limit_none_is_set_wherever_the_variable_stands() {
+        let others: Vec<String> = (0..70).map(|n| format!("k{n}=v")).collect();
+        let last = format!("{},tenant=acme", others.join(","));
+        let first = format!("tenant=acme,{}", others.join(","));
+        for baggage in [last, first] {
+            let (tenant, problems) = tenant_in(&baggage);
+            assert_eq!(tenant, None);
+            assert_eq!(
+                variables_refused(&problems),
+                [ImportProblem::TooManyEntries { max: 64 }]
+            );
+        }
+    }
+
+    #[test]
+    fn a_value_that_is_not_text_once_decoded_is_refused_naming_the_variable() {
+        let (tenant, problems) = tenant_in("tenant=%FF,other=ok");
+        assert_eq!(tenant, None);
+        assert_eq!(
+            variables_refused(&problems),
+            [ImportProblem::MalformedValue {
+                key: "tenant".into()
+            }]
+        );
+    }
+
+    #[test]
+    fn a_baggage_over_w3cs_size_is_refused_as_too_large() {
+        let baggage = format!("tenant=acme,filler={}", "x".repeat(9000));
+        let (tenant, problems) = tenant_in(&baggage);
+        assert_eq!(tenant, None);
+        assert_eq!(
+            problems,
+            [ExtractProblem::BaggageTooLarge {
+                bytes: baggage.len(),
+                max: 8192
+            }]
+        );
+    }
+
+    #[test]
+    fn listed_variables_are_sent_before_other_systems_entries_fill_the_baggage() {
+        let others: Vec<_> = (0..64)
+            .map(|n| opentelemetry::KeyValue::new(format!("k{n}"), "v"))
+            .collect();
+        let _otel = opentelemetry::Context::current_with_baggage(others).attach();
+        let _tenant = TENANT.set("acme".into());
+        let mut headers = BTreeMap::new();
+        carrier().inject(&mut headers);
+        let entries: Vec<_> = headers["baggage"].split(',').collect();
+        assert_eq!(entries.len(), 64, "{headers:?}");
+        assert!(entries.contains(&"tenant=acme"), "{headers:?}");
+    }
+}

@@ -21,4 +21,9 @@ impl Extractor for HeaderMap {
     fn get(&self, key: &str) -> Option<&str> {
         HeaderMap::get(self, key)?.to_str().ok()
     }
+
+    fn get_all(&self, key: &str) -> Vec<&str> {
+        let values = HeaderMap::get_all(self, key).iter();
+        values.filter_map(|value| value.to_str().ok()).collect()
+    }
 }

@@ -97,6 +97,13 @@ pub trait Injector {
 pub trait Extractor {
     /// The value of `key`, if there is one; with several, one of them.
     fn get(&self, key: &str) -> Option<&str>;
+
+    /// Every value of `key`, in the carrier's order: W3C lets a request send `baggage` in
+    /// several headers, which together are one list. The default gives [`get`](Self::get)'s
+    /// one value; a carrier that can hold a key more than once gives them all.
+    fn get_all(&self, key: &str) -> Vec<&str> {
+        self.get(key).into_iter().collect()
+    }
 }
 
 impl<S: BuildHasher> Injector for HashMap<String, String, S> {
@@ -191,6 +198,10 @@ impl ContextPropagator {
     /// `trace-context` the trace context and baggage. When the listed variables cannot be
     /// exported ([`ExportError`](ctxflow_core::ExportError)), none of them is written and a debug-level
     /// event says why; the request id and the other baggage entries still are.
+    ///
+    /// It writes the current context as it is, as a message sent from here carries it: a
+    /// listed non-flowing variable too, and inside [`suppress_flow`](ctxflow_core::suppress_flow)
+    /// as well, which changes only what is spawned.
     pub fn inject(&self, carrier: &mut dyn Injector) {
         // An id the receiving side would refuse is not sent: it makes its own instead.
         let id = self.request_id.with(|id| {
@@ -388,11 +399,18 @@ pub enum ExtractProblem {
         /// Why it was refused.
         reason: InvalidRequestId,
     },
-    /// The `traceparent` was outside W3C's grammar or refused by OpenTelemetry: the work
-    /// starts a new trace.
+    /// The `traceparent` was outside W3C's grammar or refused by OpenTelemetry: the work has
+    /// no remote parent (a span it starts, with an SDK tracer provider, begins a new trace).
     Traceparent,
-    /// The `baggage` held no valid entry (malformed, or over W3C's 8192 bytes).
+    /// The `baggage` held no valid entry.
     Baggage,
+    /// The `baggage`, its headers together, was over W3C's limit: none of it was read.
+    BaggageTooLarge {
+        /// Its size.
+        bytes: usize,
+        /// The limit.
+        max: usize,
+    },
     /// The baggage's entries for the listed variables were refused: none of them is set.
     Variables(ImportError),
 }
@@ -409,6 +427,9 @@ impl fmt::Display for ExtractProblem {
             }
             ExtractProblem::Traceparent => f.write_str("malformed traceparent"),
             ExtractProblem::Baggage => f.write_str("baggage with no valid entry"),
+            ExtractProblem::BaggageTooLarge { bytes, max } => {
+                write!(f, "baggage of {bytes} bytes, over the {max} allowed")
+            }
             ExtractProblem::Variables(error) => write!(f, "{error}"),
         }
     }

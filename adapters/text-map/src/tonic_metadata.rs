@@ -23,4 +23,9 @@ impl Extractor for MetadataMap {
     fn get(&self, key: &str) -> Option<&str> {
         MetadataMap::get(self, key)?.to_str().ok()
     }
+
+    fn get_all(&self, key: &str) -> Vec<&str> {
+        let values = MetadataMap::get_all(self, key).iter();
+        values.filter_map(|value| value.to_str().ok()).collect()
+    }
 }

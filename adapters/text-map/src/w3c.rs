@@ -3,17 +3,37 @@
 //! [`ContextPropagator`](super::ContextPropagator) does for the trace context, for integrations
 //! that read their own way (`ctxflow::tower` reads a `traceparent` sent twice as malformed).
 
-use ctxflow_core::{Context, Propagation};
+use std::borrow::Cow;
+
+use ctxflow_core::{Context, ImportError, ImportProblem, Propagation};
 use opentelemetry::baggage::{Baggage, BaggageExt, BaggageMetadata};
 use opentelemetry::propagation::TextMapPropagator;
 use opentelemetry::trace::TraceContextExt;
 use opentelemetry::{Key, StringValue};
 use opentelemetry_sdk::propagation::{BaggagePropagator, TraceContextPropagator};
+use percent_encoding::{percent_decode_str, utf8_percent_encode, AsciiSet, CONTROLS};
 
 use super::{ExtractProblem, Extractor, Injector};
 
 const TRACEPARENT: &str = "traceparent";
 const BAGGAGE: &str = "baggage";
+
+/// W3C's limit on a `baggage` list, which OpenTelemetry's propagator drops whole beyond it.
+const MAX_BAGGAGE_BYTES: usize = 8192;
+
+/// The optional whitespace W3C allows around keys and values.
+const OWS: [char; 2] = [' ', '\t'];
+
+/// What a baggage value may not hold unencoded: anything but W3C's `baggage-octet`s (visible
+/// ASCII except `"`, `,`, `;`, `=` and `\`), and `%`, which a reader would decode.
+const NOT_BAGGAGE_OCTET: &AsciiSet = &CONTROLS
+    .add(b' ')
+    .add(b'"')
+    .add(b',')
+    .add(b';')
+    .add(b'\\')
+    .add(b'%')
+    .add(b'=');
 
 /// What a carrier says about the context it was written from.
 #[derive(Debug)]
@@ -25,11 +45,18 @@ pub struct Incoming {
     pub variables: Context,
 }
 
-struct Reading<'a>(&'a dyn Extractor);
+struct Reading<'a> {
+    carrier: &'a dyn Extractor,
+    // Every `baggage` header of the carrier as one list, as W3C reads several.
+    baggage: Option<&'a str>,
+}
 
 impl opentelemetry::propagation::Extractor for Reading<'_> {
     fn get(&self, key: &str) -> Option<&str> {
-        self.0.get(key)
+        match key {
+            BAGGAGE => self.baggage,
+            _ => self.carrier.get(key),
+        }
     }
 
     fn keys(&self) -> Vec<&str> {
@@ -48,12 +75,25 @@ impl opentelemetry::propagation::Injector for Writing<'_> {
 
 /// Reads the trace context and baggage of `carrier`; whatever is malformed is left out and
 /// added to `problems`.
+///
+/// The baggage's entries go to OpenTelemetry's baggage as its propagator reads them (at most
+/// 64, values trimmed); the listed variables are read from the header as W3C writes them, every
+/// entry counted towards the [`Propagation`]'s limits, a variable given twice refused, and a
+/// value percent-decoded and nothing else, so that it is the value that was sent.
 pub fn extract(
     carrier: &dyn Extractor,
     propagation: &Propagation,
     problems: &mut Vec<ExtractProblem>,
 ) -> Incoming {
-    let reading = Reading(carrier);
+    let baggage = match carrier.get_all(BAGGAGE).as_slice() {
+        [] => None,
+        [one] => Some(Cow::Borrowed(*one)),
+        several => Some(Cow::Owned(several.join(","))),
+    };
+    let reading = Reading {
+        carrier,
+        baggage: baggage.as_deref(),
+    };
     let mut trace_context = opentelemetry::Context::new();
     if let Some(traceparent) = carrier.get(TRACEPARENT) {
         if is_well_formed_traceparent(traceparent.as_bytes()) {
@@ -65,24 +105,60 @@ pub fn extract(
         }
     }
     let mut variables = Context::empty();
-    if carrier.get(BAGGAGE).is_some() {
-        trace_context = BaggagePropagator::new().extract_with_context(&trace_context, &reading);
-        let baggage = trace_context.baggage();
-        if baggage.is_empty() {
-            problems.push(ExtractProblem::Baggage);
-        } else if !propagation.is_empty() {
-            let pairs = baggage
-                .iter()
-                .map(|(key, (value, _metadata))| (key.as_str(), value.as_str()));
-            match propagation.import(pairs) {
-                Ok(imported) => variables = imported,
-                Err(error) => problems.push(ExtractProblem::Variables(error)),
+    match baggage.as_deref() {
+        None => {}
+        Some(header) if header.len() > MAX_BAGGAGE_BYTES => {
+            problems.push(ExtractProblem::BaggageTooLarge {
+                bytes: header.len(),
+                max: MAX_BAGGAGE_BYTES,
+            });
+        }
+        Some(header) => {
+            trace_context = BaggagePropagator::new().extract_with_context(&trace_context, &reading);
+            if trace_context.baggage().is_empty() {
+                problems.push(ExtractProblem::Baggage);
+            } else if !propagation.is_empty() {
+                match import_listed(header, propagation) {
+                    Ok(imported) => variables = imported,
+                    Err(error) => problems.push(ExtractProblem::Variables(error)),
+                }
             }
         }
     }
     Incoming {
         trace_context,
         variables,
+    }
+}
+
+/// The listed variables of a `baggage` header: each list-member's key and value around the
+/// first `=`, properties after `;` left out, optional whitespace trimmed, the value
+/// percent-decoded; a member without `=` is not an entry.
+fn import_listed(header: &str, propagation: &Propagation) -> Result<Context, ImportError> {
+    let mut not_text = Vec::new();
+    let mut entries = Vec::new();
+    for member in header.split(',') {
+        let entry = member.split(';').next().unwrap_or_default();
+        let Some((key, value)) = entry.split_once('=') else {
+            continue;
+        };
+        let (key, value) = (key.trim_matches(OWS), value.trim_matches(OWS));
+        match percent_decode_str(value).decode_utf8() {
+            Ok(value) => entries.push((key, value)),
+            Err(_) if propagation.lists(key) => {
+                not_text.push(ImportProblem::MalformedValue { key: key.into() });
+            }
+            Err(_) => entries.push((key, Cow::Borrowed(value))),
+        }
+    }
+    let imported = propagation.import(entries.iter().map(|(key, value)| (*key, &**value)));
+    match (imported, not_text.is_empty()) {
+        (imported, true) => imported,
+        (Ok(_), false) => Err(ImportError::new(not_text)),
+        (Err(error), false) => {
+            not_text.extend_from_slice(error.problems());
+            Err(ImportError::new(not_text))
+        }
     }
 }
 
@@ -139,7 +215,10 @@ pub fn inject(propagation: &Propagation, carrier: &mut dyn Injector) {
 }
 
 /// The current baggage with the listed variables' entries replaced by their current values:
-/// a variable unset here does not travel on because it came in with the request.
+/// a variable unset here does not travel on because it came in with the request. The listed
+/// variables come first, so that OpenTelemetry's limit of 64 entries never leaves them out, and
+/// their values are percent-encoded here: OpenTelemetry's propagator encodes neither `%` nor
+/// the whitespace it trims, so a value such as `a%20b` or ` acme` would not arrive as sent.
 fn outgoing_baggage(current: &Baggage, propagation: &Propagation) -> Baggage {
     let others = current
         .iter()
@@ -157,8 +236,9 @@ fn outgoing_baggage(current: &Baggage, propagation: &Propagation) -> Baggage {
         })
         .into_iter()
         .map(|(name, value)| {
-            let entry = (StringValue::from(value), BaggageMetadata::default());
+            let encoded = utf8_percent_encode(&value, NOT_BAGGAGE_OCTET).to_string();
+            let entry = (StringValue::from(encoded), BaggageMetadata::default());
             (Key::from(name), entry)
         });
-    others.chain(ours).collect()
+    ours.chain(others).collect()
 }

@@ -26,6 +26,10 @@ impl Extractor for OneTraceparent<'_> {
         }
         Extractor::get(self.0, key)
     }
+
+    fn get_all(&self, key: &str) -> Vec<&str> {
+        Extractor::get_all(self.0, key)
+    }
 }
 
 /// Reads the trace context and baggage of `headers`. Whatever is malformed is left out with a
@@ -49,28 +53,30 @@ pub(crate) fn extract(headers: &HeaderMap, propagation: &Propagation) -> Incomin
 /// baggage's other entries.
 ///
 /// Tower clients get this from [`InjectContextLayer`](super::InjectContextLayer), which sends
-/// the request id too; with any other client, fill a [`HeaderMap`] and send it with the
-/// request. For reqwest:
+/// the request id too. For any other client, such as reqwest, prefer
+/// [`ContextPropagator::inject`](ctxflow_text_map::ContextPropagator::inject) into a
+/// [`HeaderMap`] (docs/http.md, "The calling side: reqwest and other clients"): it writes the
+/// request id as well, and works without feature `trace-context`. This function writes only
+/// the W3C headers, for a caller that sends its request id some other way, or none:
 ///
 /// ```
 /// use ctxflow::{ContextVar, Propagation};
 ///
-/// static REQUEST_ID: ContextVar<String> = ContextVar::new("request_id");
 /// static TENANT: ContextVar<String> = ContextVar::new("tenant");
 ///
 /// let propagation = Propagation::new().var(&TENANT);
 /// let _token = TENANT.set("acme".into());
-/// let _id = REQUEST_ID.set("req-1".into());
 ///
 /// let mut headers = http::HeaderMap::new();
 /// ctxflow::tower::inject_context(&propagation, &mut headers);
-/// if let Some(id) = REQUEST_ID.get() {
-///     headers.insert("x-request-id", id.parse().unwrap());
-/// }
 /// assert_eq!(headers["baggage"], "tenant=acme");
-/// assert_eq!(headers["x-request-id"], "req-1");
+/// assert!(!headers.contains_key("x-request-id")); // no request id from this function
 /// // reqwest::Client::new().get(url).headers(headers).send().await?;
 /// ```
+///
+/// Like [`Propagation::export_current`], it writes the current context as it is, whatever flow
+/// control says: a listed [non-flowing](ctxflow_core::ContextVar::non_flowing) variable is sent,
+/// and so is everything inside [`suppress_flow`](ctxflow_core::suppress_flow).
 ///
 /// Entries already in `headers` under these names are replaced. When the listed variables cannot
 /// be exported ([`ExportError`](ctxflow_core::ExportError)), none of them is sent and a debug-level event

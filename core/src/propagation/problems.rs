@@ -14,7 +14,10 @@ pub struct ImportError {
 }
 
 impl ImportError {
-    pub(super) fn new(problems: Vec<ImportProblem>) -> Self {
+    /// An error of `problems`: for a format that finds some before [`Propagation::import`]
+    /// sees its entries (a W3C baggage value that is not text once percent-decoded), and
+    /// reports them as the import's own.
+    pub fn new(problems: Vec<ImportProblem>) -> Self {
         ImportError { problems }
     }
 
@@ -47,7 +50,8 @@ pub enum ImportProblem {
         /// Bytes allowed.
         max: usize,
     },
-    /// A listed variable's value with control characters.
+    /// A listed variable's value with control characters, or, once its format decoded it,
+    /// not text.
     MalformedValue {
         /// The entry's name.
         key: String,
@@ -76,7 +80,7 @@ impl fmt::Display for ImportProblem {
                 write!(f, "{bytes} bytes, more than the {max} allowed")
             }
             ImportProblem::MalformedValue { key } => {
-                write!(f, "`{key}`: value has control characters")
+                write!(f, "`{key}`: value has control characters or is not text")
             }
             ImportProblem::Duplicate { key } => write!(f, "`{key}` given twice"),
             ImportProblem::Unparsable { key, reason } => write!(f, "`{key}`: {reason}"),
