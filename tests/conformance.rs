@@ -23,7 +23,7 @@ use common::{yield_now, Counted, DropProbe};
 // `ctxflow::futures` (feature `futures-executor`), the adapter written with the public API alone.
 use ctxflow::testing::each_runtime_and_futures as each_runtime;
 use ctxflow::testing::{spawn_blocking_unwrapped, spawn_unwrapped};
-use ctxflow::{preserve_context, task_name, Context, ContextVar, Spawner};
+use ctxflow::{preserve_context, task_name, Context, ContextVar, InContext, Spawner};
 use futures::channel::oneshot;
 
 static REQUEST_ID: ContextVar<String> = ContextVar::new("request_id");
@@ -502,6 +502,31 @@ mod flow {
             assert_eq!(blocking.await.unwrap(), None);
             assert_eq!(sibling.await.unwrap().as_deref(), Some("req-1"));
             assert_eq!(request_id().as_deref(), Some("req-1"));
+        }
+    }
+
+    // Suppression belongs to the context that asked for it: a future polled inside, in a
+    // context of its own (as a task polled by a `block_on` is), or a `run`, spawns as usual,
+    // while `sync_scope`, a variant of the caller's context, stays suppressed.
+    each_runtime! {
+        fn work_in_a_context_of_its_own_inside_suppress_flow_spawns_as_usual(spawner) {
+            let _id = REQUEST_ID.set("req-1".into());
+            let earlier = {
+                let spawner = spawner.clone();
+                futures::future::lazy(move |_| spawner.spawn(async { request_id() }))
+                    .in_current_context()
+            };
+            let (polled_child, run_child, sync_scope_child) = ctxflow::suppress_flow(|| {
+                (
+                    futures::FutureExt::now_or_never(earlier).expect("ready at its first poll"),
+                    Context::current().run(|| spawner.spawn(async { request_id() })),
+                    REQUEST_ID.sync_scope("req-2".into(), || spawner.spawn(async { request_id() })),
+                )
+            });
+            assert_eq!(polled_child.await.unwrap().as_deref(), Some("req-1"));
+            assert_eq!(run_child.await.unwrap().as_deref(), Some("req-1"));
+            assert_eq!(sync_scope_child.await.unwrap(), None);
+            assert!(!ctxflow::context::is_flow_suppressed());
         }
     }
 

@@ -698,6 +698,17 @@ mod model {
         suspendable: bool,
     }
 
+    impl Flow {
+        /// The same, in a scope of its own (`run`, `attach`, a future's poll): suppression
+        /// belongs to the scope it was asked in.
+        fn own_scope(&self) -> Flow {
+            Flow {
+                suppressed: false,
+                ..self.clone()
+            }
+        }
+    }
+
     pub struct Model {
         record: Record,
         frames: u64,
@@ -821,7 +832,7 @@ mod model {
                     }
                     Op::Run(r, _) | Op::Attach(r, _) => {
                         let mut inner = self.frame(Self::snapshot(flow, r));
-                        let end = self.exec(&node.body, &mut inner, flow, false);
+                        let end = self.exec(&node.body, &mut inner, &flow.own_scope(), false);
                         self.after(id, end, frame);
                     }
                     Op::SyncScope(v, _) => {
@@ -856,14 +867,14 @@ mod model {
                         let polled_once = Flow {
                             can_spawn: false,
                             suspendable: true,
-                            ..flow.clone()
+                            ..flow.own_scope()
                         };
                         let end = self.exec(&node.body, &mut inner, &polled_once, true);
                         self.after(id, end, frame);
                     }
                     Op::InContext(source, _) if is_async => {
                         let mut inner = self.frame(Self::source(flow, frame, source));
-                        let end = self.exec(&node.body, &mut inner, flow, true);
+                        let end = self.exec(&node.body, &mut inner, &flow.own_scope(), true);
                         if end == End::Suspended {
                             return End::Suspended;
                         }
@@ -873,7 +884,7 @@ mod model {
                         let mut values = frame.values;
                         values[index(v)] = Some(id.into());
                         let mut inner = self.frame(values);
-                        let end = self.exec(&node.body, &mut inner, flow, true);
+                        let end = self.exec(&node.body, &mut inner, &flow.own_scope(), true);
                         if end == End::Suspended {
                             return End::Suspended;
                         }

@@ -38,8 +38,16 @@ pub(crate) struct Scope {
 
 static NEXT_SCOPE_ID: AtomicU64 = AtomicU64::new(1);
 
+/// The bit of a scope's id that says flow is suppressed in it ([`suppress_flow`]): kept with
+/// the id, it is swapped with it at every install, so work polled or run meanwhile in a scope of
+/// its own (another task, a pool's job) is not suppressed, at no cost to the install. Ids never
+/// reach it.
+///
+/// [`suppress_flow`]: crate::suppress_flow
+const SUPPRESSED: u64 = 1 << 63;
+
 /// The identity of the thread's own scope once [`ThreadExit`] has released it.
-const EXITED: u64 = u64::MAX;
+const EXITED: u64 = !SUPPRESSED;
 
 impl Scope {
     pub(crate) const fn new(context: Context) -> Self {
@@ -60,7 +68,7 @@ impl Scope {
     }
 
     pub(crate) fn id(&self) -> u64 {
-        self.id
+        self.id & !SUPPRESSED
     }
 }
 
@@ -149,7 +157,7 @@ pub(crate) fn read<R>(read: impl FnOnce(&Context) -> R) -> R {
 /// `Drop` run meanwhile all the same, what it sets is released, not kept.
 #[inline]
 pub(crate) fn update<R>(change: impl FnOnce(&mut Context) -> R) -> R {
-    if !exit_registered() && SCOPE_ID.get() == EXITED {
+    if !exit_registered() && SCOPE_ID.get() & !SUPPRESSED == EXITED {
         return change(&mut Context::empty());
     }
     CURRENT.with(|slot| change(&mut Taken::new(slot).context))
@@ -191,17 +199,38 @@ fn exit_registered() -> bool {
 /// The current scope's identity, given on first use so that installing a scope never touches
 /// the global counter.
 pub(crate) fn scope_id() -> u64 {
-    SCOPE_ID.with(|id| {
-        if id.get() == 0 {
-            id.set(NEXT_SCOPE_ID.fetch_add(1, Ordering::Relaxed));
+    SCOPE_ID.with(|cell| {
+        let id = cell.get() & !SUPPRESSED;
+        if id != 0 {
+            return id;
         }
-        id.get()
+        let id = NEXT_SCOPE_ID.fetch_add(1, Ordering::Relaxed);
+        cell.set(id | cell.get() & SUPPRESSED);
+        id
     })
 }
 
 /// Whether the scope with identity `id` is the current one.
 pub(crate) fn is_current(id: u64) -> bool {
-    SCOPE_ID.get() == id
+    SCOPE_ID.get() & !SUPPRESSED == id
+}
+
+/// Whether flow is suppressed in the current scope.
+#[inline]
+pub(crate) fn is_flow_suppressed() -> bool {
+    SCOPE_ID.get() & SUPPRESSED != 0
+}
+
+/// Suppresses flow in the current scope, or ends that; returns whether it was suppressed.
+pub(crate) fn set_flow_suppressed(suppressed: bool) -> bool {
+    SCOPE_ID.with(|cell| {
+        let id = cell.get();
+        cell.set(match suppressed {
+            true => id | SUPPRESSED,
+            false => id & !SUPPRESSED,
+        });
+        id & SUPPRESSED != 0
+    })
 }
 
 /// Swaps `scope` with the thread's current one.

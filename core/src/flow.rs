@@ -1,11 +1,7 @@
 //! What flows into spawned work: every variable but the non-flowing ones, and nothing at all
 //! inside [`suppress_flow`].
 
-use std::cell::Cell;
-
-thread_local! {
-    static SUPPRESSED: Cell<bool> = const { Cell::new(false) };
-}
+use crate::current;
 
 /// Runs `f` so that everything spawned inside it through ctxflow starts with an empty context
 /// (and, with the tracing integrations, outside the caller's span): .NET's
@@ -15,6 +11,12 @@ thread_local! {
 /// would log every later job under it. `f` itself still runs in the caller's context; only what
 /// it spawns starts empty. The suppression covers `f`'s synchronous run on this thread and ends
 /// with it, also if `f` panics.
+///
+/// It belongs to the caller's context, as .NET's does to its `ExecutionContext`: code that runs
+/// meanwhile in a context of its own is not suppressed. A task polled inside `f` (by a
+/// `block_on`), a pool's job run while `f` waits, `Context::run`, `Context::attach` and
+/// `in_context` futures spawn as usual; [`ContextVar::sync_scope`](crate::ContextVar::sync_scope),
+/// which only changes one variable of the caller's context, keeps the suppression.
 ///
 /// ```
 /// use ctxflow::{Context, ContextVar, Spawner};
@@ -35,10 +37,10 @@ pub fn suppress_flow<R>(f: impl FnOnce() -> R) -> R {
     struct Restore(bool);
     impl Drop for Restore {
         fn drop(&mut self) {
-            SUPPRESSED.with(|suppressed| suppressed.set(self.0));
+            current::set_flow_suppressed(self.0);
         }
     }
-    let _restore = Restore(SUPPRESSED.with(|suppressed| suppressed.replace(true)));
+    let _restore = Restore(current::set_flow_suppressed(true));
     f()
 }
 
@@ -51,5 +53,5 @@ pub fn suppress_flow<R>(f: impl FnOnce() -> R) -> R {
 // Inline: every spawn asks.
 #[inline]
 pub fn is_flow_suppressed() -> bool {
-    SUPPRESSED.with(Cell::get)
+    current::is_flow_suppressed()
 }

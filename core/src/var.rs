@@ -272,10 +272,15 @@ impl<T: Send + Sync + 'static> ContextVar<T> {
     /// assert_eq!(REQUEST_ID.get(), None);
     /// ```
     pub fn sync_scope<R>(&'static self, value: T, f: impl FnOnce() -> R) -> R {
-        // The carriers' state is current already: `f` runs here, now.
+        // The carriers' state is current already: `f` runs here, now. So does the caller's
+        // suppression of flow, which is part of the context `f` runs in a variant of.
+        let suppressed = crate::is_flow_suppressed();
         Context::current_variables()
             .with_value(self, value)
-            .run_variables(f)
+            .run_variables(|| match suppressed {
+                true => crate::suppress_flow(f),
+                false => f(),
+            })
     }
 }
 
