@@ -383,7 +383,10 @@ impl Context {
     /// Guards must be dropped in the reverse order of their creation, on the thread that made
     /// them (the guard is not `Send`), within the poll or closure that made them. With the
     /// `strict` feature, a guard that breaks these rules is reported by a panic naming where it
-    /// was created ("Strict mode" in the repository's docs/flow.md).
+    /// was created, where ctxflow installs a context (its tasks, `ctxflow::block_on`,
+    /// `in_context` futures, `run` closures); a guard leaked on a plain thread, or held across an
+    /// `.await` in a future ctxflow does not poll (a raw `Runtime::block_on` body), is not seen
+    /// ("Strict mode" in the repository's docs/flow.md).
     ///
     /// ```
     /// use ctxflow::{Context, ContextVar};

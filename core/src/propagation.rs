@@ -207,14 +207,28 @@ impl Propagation {
         }
     }
 
-    /// [`export`](Self::export) of the current context.
+    /// [`export`](Self::export) of the current context as it is, whatever flow control says: a
+    /// listed [non-flowing](ContextVar::non_flowing) variable is exported, and inside
+    /// [`suppress_flow`](crate::suppress_flow) every listed variable still is, since
+    /// `suppress_flow` changes only what is spawned. For what a spawn would take, export
+    /// [`Context::inheritable`] instead: `propagation.export(&Context::inheritable())`.
     ///
     /// ```
-    /// use ctxflow::{ContextVar, Propagation};
+    /// use ctxflow::{Context, ContextVar, Propagation};
     /// static TENANT: ContextVar<String> = ContextVar::new("tenant");
-    /// let _token = TENANT.set("acme".into());
-    /// let pairs = Propagation::new().var(&TENANT).export_current().unwrap();
-    /// assert_eq!(pairs, [("tenant".to_string(), "acme".to_string())]);
+    /// static TX: ContextVar<u64> = ContextVar::non_flowing("tx");
+    ///
+    /// let propagation = Propagation::new().var(&TENANT).var(&TX);
+    /// let _tenant = TENANT.set("acme".into());
+    /// let _tx = TX.set(7);
+    /// let pairs = propagation.export_current().unwrap();
+    /// assert_eq!(pairs, [("tenant".to_string(), "acme".to_string()), ("tx".into(), "7".into())]);
+    ///
+    /// // What a spawn would take: no non-flowing variable, and nothing inside `suppress_flow`.
+    /// let flowing = propagation.export(&Context::inheritable()).unwrap();
+    /// assert_eq!(flowing, [("tenant".to_string(), "acme".to_string())]);
+    /// let suppressed = ctxflow::suppress_flow(|| propagation.export(&Context::inheritable()));
+    /// assert!(suppressed.unwrap().is_empty());
     /// ```
     pub fn export_current(&self) -> Result<Vec<(String, String)>, ExportError> {
         self.export(&Context::current_variables())

@@ -4,11 +4,22 @@
 //! of creation, on its own thread (its type is not `Send`, so the compiler checks that part),
 //! and not held past the end of the poll that created it. Guards dropped out of order still
 //! leave the thread as it was before them, but a guard leaked with `mem::forget` or still
-//! attached when its poll ends leaves a context where it does not belong. In strict mode each
-//! such misuse is noted when it happens and reported by a panic naming where the guard was
-//! created, like OpenTelemetry Java's strict context storage: at the next poll of the task that
-//! misused it, or, outside any task, at the next install of a context on that thread. Off, none
-//! of this code exists.
+//! attached when its poll ends leaves a context where it does not belong. In strict mode such a
+//! misuse is reported by a panic naming where the guard was created, like OpenTelemetry Java's
+//! strict context storage: at the next poll of the task that misused it, or, outside any task,
+//! at the next install of a context or `attach` on that thread.
+//!
+//! The checks run where ctxflow installs a context (`current::Installed`): each poll and drop of a
+//! ctxflow task or of a [`WithContext`](crate::WithContext) future (`in_context`,
+//! `in_current_context`, `preserve_context`, `VAR.scope`, so `ctxflow::block_on` too), each
+//! `Context::run`, `wrap` or `sync_scope` closure and each blocking or pool closure, and each
+//! `attach`. An out-of-order drop is noted as it happens; a guard outliving its poll or closure is
+//! noted when that install ends. So a guard leaked with `mem::forget` outside any install (on a
+//! plain thread, or in a task the runtime spawned itself), or held across an `.await` in a future
+//! ctxflow does not poll (a raw `Runtime::block_on` or `#[tokio::main]` body), is never reported:
+//! no install ends around it. Runtime hooks ([`TaskScope`](crate::rt::TaskScope), which
+//! `ContextHooks` uses) do not check either.
+//! Off, none of this code exists.
 
 use std::cell::RefCell;
 use std::panic::Location;

@@ -33,7 +33,8 @@ use super::trace_headers;
 ///    headers with OpenTelemetry's propagators, and sets the variables the `propagation`
 ///    lists from the baggage;
 /// 3. sets `request_id` to the id tower-http's `SetRequestIdLayer` chose when it ran first
-///    (its `RequestId` extension), else the `x-request-id` header, else the request id
+///    (its `RequestId` extension), else the `x-request-id` header (its first value only, when
+///    it is sent more than once; the others are neither read nor logged), else the request id
 ///    variable's entry in the baggage, else a fresh id from the [`MakeRequestId`] (a UUID v7
 ///    by default), and records the id on the request as `SetRequestIdLayer` does; see
 ///    [`incoming_request_id`](Self::incoming_request_id) to trust less;
