@@ -272,7 +272,10 @@ async fn a_message_with_hostile_headers_is_handled_in_a_fresh_context_with_a_typ
         (
             "an oversized baggage",
             vec![("baggage", format!("tenant={}", "a".repeat(9000)))],
-            ExtractProblem::Baggage,
+            ExtractProblem::BaggageTooLarge {
+                bytes: 9007,
+                max: 8192,
+            },
         ),
         (
             "a baggage request id that could forge a field",
