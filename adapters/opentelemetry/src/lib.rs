@@ -13,7 +13,11 @@
 //! [`Context::inheritable`](ctxflow_core::Context::inheritable) carry it too.
 //! [`spawn_in`](ctxflow_core::Spawner::spawn_in) and [`in_context`](ctxflow_core::InContext::in_context) carry
 //! the OpenTelemetry context their snapshot holds; given [`Context::empty`](ctxflow_core::Context::empty),
-//! their work sees the polling thread's own, which on a runtime's worker is empty.
+//! or a snapshot taken where the OpenTelemetry context had no span, no baggage and no
+//! suppression, their work sees the polling thread's own: empty on a multi-thread runtime's
+//! worker, but on a current-thread runtime (and in `block_on`) whatever the driving thread
+//! attached and still holds. For work that must start with no trace whatever the thread holds,
+//! wrap it in `.with_context(opentelemetry::Context::new())`.
 //!
 //! ```
 //! use opentelemetry::trace::{Span as _, TraceContextExt, Tracer, TracerProvider as _};
