@@ -345,6 +345,26 @@ mod handles {
         }
     }
 
+    // Without awaiting the handle: a loop that waits on `is_finished` alone must end.
+    each_runtime! {
+        fn is_finished_turns_true_once_an_aborted_task_is_dropped(spawner) {
+            let (started, on_start) = oneshot::channel();
+            let task = spawner.spawn(async move {
+                started.send(()).unwrap();
+                std::future::pending::<()>().await;
+            });
+            on_start.await.unwrap();
+            task.abort();
+            let mut yields = 0;
+            while !task.is_finished() && yields < 100_000 {
+                yield_now().await;
+                yields += 1;
+            }
+            assert!(task.is_finished(), "still unfinished after {yields} yields");
+            assert!(task.await.unwrap_err().is_cancelled());
+        }
+    }
+
     each_runtime! {
         fn abort_after_the_task_finished_keeps_its_result(spawner) {
             let (done, on_done) = oneshot::channel();

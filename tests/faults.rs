@@ -876,6 +876,35 @@ mod thread_exit {
 
     static READS_ON_DROP: ContextVar<ReadsOnDrop> = ContextVar::new("reads_on_drop");
 
+    /// Panics when dropped, after counting the drop.
+    struct PanicsOnDrop(Arc<AtomicUsize>);
+
+    impl Drop for PanicsOnDrop {
+        fn drop(&mut self) {
+            self.0.fetch_add(1, Ordering::SeqCst);
+            panic!("a value's drop panicked");
+        }
+    }
+
+    static PANICS_ON_DROP: ContextVar<PanicsOnDrop> = ContextVar::new("panics_on_drop");
+
+    // A panic out of a thread-local's destructor would abort the whole test binary.
+    #[allow(
+        clippy::disallowed_methods,
+        reason = "a plain thread whose exit destroys the context is the subject"
+    )]
+    #[test]
+    fn a_value_whose_drop_panics_when_its_thread_exits_does_not_abort_the_process() {
+        let dropped = Arc::new(AtomicUsize::new(0));
+        let value = PanicsOnDrop(dropped.clone());
+        std::thread::spawn(move || {
+            let _value = PANICS_ON_DROP.set(value);
+        })
+        .join()
+        .unwrap();
+        assert_eq!(dropped.load(Ordering::SeqCst), 1);
+    }
+
     #[allow(
         clippy::disallowed_methods,
         reason = "a plain thread whose exit destroys the context is the subject"
@@ -1065,6 +1094,23 @@ mod drops_that_write {
         futures::executor::block_on(async {
             task.await.unwrap();
             closure.await.unwrap();
+        });
+    }
+
+    // A value replaced by a later `set` is held by that set's token alone, which may be dropped
+    // or reset anywhere: in a context with a request id of its own here.
+    #[test]
+    fn a_value_a_token_held_last_is_released_with_no_context_installed() {
+        Context::empty().run(|| {
+            let _first = SETS_ON_DROP.set(SetsOnDrop);
+            let second = SETS_ON_DROP.set(SetsOnDrop);
+            let _id = REQUEST_ID.set(1);
+            drop(second);
+            assert_eq!(request_id(), Some(1), "after the token was dropped");
+
+            let third = SETS_ON_DROP.set(SetsOnDrop);
+            SETS_ON_DROP.reset(third).unwrap();
+            assert_eq!(request_id(), Some(1), "after a reset");
         });
     }
 

@@ -102,7 +102,9 @@ impl Drop for ThreadExit {
     fn drop(&mut self) {
         SCOPE_ID.set(EXITED);
         let left = CURRENT.with(|current| current.take());
-        drop(left);
+        // A panic out of a thread-local's destructor aborts the process: a value whose `Drop`
+        // panics has its panic reported by the hook, and goes no further, as in a task.
+        let _ = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| drop(left)));
     }
 }
 

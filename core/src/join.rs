@@ -136,6 +136,8 @@ impl<T> Drop for Reporter<T> {
 /// - Dropping it **detaches** the task: the task keeps running and its output is dropped.
 /// - [`abort`](Self::abort) cancels the task; a blocking closure can only be cancelled before
 ///   it starts.
+/// - Polling it again after it gave the outcome panics (each runtime's handle says so in its
+///   own words); await it once, or `&mut handle` until it is ready.
 ///
 /// ```
 /// ctxflow::block_on(async {

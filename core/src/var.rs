@@ -227,7 +227,7 @@ impl<T: Send + Sync + 'static> ContextVar<T> {
     /// A.reset(token).unwrap();
     /// A.reset(token).unwrap();
     /// ```
-    pub fn reset(&'static self, token: Token<T>) -> Result<(), ResetError> {
+    pub fn reset(&'static self, mut token: Token<T>) -> Result<(), ResetError> {
         if !std::ptr::eq(token.var, self.info()) {
             return Err(ResetError::OtherVariable {
                 token: token.var.name,
@@ -237,11 +237,11 @@ impl<T: Send + Sync + 'static> ContextVar<T> {
         if current::scope_id() != token.scope {
             return Err(ResetError::OtherContext { var: self.name() });
         }
-        let replaced = current::update(|cx| match token.previous {
+        let replaced = current::update(|cx| match token.previous.take() {
             Some(previous) => cx.insert(self.info(), previous),
             None => cx.remove(self.info()),
         });
-        drop(replaced);
+        current::drop_aside(replaced);
         Ok(())
     }
 
@@ -327,6 +327,17 @@ impl<T: 'static> Token<T> {
     /// ```
     pub fn var_name(&self) -> &'static str {
         self.var.name
+    }
+}
+
+/// The value a token kept may be the last holder's: it is released as a context's values are,
+/// with an empty context installed, so that its `Drop` sees and changes no context, wherever the
+/// token went.
+impl<T> Drop for Token<T> {
+    fn drop(&mut self) {
+        if let Some(previous) = self.previous.take() {
+            current::drop_aside(previous);
+        }
     }
 }
 

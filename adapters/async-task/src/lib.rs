@@ -260,12 +260,23 @@ impl<T: Send + 'static, H: NativeTask<Output = Finished<T>>> AsyncTaskJoin<T, H>
     }
 
     fn is_finished(&self) -> bool {
-        match &mut *self.stage() {
-            Stage::Running(handle) => handle.is_finished(),
-            // The future may still be being dropped.
-            Stage::Cancelling(_) => false,
-            Stage::Finished(_) | Stage::Taken => true,
-        }
+        let mut stage = self.stage();
+        let outcome = match &mut *stage {
+            Stage::Running(handle) => return handle.is_finished(),
+            // Finished once the runtime has dropped the future: the poll that finds it so keeps
+            // the outcome, as `abort`'s first poll does.
+            Stage::Cancelling(cancelling) => match cancelling
+                .as_mut()
+                .poll(&mut TaskContext::from_waker(Waker::noop()))
+            {
+                Poll::Pending => return false,
+                Poll::Ready(outcome) => outcome,
+            },
+            Stage::Finished(_) | Stage::Taken => return true,
+        };
+        aborted::unwatch(self.abort_key);
+        *stage = Stage::Finished(Box::new(outcome));
+        true
     }
 
     fn poll(&mut self, cx: &mut TaskContext<'_>) -> Poll<Result<T, JoinError>> {
