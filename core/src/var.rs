@@ -241,7 +241,7 @@ impl<T: Send + Sync + 'static> ContextVar<T> {
             Some(previous) => cx.insert(self.info(), previous),
             None => cx.remove(self.info()),
         });
-        current::drop_aside(replaced);
+        release::<T>(replaced);
         Ok(())
     }
 
@@ -335,9 +335,15 @@ impl<T: 'static> Token<T> {
 /// token went.
 impl<T> Drop for Token<T> {
     fn drop(&mut self) {
-        if let Some(previous) = self.previous.take() {
-            current::drop_aside(previous);
-        }
+        release::<T>(self.previous.take());
+    }
+}
+
+/// Drops `value`, a `T`, as a context's values are dropped: aside, unless `T` runs no code when
+/// dropped, which spares two swaps of the thread's context (about 4 ns) for the plain types.
+fn release<T>(value: Option<Value>) {
+    if std::mem::needs_drop::<T>() && value.is_some() {
+        current::drop_aside(value);
     }
 }
 
