@@ -148,18 +148,18 @@ fn import_listed(header: &str, propagation: &Propagation) -> Result<Context, Imp
             Err(_) if propagation.lists(key) => {
                 not_text.push(ImportProblem::MalformedValue { key: key.into() });
             }
+            // Another system's entry: only counted towards the limits, as it stands.
             Err(_) => entries.push((key, Cow::Borrowed(value))),
         }
     }
     let imported = propagation.import(entries.iter().map(|(key, value)| (*key, &**value)));
-    match (imported, not_text.is_empty()) {
-        (imported, true) => imported,
-        (Ok(_), false) => Err(ImportError::new(not_text)),
-        (Err(error), false) => {
-            not_text.extend_from_slice(error.problems());
-            Err(ImportError::new(not_text))
-        }
+    if not_text.is_empty() {
+        return imported;
     }
+    if let Err(error) = imported {
+        not_text.extend_from_slice(error.problems());
+    }
+    Err(ImportError::new(not_text))
 }
 
 /// Whether `value` is a `traceparent` that W3C Trace Context's grammar accepts:
