@@ -28,7 +28,9 @@ fn log(role: &str, message: impl Display) {
 #[tokio::main]
 async fn main() -> Result<(), Box<dyn Error>> {
     let url = std::env::var("CTXFLOW_NATS_URL").unwrap_or_else(|_| "nats://127.0.0.1:4222".into());
-    let client = async_nats::connect(&url).await?;
+    let client = async_nats::connect(&url).await.map_err(|error| {
+        format!("no NATS server at {url} ({error}): start one, or set CTXFLOW_NATS_URL")
+    })?;
     let subject = format!("ctxflow.example.orders.{}", std::process::id());
     let carrier = ContextPropagator::new(&REQUEST_ID).propagation(Propagation::new().var(&TENANT));
 

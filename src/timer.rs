@@ -12,12 +12,26 @@ use std::time::Instant;
 
 use pin_project_lite::pin_project;
 
-/// The panic message of a timer polled where no runtime can drive it; only a build with neither
-/// smol nor async-std can get there, since async-io's timer runs under any executor.
-#[cfg_attr(any(feature = "smol", feature = "async-std"), allow(dead_code))]
-pub(crate) const NO_TIMER: &str = "ctxflow::time: no runtime drives timers on this thread: \
-    await the timer inside a tokio runtime (built with `enable_time()` or `enable_all()`) \
-    or a compio runtime, or enable ctxflow's `smol` feature, whose timer runs under any executor";
+/// The panic message of a timer polled where no runtime can drive it, naming the runtimes of
+/// this build that can; only a build with neither smol nor async-std can get there, since
+/// async-io's timer runs under any executor.
+#[cfg(not(any(feature = "smol", feature = "async-std")))]
+fn no_timer() -> String {
+    let runtimes: &[&str] = &[
+        #[cfg(feature = "tokio")]
+        "a tokio runtime (built with `enable_time()` or `enable_all()`)",
+        #[cfg(feature = "compio")]
+        "a compio runtime",
+    ];
+    let inside = match runtimes {
+        [] => String::new(),
+        runtimes => format!("await the timer inside {}, or ", runtimes.join(" or ")),
+    };
+    format!(
+        "ctxflow::time: no runtime drives timers on this thread: {inside}enable ctxflow's `smol` \
+         feature, whose timer runs under any executor"
+    )
+}
 
 /// The timer of whichever runtime polls a ctxflow timer first.
 #[derive(Clone, Copy, Debug)]
@@ -37,7 +51,7 @@ impl Driver {
     /// the task on its own thread; else async-io's.
     ///
     /// # Panics
-    /// With [`NO_TIMER`] outside a tokio or compio runtime when neither smol nor async-std is
+    /// With [`no_timer`]'s message outside a tokio or compio runtime when neither smol nor async-std is
     /// enabled. Inside a tokio runtime built without timers, tokio's own panic says to call
     /// `enable_time`.
     pub(crate) fn current() -> Driver {
@@ -52,7 +66,7 @@ impl Driver {
         #[cfg(any(feature = "smol", feature = "async-std"))]
         return Driver::AsyncIo;
         #[cfg(not(any(feature = "smol", feature = "async-std")))]
-        panic!("{NO_TIMER}");
+        panic!("{}", no_timer());
     }
 
     /// A timer of this driver that fires at `deadline`.
@@ -186,5 +200,18 @@ impl Future for Absent {
 
     fn poll(self: Pin<&mut Self>, _: &mut TaskContext<'_>) -> Poll<()> {
         match *self.get_mut() {}
+    }
+}
+
+#[cfg(all(test, not(any(feature = "smol", feature = "async-std"))))]
+mod tests {
+    /// A compio-only build must not send its users to a tokio runtime it cannot use.
+    #[test]
+    fn the_no_timer_message_names_only_the_runtimes_of_the_build() {
+        let message = super::no_timer();
+        assert_eq!(message.contains("tokio runtime"), cfg!(feature = "tokio"));
+        assert_eq!(message.contains("compio runtime"), cfg!(feature = "compio"));
+        assert!(message
+            .ends_with("enable ctxflow's `smol` feature, whose timer runs under any executor"));
     }
 }

@@ -225,6 +225,33 @@ fn a_raw_spawn_inside_suppress_flow_starts_empty() {
     });
 }
 
+/// The hooks copy the spawner's context into every task, so a pooled connection's task would
+/// hold the request that opened it; `Isolated`'s tasks hold nothing of their caller.
+#[cfg(feature = "hyper")]
+#[test]
+fn an_isolated_executors_tasks_hold_nothing_of_the_caller() {
+    use hyper::rt::Executor;
+    on_each_hooked_runtime(|| async {
+        let alive = Arc::new(AtomicUsize::new(0));
+        let (seen_sender, seen) = oneshot::channel();
+        let (stop, stopped) = oneshot::channel::<()>();
+        let executor = ctxflow::hyper::Isolated::new(ctxflow::tokio::TokioSpawner::current());
+        HELD.sync_scope(Counted::new(&alive), || {
+            executor.execute(async move {
+                let _ = seen_sender.send(HELD.is_set());
+                let _ = stopped.await;
+            });
+        });
+        assert!(!seen.await.unwrap(), "the task sees the caller's value");
+        assert_eq!(
+            alive.load(Ordering::SeqCst),
+            0,
+            "the task holds the caller's value"
+        );
+        drop(stop);
+    });
+}
+
 #[test]
 fn a_ctxflow_spawn_on_a_hooked_runtime_behaves_as_on_any_other() {
     on_each_hooked_runtime(|| async {

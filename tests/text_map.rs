@@ -216,6 +216,48 @@ mod baggage {
         );
     }
 
+    /// Percent-encoded, a value can take the header past W3C's size while its text is within
+    /// the `Propagation`'s limits: then no listed variable goes, rather than the others alone.
+    #[test]
+    fn listed_variables_that_do_not_fit_once_encoded_are_all_left_out() {
+        let _tenant = TENANT.set("é".repeat(1500));
+        let _id = REQUEST_ID.set("req-1".into());
+        assert!(carrier().propagation_ref().export_current().is_ok());
+        let mut headers = BTreeMap::new();
+        carrier().inject(&mut headers);
+        assert_eq!(headers.get("baggage"), None);
+        let extracted = carrier().extract(&headers);
+        assert_eq!(
+            extracted.context().get(&REQUEST_ID).map(String::as_str),
+            Some("req-1")
+        );
+        assert_eq!(
+            extracted.error().map(|error| error.problems().to_vec()),
+            None
+        );
+    }
+
+    /// Entries whose keys and values fill OpenTelemetry's 8192 bytes leave no room for the
+    /// separators: the header is cut to W3C's size, as a reader counts it, and read whole.
+    #[test]
+    fn a_full_baggage_is_sent_within_w3cs_size_and_read_without_problems() {
+        let others: Vec<_> = (10..73)
+            .map(|n| opentelemetry::KeyValue::new(format!("k{n}"), "v".repeat(126)))
+            .collect();
+        let _otel = opentelemetry::Context::current_with_baggage(others).attach();
+        let _tenant = TENANT.set("acme".into());
+        let mut headers = BTreeMap::new();
+        carrier().inject(&mut headers);
+        assert!(
+            headers["baggage"].len() <= 8192,
+            "{}",
+            headers["baggage"].len()
+        );
+        let (tenant, problems) = tenant_in(&headers["baggage"]);
+        assert_eq!(tenant.as_deref(), Some("acme"));
+        assert_eq!(problems, []);
+    }
+
     #[test]
     fn listed_variables_are_sent_before_other_systems_entries_fill_the_baggage() {
         let others: Vec<_> = (0..64)

@@ -24,6 +24,15 @@ use crate::join_error::JoinError;
 /// returned ([`Closing`](crate::rt::Closing) returns panics as [`Panic`](crate::rt::Panic)s), or a cancelled
 /// [`JoinError`](crate::JoinError) when the runtime dropped the task unfinished.
 ///
+/// A cancelled outcome must wait until the runtime has dropped the task's future: its drop runs
+/// inside the task's context and may still use it, and a caller that sees the cancellation
+/// counts on that being over. A handle that reports "cancelled" as soon as `abort` takes the
+/// runtime's handle away breaks this; so does one that drops a runtime handle which cancels on
+/// drop (async-task's), since the future goes later, on the runtime's thread. For a runtime built
+/// on `async-task` (async-executor and the like), the `ctxflow-async-task` crate has the handle
+/// smol's and async-std's adapters use: [`Closing::cancel`](crate::rt::Closing::cancel) drops the
+/// future inside its context when the task is aborted.
+///
 /// A handle of up to [`JoinHandle::INLINE_NATIVE_BYTES`](crate::JoinHandle::INLINE_NATIVE_BYTES) bytes is stored inside the
 /// [`JoinHandle`](crate::JoinHandle); a larger one costs an allocation per spawn.
 pub trait NativeJoin<T>: Send + Sync {

@@ -4,7 +4,9 @@
 //! the service runs. It spawns them through `hyper::rt::Executor`, which users usually fill with
 //! hyper-util's `TokioExecutor`. With feature `hyper`, every ctxflow spawner implements it, so a
 //! hyper server or client runs on any of ctxflow's runtimes, and the tasks hyper spawns carry the
-//! context of the code that made hyper spawn them.
+//! context of the code that made hyper spawn them: on a server, the connection's, then each
+//! HTTP/2 stream's; on a client, the connection driver's, which is where hyper spawns the tasks
+//! that stream request bodies.
 //!
 //! ```
 //! use ctxflow::tokio::TokioSpawner;
@@ -40,7 +42,15 @@
 //!
 //! ThreadPerTask.execute(async { /* runs on a thread of its own, in this context */ });
 //! ```
+//!
+//! A client's connection pool is the exception: a pooled connection's task outlives the request
+//! that opened it and serves the requests after it. Give a pool [`Isolated`], which spawns every
+//! task in a context of its own.
 #![cfg_attr(docsrs, feature(doc_cfg))]
+
+mod isolated;
+
+pub use isolated::Isolated;
 
 /// Implements hyper's `Executor` for a [`Spawner`](ctxflow_core::Spawner): each future is a
 /// detached task in the caller's context.

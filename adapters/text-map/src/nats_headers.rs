@@ -14,22 +14,59 @@ impl Injector for HeaderMap {
     }
 }
 
+/// Names are matched whatever their case: NATS keeps a name as its sender wrote it, and a
+/// sender in another language may write `Traceparent` or `X-Request-Id` (Go's `http.Header`
+/// does). A name written exactly as asked comes first; among other spellings, the one that
+/// sorts first, so that the same message always reads the same.
 impl Extractor for HeaderMap {
     fn get(&self, key: &str) -> Option<&str> {
         values(self, key)?.first().map(|value| value.as_str())
     }
 
     fn get_all(&self, key: &str) -> Vec<&str> {
-        let values = values(self, key).into_iter().flatten();
+        let mut spellings: Vec<_> = spellings(self, key).collect();
+        spellings.sort_unstable_by_key(|(name, _)| (*name != key, *name));
+        let values = spellings.into_iter().flat_map(|(_, values)| values);
         values.map(|value| value.as_str()).collect()
     }
 }
 
-/// `key`'s values. `HeaderMap::get` turns a `&str` into an owned name first: a search by
-/// reference allocates nothing, and a message has a handful of headers.
+/// The values of the spelling of `key` that [`Extractor::get`] reads. `HeaderMap::get` turns a
+/// `&str` into an owned name first and matches case: a search by reference allocates nothing,
+/// and a message has a handful of headers.
 fn values<'a>(headers: &'a HeaderMap, key: &str) -> Option<&'a Vec<HeaderValue>> {
-    let (_, values) = headers
-        .iter()
-        .find(|(name, _)| AsRef::<str>::as_ref(*name) == key)?;
+    let (_, values) = spellings(headers, key).min_by_key(|(name, _)| (*name != key, *name))?;
     Some(values)
+}
+
+/// Every header whose name is `key` in any case.
+fn spellings<'a, 'k>(
+    headers: &'a HeaderMap,
+    key: &'k str,
+) -> impl Iterator<Item = (&'a str, &'a Vec<HeaderValue>)> + use<'a, 'k> {
+    headers
+        .iter()
+        .map(|(name, values)| (AsRef::<str>::as_ref(name), values))
+        .filter(move |(name, _)| name.eq_ignore_ascii_case(key))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_name_is_read_in_any_case_the_exact_spelling_first() {
+        let mut headers = HeaderMap::new();
+        headers.insert("X-Request-Id", "from-go");
+        headers.insert("Baggage", "b=2");
+        headers.insert("baggage", "a=1");
+        headers.insert("BAGGAGE", "c=3");
+        assert_eq!(Extractor::get(&headers, "x-request-id"), Some("from-go"));
+        assert_eq!(Extractor::get(&headers, "baggage"), Some("a=1"));
+        assert_eq!(
+            Extractor::get_all(&headers, "baggage"),
+            ["a=1", "c=3", "b=2"]
+        );
+        assert_eq!(Extractor::get(&headers, "traceparent"), None);
+    }
 }

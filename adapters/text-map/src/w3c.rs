@@ -6,10 +6,9 @@
 use std::borrow::Cow;
 
 use ctxflow_core::{Context, ImportError, ImportProblem, Propagation};
-use opentelemetry::baggage::{Baggage, BaggageExt, BaggageMetadata};
+use opentelemetry::baggage::{Baggage, BaggageExt};
 use opentelemetry::propagation::TextMapPropagator;
 use opentelemetry::trace::TraceContextExt;
-use opentelemetry::{Key, StringValue};
 use opentelemetry_sdk::propagation::{BaggagePropagator, TraceContextPropagator};
 use percent_encoding::{percent_decode_str, utf8_percent_encode, AsciiSet, CONTROLS};
 
@@ -20,6 +19,10 @@ const BAGGAGE: &str = "baggage";
 
 /// W3C's limit on a `baggage` list, which OpenTelemetry's propagator drops whole beyond it.
 const MAX_BAGGAGE_BYTES: usize = 8192;
+
+/// W3C's limit on a `baggage` list's entries, which OpenTelemetry's propagator reads no further
+/// than.
+const MAX_BAGGAGE_ENTRIES: usize = 64;
 
 /// The optional whitespace W3C allows around keys and values.
 const OWS: [char; 2] = [' ', '\t'];
@@ -201,44 +204,78 @@ pub fn is_well_formed_traceparent(value: &[u8]) -> bool {
 /// Writes the current OpenTelemetry trace context as `traceparent` and `tracestate`, and as
 /// `baggage` the variables `propagation` lists, taken from the current ctxflow context, with
 /// the current OpenTelemetry baggage's other entries. When the listed variables cannot be
-/// exported, none of them is written (the receiving side would refuse them all) and a
-/// debug-level event says why; the other baggage entries still are.
+/// exported, or do not fit in the header once percent-encoded, none of them is written (the
+/// receiving side would refuse them all, or get only some) and a debug-level event says why;
+/// the other baggage entries still are, as far as the header has room.
 pub fn inject(propagation: &Propagation, carrier: &mut dyn Injector) {
     let trace_context = opentelemetry::Context::current();
-    let mut writing = Writing(carrier);
-    TraceContextPropagator::new().inject_context(&trace_context, &mut writing);
-    let baggage = outgoing_baggage(trace_context.baggage(), propagation);
-    if !baggage.is_empty() {
-        let carrier = opentelemetry::Context::new().with_baggage(baggage);
-        BaggagePropagator::new().inject_context(&carrier, &mut writing);
+    TraceContextPropagator::new().inject_context(&trace_context, &mut Writing(&mut *carrier));
+    if let Some(header) = outgoing_baggage(trace_context.baggage(), propagation) {
+        carrier.set(BAGGAGE, header);
     }
 }
 
-/// The current baggage with the listed variables' entries replaced by their current values:
-/// a variable unset here does not travel on because it came in with the request. The listed
-/// variables come first, so that OpenTelemetry's limit of 64 entries never leaves them out, and
-/// their values are percent-encoded here: OpenTelemetry's propagator encodes neither `%` nor
-/// the whitespace it trims, so a value such as `a%20b` or ` acme` would not arrive as sent.
-fn outgoing_baggage(current: &Baggage, propagation: &Propagation) -> Baggage {
-    let others = current
-        .iter()
-        .filter(|(key, _)| !propagation.lists(key.as_str()))
-        .map(|(key, entry)| (key.clone(), entry.clone()));
-    let ours = propagation
-        .export_current()
-        .unwrap_or_else(|error| {
+/// The `baggage` header to send: the listed variables' entries, with their current values (a
+/// variable unset here does not travel on because it came in with the request), then the
+/// current baggage's other entries while W3C's limits leave room, counted as a reader counts
+/// them: the whole header, separators and percent-encoding included. The listed variables come
+/// first, so that other entries never crowd them out.
+///
+/// Keys and values are percent-encoded here: OpenTelemetry's propagator encodes neither `%`
+/// nor the whitespace it trims, so a value such as `a%20b` or ` acme` would not arrive as sent.
+fn outgoing_baggage(current: &Baggage, propagation: &Propagation) -> Option<String> {
+    let mut header = BaggageHeader::default();
+    match propagation.export_current() {
+        Ok(ours)
+            if ours
+                .iter()
+                .all(|(name, value)| header.push(name, value, "")) => {}
+        Ok(_) => {
+            header = BaggageHeader::default();
             tracing::debug!(
                 target: "ctxflow::text_map::w3c",
-                %error,
-                "leaving the context variables out of the baggage"
+                max = MAX_BAGGAGE_BYTES,
+                "leaving the context variables out of the baggage: percent-encoded, they do not \
+                 fit in its header"
             );
-            Vec::new()
-        })
-        .into_iter()
-        .map(|(name, value)| {
-            let encoded = utf8_percent_encode(&value, NOT_BAGGAGE_OCTET).to_string();
-            let entry = (StringValue::from(encoded), BaggageMetadata::default());
-            (Key::from(name), entry)
-        });
-    ours.chain(others).collect()
+        }
+        Err(error) => tracing::debug!(
+            target: "ctxflow::text_map::w3c",
+            %error,
+            "leaving the context variables out of the baggage"
+        ),
+    }
+    for (key, (value, metadata)) in current {
+        if !propagation.lists(key.as_str()) {
+            header.push(key.as_str(), value.as_str(), metadata.as_str());
+        }
+    }
+    (header.entries > 0).then_some(header.text)
+}
+
+/// A `baggage` header being written, kept within W3C's limits.
+#[derive(Default)]
+struct BaggageHeader {
+    text: String,
+    entries: usize,
+}
+
+impl BaggageHeader {
+    /// Appends `key=value;metadata`, key and value percent-encoded, unless that would take the
+    /// header past W3C's limits; whether it did.
+    fn push(&mut self, key: &str, value: &str, metadata: &str) -> bool {
+        let separator = if self.entries == 0 { "" } else { "," };
+        let metadata = metadata.trim();
+        let properties = if metadata.is_empty() { "" } else { ";" };
+        let key = utf8_percent_encode(key, NOT_BAGGAGE_OCTET);
+        let value = utf8_percent_encode(value, NOT_BAGGAGE_OCTET);
+        let entry = format!("{separator}{key}={value}{properties}{metadata}");
+        let fits = self.entries < MAX_BAGGAGE_ENTRIES
+            && self.text.len() + entry.len() <= MAX_BAGGAGE_BYTES;
+        if fits {
+            self.text.push_str(&entry);
+            self.entries += 1;
+        }
+        fits
+    }
 }
