@@ -33,11 +33,16 @@
 //! The functions [`each_runtime()`] and [`each_local_runtime()`] run one body on every runtime in
 //! turn inside a single test, for tests that need all of them in one process; [`Runtime`] and
 //! [`LocalRuntime`] run a body on one runtime.
+//!
+//! The `Spawner` contract's checks are in [`contract`], and [`spawner_contract!`] makes one test
+//! of each for a spawner: ctxflow's own suite runs them on every runtime, and an adapter for a
+//! runtime ctxflow does not ship runs them on its own.
 
 use std::any::Any;
 use std::future::Future;
 use std::panic::{self, AssertUnwindSafe};
 
+pub mod contract;
 mod macros;
 
 use crate::task::AnyLocalSpawner;
@@ -52,6 +57,8 @@ pub use crate::__each_local_runtime_and_futures as each_local_runtime_and_future
 pub use crate::__each_runtime as each_runtime;
 #[doc(hidden)]
 pub use crate::__each_runtime_and_futures as each_runtime_and_futures;
+#[doc(inline)]
+pub use crate::__spawner_contract as spawner_contract;
 
 /// A runtime `each_runtime` runs a body on.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]

@@ -225,6 +225,25 @@ fn a_raw_spawn_inside_suppress_flow_starts_empty() {
     });
 }
 
+/// tokio keeps one hook of each kind: a poll hook set after `carry_context` replaces ctxflow's,
+/// whose context then never comes back from the task's first poll. The next poll says so, where
+/// it waited forever.
+#[test]
+fn an_after_poll_hook_set_after_carry_context_fails_the_next_poll_naming_the_cause() {
+    let runtime = Builder::new_current_thread()
+        .carry_context()
+        .on_after_task_poll(|_| {})
+        .build()
+        .unwrap();
+    let outcome = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
+        runtime.block_on(async { tokio::spawn(yield_now()).await })
+    }));
+    let payload = outcome.expect_err("the second poll panics");
+    let message = payload.downcast_ref::<String>().unwrap();
+    assert!(message.contains("`on_after_task_poll`"), "{message}");
+    assert!(message.contains("carry_context()"), "{message}");
+}
+
 /// The hooks copy the spawner's context into every task, so a pooled connection's task would
 /// hold the request that opened it; `Isolated`'s tasks hold nothing of their caller.
 #[cfg(feature = "hyper")]

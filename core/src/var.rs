@@ -204,8 +204,10 @@ impl<T: Send + Sync + 'static> ContextVar<T> {
     /// returned `token`.
     ///
     /// A token can be used once: `reset` takes it by value. It must come from a `set` of this
-    /// variable, in the same context (the same task, closure run or attached guard); otherwise
-    /// nothing changes and the error says which rule was broken.
+    /// variable, in the same context (the same task, closure run, attached guard, `sync_scope`
+    /// or `scope`); otherwise the context is left as it is and the error says which rule was
+    /// broken. A refused token is consumed all the same, as if dropped: the variable keeps its
+    /// value, and that `set` can no longer be undone.
     ///
     /// ```
     /// use ctxflow::ContextVar;

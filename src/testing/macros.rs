@@ -1,4 +1,5 @@
-//! `each_runtime!` and `each_local_runtime!`: one `#[test]` per runtime.
+//! `each_runtime!` and `each_local_runtime!`: one `#[test]` per runtime; `spawner_contract!`:
+//! one `#[test]` per check of the `Spawner` contract.
 //!
 //! A `#[cfg(feature = "tokio")]` written in a macro's expansion would be checked against the
 //! features of the crate that calls the macro, not ctxflow's. So ctxflow defines one helper
@@ -323,4 +324,112 @@ macro_rules! __ctxflow_if_futures_executor {
 #[macro_export]
 macro_rules! __ctxflow_if_futures_executor {
     ({ $($with:tt)* } else { $($without:tt)* }) => { $($without)* };
+}
+
+/// Generates one `#[test]` per check of the `Spawner` contract
+/// ([`testing::contract`](crate::testing::contract)), each named after its check and run by
+/// the [`Harness`](crate::testing::contract::Harness) given: a closure that makes a fresh
+/// [`AnySpawner`](crate::AnySpawner) for each check, or one of ctxflow's own
+/// [`Runtime`](crate::testing::Runtime)s.
+///
+/// For an adapter to a runtime ctxflow does not ship, in a test file of its crate:
+///
+/// ```
+/// # use std::future::Future;
+/// # use ctxflow::rt::{BlockingTask, Runtime, Task};
+/// /// futures' thread pool for tasks, a thread per blocking closure.
+/// #[derive(Clone)]
+/// struct PoolRuntime(futures::executor::ThreadPool);
+/// # impl Runtime for PoolRuntime {
+/// #     fn spawn_task<F: Future<Output = ()> + Send + 'static>(&self, task: Task<F>) {
+/// #         self.0.spawn_ok(task);
+/// #     }
+/// #     fn spawn_blocking_task<F: FnOnce() + Send + 'static>(&self, task: BlockingTask<F>) {
+/// #         std::thread::spawn(move || task.run());
+/// #     }
+/// #     fn run_until_complete<F: Future>(&self, future: F) -> F::Output {
+/// #         futures::executor::block_on(future)
+/// #     }
+/// # }
+///
+/// mod contract {
+///     use super::PoolRuntime;
+///     use ctxflow::AnySpawner;
+///
+///     ctxflow::testing::spawner_contract!(|| {
+///         AnySpawner::new(PoolRuntime(futures::executor::ThreadPool::new().unwrap()))
+///     });
+/// }
+/// # fn main() {}
+/// ```
+///
+/// `cargo test contract::` then runs every check, `a_childs_writes_never_reach_its_parent` and
+/// the rest, each a test of its own.
+#[doc(hidden)]
+#[macro_export]
+macro_rules! __spawner_contract {
+    ($harness:expr) => {
+        $crate::__spawner_contract_checks!(tests($harness));
+    };
+}
+
+/// The names of the contract's checks, each the name of a function of `testing::contract`,
+/// given to [`__spawner_contract_each!`] with what to make of them: the table of checks, or a
+/// test for each.
+#[doc(hidden)]
+#[macro_export]
+macro_rules! __spawner_contract_checks {
+    ($($mode:tt)*) => {
+        $crate::__spawner_contract_each! {
+            $($mode)*;
+            a_background_task_sees_the_parents_request_id
+            a_named_task_sees_its_name_and_the_parents_context
+            a_task_spawned_by_a_named_task_is_not_named_after_it
+            a_blocking_closure_takes_arguments_returns_a_value_and_sees_the_context
+            preserve_context_workers_see_the_callers_context_joined_or_spawned
+            a_childs_writes_never_reach_its_parent
+            a_parents_writes_after_the_spawn_never_reach_the_child
+            a_task_spawned_by_the_runtime_itself_sees_no_context_on_busy_workers
+            a_blocking_closure_leaves_nothing_on_the_pool_thread
+            a_task_that_sets_a_value_keeps_it_across_many_yields
+            ten_thousand_concurrent_tasks_each_see_only_their_own_id_at_every_poll
+            spawn_in_runs_the_task_in_the_given_context
+            block_on_runs_the_future_in_the_callers_context
+            a_panicking_task_gives_a_panic_join_error_and_the_runtime_keeps_serving
+            a_panicking_blocking_closure_gives_a_panic_join_error
+            a_future_that_panics_when_dropped_after_finishing_gives_that_panic
+            abort_cancels_a_pending_task_and_drops_its_future_inside_its_context
+            is_finished_turns_true_once_an_aborted_task_is_dropped
+            abort_after_the_task_finished_keeps_its_result
+            dropping_the_handle_detaches_the_task
+            is_finished_turns_true_when_the_task_ends
+            a_finished_tasks_values_are_released
+            a_non_flowing_variable_stays_in_its_task_while_a_flowing_one_follows_spawns
+            a_suppressed_spawn_starts_empty_while_its_sibling_gets_the_parents_context
+            work_in_a_context_of_its_own_inside_suppress_flow_spawns_as_usual
+            queued_jobs_run_with_their_submitters_context_not_the_workers
+        }
+    };
+}
+
+#[doc(hidden)]
+#[macro_export]
+macro_rules! __spawner_contract_each {
+    (table; $($name:ident)*) => {
+        [$(
+            Check {
+                name: stringify!($name),
+                body: |spawner| ::std::boxed::Box::pin($name(spawner)),
+            }
+        ),*]
+    };
+    (tests($harness:expr); $($name:ident)*) => {$(
+        #[test]
+        fn $name() {
+            $crate::testing::contract::Harness::run_check(
+                &$harness,
+                $crate::testing::contract::__check(stringify!($name)),
+            );
+        }
+    )*};
 }

@@ -14,6 +14,7 @@ use std::cell::RefCell;
 use std::collections::HashMap;
 use std::hash::{BuildHasherDefault, Hasher};
 use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
+use std::time::{Duration, Instant};
 
 use ::tokio::runtime::{Builder, TaskMeta};
 use ::tokio::task::Id;
@@ -22,6 +23,17 @@ use ctxflow_core::rt::{EnteredScope, TaskScope};
 
 /// Shards of the map; a power of two well above the number of workers of common machines.
 const SHARDS: usize = 64;
+
+/// How long a poll waits for its task's scope to come back from the task's previous poll on
+/// another thread, which takes microseconds, before it concludes that it never will.
+const STUCK: Duration = Duration::from_secs(10);
+
+/// Why a task's scope never came back from its previous poll.
+const AFTER_POLL_REPLACED: &str = "ctxflow::tokio::ContextHooks: a task's context never came \
+    back from its previous poll, so ctxflow's `on_after_task_poll` hook did not run: a later \
+    call on the runtime's `Builder` replaced it. tokio keeps one hook of each kind, so \
+    `carry_context()` needs all four of its hooks: set no `on_task_spawn`, \
+    `on_before_task_poll`, `on_after_task_poll` or `on_task_terminate` after it";
 
 /// The scopes of one runtime's tasks, filed by task id.
 struct Scopes {
@@ -90,7 +102,13 @@ impl Scopes {
     /// Takes the task's scope out of the map. A task woken during its poll can be scheduled,
     /// stolen and polled by another worker before the after-poll hook of its previous poll has
     /// run on the first: then the scope is still out, and comes back within a few instructions.
+    ///
+    /// # Panics
+    /// When the scope does not come back, because ctxflow's after-poll hook was replaced: at
+    /// once if the previous poll was on this thread (its scope is still installed here), else
+    /// after [`STUCK`]. Waiting on would hang the runtime without a word.
     fn check_out(&self, id: Id) -> Option<TaskScope> {
+        let mut waiting_since = None;
         loop {
             match self.shard(id).get_mut(&id) {
                 // Not spawned on this runtime's scheduler (a blocking task, a `LocalSet` task).
@@ -100,6 +118,10 @@ impl Scopes {
                         return Some(scope);
                     }
                 }
+            }
+            let since = *waiting_since.get_or_insert_with(Instant::now);
+            if is_installed_here(id) || since.elapsed() > STUCK {
+                panic!("{AFTER_POLL_REPLACED}");
             }
             std::thread::yield_now();
         }
@@ -130,6 +152,18 @@ impl Scopes {
         // The values are dropped here, with no lock held: their `Drop` may spawn.
         drop((installed, filed));
     }
+}
+
+/// Whether the scope of task `id` is installed on this thread, from a poll that has not ended
+/// for ctxflow.
+fn is_installed_here(id: Id) -> bool {
+    let installed = POLLING.try_with(|polling| {
+        polling
+            .borrow()
+            .iter()
+            .any(|(installed, _)| *installed == id)
+    });
+    installed.unwrap_or(false)
 }
 
 /// Takes the scope of task `id` off this thread, if it is the one installed here.
@@ -175,7 +209,9 @@ impl Hasher for IdHasher {
 /// `TokioExecutor`), starts with a copy of the spawner's context, as a ctxflow spawn does: what
 /// the task sets stays in it, and the copy is installed around every poll and around the drop
 /// of the future when the task finishes or is aborted. Tasks that set nothing see nothing
-/// another task set.
+/// another task set. Unlike a ctxflow spawn's, the copy is dropped after the task's
+/// `JoinHandle` is woken (tokio runs the terminate hook then): on a multi-thread runtime, the
+/// awaiting task may resume just before the child's values go.
 ///
 /// It needs `RUSTFLAGS="--cfg tokio_unstable"`, since tokio's task hooks do; without it, calling
 /// it does not compile. See docs/spawner.md for what the hooks do not reach (`spawn_blocking`,
@@ -197,8 +233,11 @@ impl Hasher for IdHasher {
 /// ```
 pub trait ContextHooks {
     /// Installs ctxflow's task hooks: `on_task_spawn`, `on_before_task_poll`,
-    /// `on_after_task_poll` and `on_task_terminate`. tokio keeps one hook of each kind, so a
-    /// later call to one of those replaces ctxflow's, and this call replaces earlier ones.
+    /// `on_after_task_poll` and `on_task_terminate`. tokio keeps one hook of each kind, so this
+    /// call replaces earlier ones, and a later call to one of those replaces ctxflow's and breaks
+    /// it: without its after-poll hook, a task's next poll panics naming the cause (it would
+    /// wait forever for its context); without its terminate hook, every task's context is kept
+    /// until the runtime drops.
     fn carry_context(&mut self) -> &mut Self;
 }
 
