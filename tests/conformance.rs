@@ -77,6 +77,10 @@ mod contract {
                 self.0.spawn_ok(task);
             }
 
+            #[allow(
+                clippy::disallowed_methods,
+                reason = "the adapter's blocking pool: the closure carries its own context"
+            )]
             fn spawn_blocking_task<F: FnOnce() + Send + 'static>(&self, task: BlockingTask<F>) {
                 std::thread::spawn(move || task.run());
             }
