@@ -221,8 +221,10 @@ pub fn inject(propagation: &Propagation, carrier: &mut dyn Injector) {
 /// them: the whole header, separators and percent-encoding included. The listed variables come
 /// first, so that other entries never crowd them out.
 ///
-/// Keys and values are percent-encoded here: OpenTelemetry's propagator encodes neither `%`
-/// nor the whitespace it trims, so a value such as `a%20b` or ` acme` would not arrive as sent.
+/// Values are percent-encoded here: OpenTelemetry's propagator encodes neither `%` nor the
+/// whitespace it trims, so a value such as `a%20b` or ` acme` would not arrive as sent. Keys are
+/// HTTP tokens (`Propagation` and OpenTelemetry's baggage both refuse others) and go as they are,
+/// as W3C writes them.
 fn outgoing_baggage(current: &Baggage, propagation: &Propagation) -> Option<String> {
     let mut header = BaggageHeader::default();
     match propagation.export_current() {
@@ -261,13 +263,12 @@ struct BaggageHeader {
 }
 
 impl BaggageHeader {
-    /// Appends `key=value;metadata`, key and value percent-encoded, unless that would take the
+    /// Appends `key=value;metadata`, the value percent-encoded, unless that would take the
     /// header past W3C's limits; whether it did.
     fn push(&mut self, key: &str, value: &str, metadata: &str) -> bool {
         let separator = if self.entries == 0 { "" } else { "," };
         let metadata = metadata.trim();
         let properties = if metadata.is_empty() { "" } else { ";" };
-        let key = utf8_percent_encode(key, NOT_BAGGAGE_OCTET);
         let value = utf8_percent_encode(value, NOT_BAGGAGE_OCTET);
         let entry = format!("{separator}{key}={value}{properties}{metadata}");
         let fits = self.entries < MAX_BAGGAGE_ENTRIES
