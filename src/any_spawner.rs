@@ -127,7 +127,8 @@ impl AnySpawner {
     ///
     /// ctxflow's own spawners are recognised by their type (a `TypeId` comparison, made once
     /// here) and held as they are, exactly as their `From` impls hold them; any other is held
-    /// behind a pointer.
+    /// behind a pointer, and spawns through its `spawn_task` and ctxflow's join slot: an
+    /// override of `spawn_prepared` (a runtime's own join handle) is not used through it.
     ///
     /// ```
     /// use ctxflow::{AnySpawner, DefaultSpawner, Spawner};

@@ -258,6 +258,32 @@ mod baggage {
         assert_eq!(problems, []);
     }
 
+    /// OpenTelemetry keeps an entry's properties decoded, whatever they hold: written as they
+    /// are, a `,` in them would add entries (here a listed variable that is unset here, and
+    /// more than 64 in all), and a line break or non-ASCII text would spoil the header.
+    #[test]
+    fn other_systems_properties_that_a_header_cannot_hold_are_left_out_with_their_entries_kept() {
+        use opentelemetry::baggage::KeyValueMetadata;
+        let hostile = ["note,tenant=evil", "p,x=1", "a\nb", "prop=ü"];
+        let mut entries: Vec<_> = hostile
+            .iter()
+            .enumerate()
+            .map(|(n, metadata)| KeyValueMetadata::new(format!("h{n}"), "v", *metadata))
+            .collect();
+        entries.extend((0..58).map(|n| KeyValueMetadata::new(format!("k{n}"), "v", "p,x=1")));
+        entries.push(KeyValueMetadata::new("kept", "v", "ttl=60"));
+        let _otel = opentelemetry::Context::new().with_baggage(entries).attach();
+        let mut headers = BTreeMap::new();
+        carrier().inject(&mut headers);
+        let baggage = &headers["baggage"];
+        assert!(baggage.is_ascii() && !baggage.contains('\n'), "{baggage}");
+        assert_eq!(baggage.split(',').count(), 63, "{baggage}");
+        assert!(baggage.contains("kept=v;ttl=60"), "{baggage}");
+        let (tenant, problems) = tenant_in(baggage);
+        assert_eq!(tenant, None);
+        assert_eq!(problems, []);
+    }
+
     #[test]
     fn listed_variables_are_sent_before_other_systems_entries_fill_the_baggage() {
         let others: Vec<_> = (0..64)

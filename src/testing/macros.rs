@@ -329,8 +329,11 @@ macro_rules! __ctxflow_if_futures_executor {
 /// Generates one `#[test]` per check of the `Spawner` contract
 /// ([`testing::contract`](crate::testing::contract)), each named after its check and run by
 /// the [`Harness`](crate::testing::contract::Harness) given: a closure that makes a fresh
-/// [`AnySpawner`](crate::AnySpawner) for each check, or one of ctxflow's own
-/// [`Runtime`](crate::testing::Runtime)s.
+/// spawner for each check, or one of ctxflow's own [`Runtime`](crate::testing::Runtime)s. The
+/// checks are generic over the closure's spawner type: give it the adapter's own type, not an
+/// [`AnySpawner`](crate::AnySpawner), so that its own `spawn_prepared` and join handle are the
+/// ones checked (an `AnySpawner` holding a runtime of one's own spawns through ctxflow's join
+/// slot).
 ///
 /// For an adapter to a runtime ctxflow does not ship, in a test file of its crate:
 ///
@@ -354,10 +357,9 @@ macro_rules! __ctxflow_if_futures_executor {
 ///
 /// mod contract {
 ///     use super::PoolRuntime;
-///     use ctxflow::AnySpawner;
 ///
 ///     ctxflow::testing::spawner_contract!(|| {
-///         AnySpawner::new(PoolRuntime(futures::executor::ThreadPool::new().unwrap()))
+///         PoolRuntime(futures::executor::ThreadPool::new().unwrap())
 ///     });
 /// }
 /// # fn main() {}
@@ -373,7 +375,7 @@ macro_rules! __spawner_contract {
     };
 }
 
-/// The names of the contract's checks, each the name of a function of `testing::contract`,
+/// The names of the contract's checks, each the name of a function of `testing::contract::bodies`,
 /// given to [`__spawner_contract_each!`] with what to make of them: the table of checks, or a
 /// test for each.
 #[doc(hidden)]
@@ -419,16 +421,17 @@ macro_rules! __spawner_contract_each {
         [$(
             Check {
                 name: stringify!($name),
-                body: |spawner| ::std::boxed::Box::pin($name(spawner)),
+                body: |spawner| ::std::boxed::Box::pin(bodies::$name(spawner)),
             }
         ),*]
     };
     (tests($harness:expr); $($name:ident)*) => {$(
         #[test]
         fn $name() {
-            $crate::testing::contract::Harness::run_check(
+            $crate::testing::contract::Harness::run(
                 &$harness,
-                $crate::testing::contract::__check(stringify!($name)),
+                stringify!($name),
+                $crate::testing::contract::bodies::$name,
             );
         }
     )*};

@@ -255,6 +255,15 @@ fn outgoing_baggage(current: &Baggage, propagation: &Propagation) -> Option<Stri
     (header.entries > 0).then_some(header.text)
 }
 
+/// Whether `text` can stand as an entry's properties: W3C's `baggage-octet`s, and the `;`, `=`
+/// and whitespace between properties.
+fn is_property_text(text: &str) -> bool {
+    text.chars().all(|c| {
+        matches!(c, ';' | '=' | ' ' | '\t')
+            || (c.is_ascii_graphic() && !matches!(c, ',' | '"' | '\\'))
+    })
+}
+
 /// A `baggage` header being written, kept within W3C's limits.
 #[derive(Default)]
 struct BaggageHeader {
@@ -264,10 +273,17 @@ struct BaggageHeader {
 
 impl BaggageHeader {
     /// Appends `key=value;metadata`, the value percent-encoded, unless that would take the
-    /// header past W3C's limits; whether it did.
+    /// header past W3C's limits; whether it did. Metadata that W3C's properties cannot hold as
+    /// it is (a `,`, which would start another entry, a control character or non-ASCII text,
+    /// which a header cannot carry) is left out: OpenTelemetry keeps any text there, decoded.
     fn push(&mut self, key: &str, value: &str, metadata: &str) -> bool {
         let separator = if self.entries == 0 { "" } else { "," };
         let metadata = metadata.trim();
+        let metadata = if is_property_text(metadata) {
+            metadata
+        } else {
+            ""
+        };
         let properties = if metadata.is_empty() { "" } else { ";" };
         let value = utf8_percent_encode(value, NOT_BAGGAGE_OCTET);
         let entry = format!("{separator}{key}={value}{properties}{metadata}");
