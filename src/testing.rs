@@ -39,6 +39,7 @@
 //! runtime ctxflow does not ship runs them on its own.
 
 use std::any::Any;
+use std::fmt;
 use std::future::Future;
 use std::panic::{self, AssertUnwindSafe};
 
@@ -380,11 +381,17 @@ pub mod __private {
         B: FnOnce(AnySpawner) -> Fut,
         Fut: Future<Output = ()> + Send + 'static,
     {
-        match runtime.run(body) {
-            Ok(()) => {}
-            Err(error) if error.is_panic() => panic::resume_unwind(error.into_panic()),
-            Err(error) => panic!("on {}: {error}", runtime.name()),
-        }
+        fail_with_the_bodys_panic(runtime.run(body), format_args!("on {}", runtime.name()));
+    }
+}
+
+/// Fails the calling test when a test body's task failed: with the body's own panic, so that
+/// `#[should_panic(expected = ..)]` sees its message, or, prefixed by `place`, with why it ended.
+fn fail_with_the_bodys_panic(outcome: Result<(), JoinError>, place: fmt::Arguments<'_>) {
+    match outcome {
+        Ok(()) => {}
+        Err(error) if error.is_panic() => panic::resume_unwind(error.into_panic()),
+        Err(error) => panic!("{place}: {error}"),
     }
 }
 

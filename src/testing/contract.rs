@@ -11,7 +11,6 @@
 
 use std::fmt;
 use std::future::Future;
-use std::panic;
 use std::pin::Pin;
 
 use super::Runtime;
@@ -95,11 +94,7 @@ where
     {
         let spawner = self();
         let task = spawner.spawn_in(Context::empty(), body(spawner.clone()));
-        match spawner.block_on(task) {
-            Ok(()) => {}
-            Err(error) if error.is_panic() => panic::resume_unwind(error.into_panic()),
-            Err(error) => panic!("{name}: {error}"),
-        }
+        super::fail_with_the_bodys_panic(spawner.block_on(task), format_args!("{name}"));
     }
 }
 
