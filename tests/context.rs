@@ -567,3 +567,58 @@ mod futures_in_context {
         assert_eq!(wrapped.into_inner(), [1, 2, 3]);
     }
 }
+
+/// A value released by its token has its `Drop` run in a scope of its own: a token it makes is
+/// another scope's, which the caller refuses, and the caller's value stays.
+#[test]
+fn a_token_made_by_a_released_values_drop_is_refused_by_the_caller() {
+    use std::sync::Mutex;
+
+    static STASH: Mutex<Option<ctxflow::context::Token<u64>>> = Mutex::new(None);
+    static HELD: ContextVar<SetsOnDrop> = ContextVar::new("held");
+
+    struct SetsOnDrop;
+    impl Drop for SetsOnDrop {
+        fn drop(&mut self) {
+            *STASH.lock().unwrap() = Some(USER_ID.set(42));
+        }
+    }
+
+    Context::empty().run(|| {
+        let _user = USER_ID.set(1);
+        let token = HELD.set(SetsOnDrop);
+        HELD.reset(token).unwrap();
+        let made_in_the_drop = STASH.lock().unwrap().take().unwrap();
+        assert_eq!(
+            USER_ID.reset(made_in_the_drop),
+            Err(ResetError::OtherContext { var: "user_id" })
+        );
+        assert_eq!(USER_ID.get(), Some(1));
+    });
+}
+
+/// A guard dropped inside a nested `run` leaves the context it replaced with the thread, to
+/// be put back when the guard's own context comes back, which here it never does: a value of
+/// it whose `Drop` panics is dropped as the thread exits, and the process goes on.
+#[test]
+#[allow(
+    clippy::disallowed_methods,
+    reason = "a plain thread, whose exit releases what its own context holds"
+)]
+fn a_value_left_by_a_guard_dropped_out_of_place_does_not_abort_the_thread_exit() {
+    struct PanicsOnDrop;
+    impl Drop for PanicsOnDrop {
+        fn drop(&mut self) {
+            panic!("the value's drop fails");
+        }
+    }
+    static HELD: ContextVar<PanicsOnDrop> = ContextVar::new("held");
+
+    let exited = std::thread::spawn(|| {
+        std::mem::forget(HELD.set(PanicsOnDrop));
+        let guard = Context::empty().attach();
+        Context::empty().run(move || drop(guard));
+    })
+    .join();
+    assert!(exited.is_ok());
+}

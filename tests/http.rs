@@ -946,6 +946,25 @@ fn an_id_set_in_process_that_no_header_can_hold_is_not_sent() {
     assert!(!headers.contains_key("x-request-id"));
 }
 
+/// An id every receiver would refuse (one that could forge a log field, or too long) is not sent,
+/// and neither is the one a forwarded request carried in already: the next service makes its own.
+#[test]
+fn an_id_a_receiver_would_refuse_is_not_sent_nor_the_one_the_request_carried() {
+    let sent =
+        InjectContextLayer::new(&REQUEST_ID).layer(service_fn(|request: Request<()>| async move {
+            Ok::<_, Infallible>(request.headers().clone())
+        }));
+    for refused in ["abc user=admin".to_string(), "a".repeat(200)] {
+        let _id = REQUEST_ID.set(refused);
+        let request = Request::get("/")
+            .header("x-request-id", "victim-id")
+            .body(())
+            .unwrap();
+        let headers = futures::executor::block_on(sent.clone().oneshot(request)).unwrap();
+        assert!(!headers.contains_key("x-request-id"), "{headers:?}");
+    }
+}
+
 mod request_id_from_baggage {
     use super::*;
     use ctxflow::tower::IncomingRequestId;

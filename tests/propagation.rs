@@ -319,6 +319,15 @@ mod round_trips {
         static USER_NAME: ContextVar<String> = ContextVar::new("user name");
         let _ = propagation().var(&USER_NAME);
     }
+
+    /// `%` is a token character, but OpenTelemetry's readers decode it in a key: `a%2C` would
+    /// arrive as `a,` and be dropped.
+    #[test]
+    #[should_panic(expected = "a name must be an HTTP token without `%`")]
+    fn a_name_with_a_percent_sign_cannot_be_listed() {
+        static ESCAPED: ContextVar<String> = ContextVar::new("a%2C");
+        let _ = propagation().var(&ESCAPED);
+    }
 }
 
 /// Arbitrary input never panics an import, and what comes back is what the contract says:

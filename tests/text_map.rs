@@ -216,6 +216,53 @@ mod baggage {
         );
     }
 
+    /// A carrier that already holds trace headers (a forwarded message's) sends the current
+    /// context's alone: a listed variable unset here does not travel on.
+    #[test]
+    fn what_the_carrier_held_does_not_travel_on() {
+        let mut headers = map(&[
+            ("baggage", "tenant=evil"),
+            (
+                "traceparent",
+                "00-0af7651916cd43dd8448eb211c80319c-b7ad6b7169203331-01",
+            ),
+            ("tracestate", "vendor=1"),
+            ("x-request-id", "victim-id"),
+        ]);
+        let _id = REQUEST_ID.set("line\nbreak".into());
+        carrier().inject(&mut headers);
+        assert_eq!(headers, BTreeMap::new());
+    }
+
+    /// The `Propagation`'s own limits, lower than W3C's, count every entry on reading: the
+    /// writer keeps other systems' entries within them, so its own reader takes the whole.
+    #[test]
+    fn lowered_limits_keep_other_systems_entries_within_what_the_reader_takes() {
+        let carrier = ContextPropagator::new(&REQUEST_ID)
+            .propagation(Propagation::new().var(&TENANT).max_entries(2).max_bytes(64));
+        for others in [vec![("v1", "x"), ("v2", "x")], vec![("big", "y")]] {
+            let big = "y".repeat(100);
+            let entries = others.iter().map(|(key, value)| {
+                let value = if *value == "y" {
+                    big.clone()
+                } else {
+                    value.to_string()
+                };
+                opentelemetry::KeyValue::new(key.to_string(), value)
+            });
+            let _otel = opentelemetry::Context::current_with_baggage(entries).attach();
+            let _tenant = TENANT.set("acme".into());
+            let mut headers = BTreeMap::new();
+            carrier.inject(&mut headers);
+            let extracted = carrier.extract(&headers);
+            assert!(extracted.error().is_none(), "{headers:?}");
+            assert_eq!(
+                extracted.context().get(&TENANT).map(String::as_str),
+                Some("acme")
+            );
+        }
+    }
+
     /// Percent-encoded, a value can take the header past W3C's size while its text is within
     /// the `Propagation`'s limits: then no listed variable goes, rather than the others alone.
     #[test]

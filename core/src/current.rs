@@ -253,30 +253,23 @@ pub(crate) fn attach(scope: &mut Scope) {
     exchange(scope);
 }
 
-/// Drops `released`, values of a context nobody holds any more, with an empty context
-/// installed: what their `Drop` sets goes nowhere, instead of into the context of whatever runs
-/// here next (a worker's, or the caller's). What they set is released the same way in turn.
+/// Drops `released`, values of a context nobody holds any more, in a scope of their own with
+/// an empty context: what their `Drop` sets goes nowhere, instead of into the context of
+/// whatever runs here next (a worker's, or the caller's), and a token it makes or resets is
+/// another scope's, so the caller's refuses it. What they set is released the same way in turn.
 pub(crate) fn drop_aside<T>(released: T) {
-    /// Puts the thread's context back, also when a `Drop` panics; what the `Drop`s set is
+    /// Puts the thread's scope back, also when a `Drop` panics; what the `Drop`s set is
     /// released with it.
-    struct Aside(Context);
+    struct Aside(Scope);
     impl Drop for Aside {
         fn drop(&mut self) {
-            swap(&mut self.0);
+            exchange(&mut self.0);
         }
     }
-    let mut aside = Aside(Context::empty());
-    swap(&mut aside.0);
+    let mut aside = Aside(Scope::new(Context::empty()));
+    exchange(&mut aside.0);
     drop(released);
     drop(aside);
-}
-
-/// Swaps `context` with the thread's current one.
-fn swap(context: &mut Context) {
-    CURRENT.with(|slot| {
-        let taken = std::mem::take(context);
-        *context = slot.replace(taken);
-    });
 }
 
 /// Keeps a scope installed on this thread until dropped; then the previous scope is back and

@@ -22,8 +22,19 @@ thread_local! {
     /// attached, and the scope it replaced, to put back when the first comes back.
     /// The carriers it installed are restored at the same time, so that they too come back in
     /// the reverse order of their installs.
-    static DROPPED_EARLY: RefCell<Vec<(u64, Scope, Option<Attached>)>> =
-        const { RefCell::new(Vec::new()) };
+    static DROPPED_EARLY: DroppedEarly = const { DroppedEarly(RefCell::new(Vec::new())) };
+}
+
+/// What guards dropped early left with the thread.
+struct DroppedEarly(RefCell<Vec<(u64, Scope, Option<Attached>)>>);
+
+/// A panic out of a thread-local's destructor aborts the process: a left value whose `Drop`
+/// panics, as the thread exits, has its panic reported by the hook and goes no further.
+impl Drop for DroppedEarly {
+    fn drop(&mut self) {
+        let left = std::mem::take(self.0.get_mut());
+        let _ = panic::catch_unwind(AssertUnwindSafe(|| drop(left)));
+    }
 }
 
 /// Keeps a context attached to this thread; see [`Context::attach`].
@@ -78,7 +89,10 @@ impl Drop for ContextGuard {
         if !current::is_current(self.attached) {
             let replaced = std::mem::take(&mut self.previous);
             let _ = DROPPED_EARLY.try_with(|early| {
-                early.borrow_mut().push((self.attached, replaced, carried));
+                early
+                    .0
+                    .borrow_mut()
+                    .push((self.attached, replaced, carried));
             });
             return;
         }
@@ -111,7 +125,7 @@ fn restore_dropped_early() {
 fn take_dropped_early() -> Option<(Scope, Option<Attached>)> {
     DROPPED_EARLY
         .try_with(|early| {
-            let mut early = early.borrow_mut();
+            let mut early = early.0.borrow_mut();
             let index = early
                 .iter()
                 .rposition(|(attached, _, _)| current::is_current(*attached))?;

@@ -85,7 +85,8 @@ impl Propagation {
     /// # Panics
     /// When another listed variable has the same name: the receiving side could not tell them
     /// apart. When the name is not a W3C baggage key (an HTTP token: one or more ASCII letters,
-    /// digits or ``!#$%&'*+-.^_`|~``): no carrier could hold it.
+    /// digits or ``!#$&'*+-.^_`|~``), or holds a `%`, which OpenTelemetry's readers decode as an
+    /// escape: no carrier could hold it.
     ///
     /// ```should_panic
     /// use ctxflow::{ContextVar, Propagation};
@@ -101,7 +102,7 @@ impl Propagation {
         if !is_token(name) {
             panic!(
                 "ctxflow: the variable named `{}` cannot cross processes: a name must be an \
-                 HTTP token (one or more ASCII letters, digits or !#$%&'*+-.^_`|~)",
+                 HTTP token without `%` (one or more ASCII letters, digits or !#$&'*+-.^_`|~)",
                 name.escape_debug()
             );
         }
@@ -126,6 +127,29 @@ impl Propagation {
     pub fn max_bytes(mut self, max: usize) -> Self {
         self.max_bytes = max;
         self
+    }
+
+    /// How many entries are imported at most: what a carrier that writes other systems' entries
+    /// beside the listed ones keeps to, so that its own reader takes the whole.
+    ///
+    /// ```
+    /// use ctxflow::Propagation;
+    /// assert_eq!(Propagation::new().entry_limit(), 64);
+    /// assert_eq!(Propagation::new().max_entries(8).entry_limit(), 8);
+    /// ```
+    pub fn entry_limit(&self) -> usize {
+        self.max_entries
+    }
+
+    /// How many bytes of names and values are imported at most; see
+    /// [`entry_limit`](Self::entry_limit).
+    ///
+    /// ```
+    /// use ctxflow::Propagation;
+    /// assert_eq!(Propagation::new().max_bytes(512).byte_limit(), 512);
+    /// ```
+    pub fn byte_limit(&self) -> usize {
+        self.max_bytes
     }
 
     /// The names of the listed variables, sorted: the entries this propagation owns in a
@@ -284,9 +308,10 @@ impl Propagation {
     }
 }
 
-/// W3C baggage keys are HTTP tokens.
+/// W3C baggage keys are HTTP tokens; `%` is one, but OpenTelemetry's readers decode it as an
+/// escape, so a name with one would not arrive as sent.
 fn is_token(name: &str) -> bool {
-    let token = |c: char| c.is_ascii_alphanumeric() || "!#$%&'*+-.^_`|~".contains(c);
+    let token = |c: char| c.is_ascii_alphanumeric() || "!#$&'*+-.^_`|~".contains(c);
     !name.is_empty() && name.chars().all(token)
 }
 

@@ -14,6 +14,10 @@ impl Injector for HeaderMap {
         };
         self.insert(name, value);
     }
+
+    fn remove(&mut self, key: &str) {
+        HeaderMap::remove(self, key);
+    }
 }
 
 /// Values that are not visible ASCII are not read.

@@ -91,6 +91,11 @@ use self::request_id::{check_request_id, uuid_v7, InvalidRequestId, DEFAULT_MAX_
 pub trait Injector {
     /// Sets `key` to `value`, replacing what was there.
     fn set(&mut self, key: &str, value: String);
+
+    /// Removes `key`: what the carrier held under it before (a forwarded request's headers)
+    /// must not go on when the current context has nothing to write there. The default does
+    /// nothing, for a carrier that starts empty.
+    fn remove(&mut self, _key: &str) {}
 }
 
 /// Where text pairs are read from.
@@ -110,6 +115,10 @@ impl<S: BuildHasher> Injector for HashMap<String, String, S> {
     fn set(&mut self, key: &str, value: String) {
         self.insert(key.to_owned(), value);
     }
+
+    fn remove(&mut self, key: &str) {
+        HashMap::remove(self, key);
+    }
 }
 
 impl<S: BuildHasher> Extractor for HashMap<String, String, S> {
@@ -121,6 +130,10 @@ impl<S: BuildHasher> Extractor for HashMap<String, String, S> {
 impl Injector for BTreeMap<String, String> {
     fn set(&mut self, key: &str, value: String) {
         self.insert(key.to_owned(), value);
+    }
+
+    fn remove(&mut self, key: &str) {
+        BTreeMap::remove(self, key);
     }
 }
 
@@ -208,8 +221,9 @@ impl ContextPropagator {
             id.filter(|id| check_request_id(id.as_bytes(), self.max_request_id_len).is_ok())
                 .cloned()
         });
-        if let Some(id) = id {
-            carrier.set(&self.request_id_key, id);
+        match id {
+            Some(id) => carrier.set(&self.request_id_key, id),
+            None => carrier.remove(&self.request_id_key),
         }
         #[cfg(feature = "trace-context")]
         w3c::inject(&self.propagation, carrier);

@@ -5,12 +5,30 @@ use async_nats::{HeaderMap, HeaderValue};
 use crate::{Extractor, Injector};
 
 /// Values with a control character are left out: a line break would end the header block on
-/// the wire.
+/// the wire. Setting or removing a name replaces it in every spelling the extractor reads.
 impl Injector for HeaderMap {
     fn set(&mut self, key: &str, value: String) {
         if !value.chars().any(char::is_control) {
+            Injector::remove(self, key);
             self.insert(key, value);
         }
+    }
+
+    fn remove(&mut self, key: &str) {
+        // async-nats' map has no removal: the headers are copied without the key's spellings,
+        // only when there is one.
+        if spellings(self, key).next().is_none() {
+            return;
+        }
+        let mut kept = HeaderMap::new();
+        for (name, values) in self.iter() {
+            if !AsRef::<str>::as_ref(name).eq_ignore_ascii_case(key) {
+                for value in values {
+                    kept.append(name.clone(), value.clone());
+                }
+            }
+        }
+        *self = kept;
     }
 }
 
@@ -68,5 +86,20 @@ mod tests {
             ["a=1", "c=3", "b=2"]
         );
         assert_eq!(Extractor::get(&headers, "traceparent"), None);
+    }
+
+    /// A relay that sets what a Go producer wrote as `Baggage` replaces it, as the extractor
+    /// reads both spellings as one name.
+    #[test]
+    fn setting_or_removing_a_name_replaces_every_spelling() {
+        let mut headers = HeaderMap::new();
+        headers.insert("Baggage", "tenant=acme");
+        headers.insert("X-Request-Id", "stale");
+        headers.insert("other", "kept");
+        Injector::set(&mut headers, "baggage", "tenant=globex".into());
+        Injector::remove(&mut headers, "x-request-id");
+        assert_eq!(Extractor::get_all(&headers, "baggage"), ["tenant=globex"]);
+        assert_eq!(Extractor::get(&headers, "x-request-id"), None);
+        assert_eq!(Extractor::get(&headers, "other"), Some("kept"));
     }
 }

@@ -16,6 +16,10 @@ impl Injector for MetadataMap {
         };
         self.insert(key, value);
     }
+
+    fn remove(&mut self, key: &str) {
+        MetadataMap::remove(self, key);
+    }
 }
 
 /// Values that are not visible ASCII are not read.

@@ -15,6 +15,7 @@ use percent_encoding::{percent_decode_str, utf8_percent_encode, AsciiSet, CONTRO
 use super::{ExtractProblem, Extractor, Injector};
 
 const TRACEPARENT: &str = "traceparent";
+const TRACESTATE: &str = "tracestate";
 const BAGGAGE: &str = "baggage";
 
 /// W3C's limit on a `baggage` list, which OpenTelemetry's propagator drops whole beyond it.
@@ -208,6 +209,11 @@ pub fn is_well_formed_traceparent(value: &[u8]) -> bool {
 /// receiving side would refuse them all, or get only some) and a debug-level event says why;
 /// the other baggage entries still are, as far as the header has room.
 pub fn inject(propagation: &Propagation, carrier: &mut dyn Injector) {
+    // What the carrier held (a forwarded request's headers) goes: only the current context's
+    // trace and baggage are sent.
+    for key in [TRACEPARENT, TRACESTATE, BAGGAGE] {
+        carrier.remove(key);
+    }
     let trace_context = opentelemetry::Context::current();
     TraceContextPropagator::new().inject_context(&trace_context, &mut Writing(&mut *carrier));
     if let Some(header) = outgoing_baggage(trace_context.baggage(), propagation) {
@@ -226,14 +232,14 @@ pub fn inject(propagation: &Propagation, carrier: &mut dyn Injector) {
 /// HTTP tokens (`Propagation` and OpenTelemetry's baggage both refuse others) and go as they are,
 /// as W3C writes them.
 fn outgoing_baggage(current: &Baggage, propagation: &Propagation) -> Option<String> {
-    let mut header = BaggageHeader::default();
+    let mut header = BaggageHeader::within(propagation);
     match propagation.export_current() {
         Ok(ours)
             if ours
                 .iter()
                 .all(|(name, value)| header.push(name, value, "")) => {}
         Ok(_) => {
-            header = BaggageHeader::default();
+            header = BaggageHeader::within(propagation);
             tracing::debug!(
                 target: "ctxflow::text_map::w3c",
                 max = MAX_BAGGAGE_BYTES,
@@ -247,9 +253,11 @@ fn outgoing_baggage(current: &Baggage, propagation: &Propagation) -> Option<Stri
             "leaving the context variables out of the baggage"
         ),
     }
+    // A key with `%` would not arrive as sent: OpenTelemetry's readers decode keys.
     for (key, (value, metadata)) in current {
-        if !propagation.lists(key.as_str()) {
-            header.push(key.as_str(), value.as_str(), metadata.as_str());
+        let key = key.as_str();
+        if !propagation.lists(key) && !key.contains('%') {
+            header.push(key, value.as_str(), metadata.as_str());
         }
     }
     (header.entries > 0).then_some(header.text)
@@ -264,14 +272,28 @@ fn is_property_text(text: &str) -> bool {
     })
 }
 
-/// A `baggage` header being written, kept within W3C's limits.
-#[derive(Default)]
+/// A `baggage` header being written, kept within W3C's limits and within the `Propagation`'s,
+/// which its reader applies to every entry, listed or not.
 struct BaggageHeader {
     text: String,
     entries: usize,
+    /// The bytes of names and values, as the `Propagation` counts them.
+    text_bytes: usize,
+    max_entries: usize,
+    max_text_bytes: usize,
 }
 
 impl BaggageHeader {
+    fn within(propagation: &Propagation) -> Self {
+        BaggageHeader {
+            text: String::new(),
+            entries: 0,
+            text_bytes: 0,
+            max_entries: propagation.entry_limit().min(MAX_BAGGAGE_ENTRIES),
+            max_text_bytes: propagation.byte_limit(),
+        }
+    }
+
     /// Appends `key=value;metadata`, the value percent-encoded, unless that would take the
     /// header past W3C's limits; whether it did. Metadata that W3C's properties cannot hold as
     /// it is (a `,`, which would start another entry, a control character or non-ASCII text,
@@ -285,13 +307,16 @@ impl BaggageHeader {
             ""
         };
         let properties = if metadata.is_empty() { "" } else { ";" };
-        let value = utf8_percent_encode(value, NOT_BAGGAGE_OCTET);
-        let entry = format!("{separator}{key}={value}{properties}{metadata}");
-        let fits = self.entries < MAX_BAGGAGE_ENTRIES
+        let encoded = utf8_percent_encode(value, NOT_BAGGAGE_OCTET);
+        let entry = format!("{separator}{key}={encoded}{properties}{metadata}");
+        let text_bytes = self.text_bytes.saturating_add(key.len() + value.len());
+        let fits = self.entries < self.max_entries
+            && text_bytes <= self.max_text_bytes
             && self.text.len() + entry.len() <= MAX_BAGGAGE_BYTES;
         if fits {
             self.text.push_str(&entry);
             self.entries += 1;
+            self.text_bytes = text_bytes;
         }
         fits
     }

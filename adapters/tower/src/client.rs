@@ -8,6 +8,7 @@ use std::task::{Context as TaskContext, Poll};
 use ctxflow_core::ContextVar;
 #[cfg(feature = "trace-context")]
 use ctxflow_core::Propagation;
+use ctxflow_text_map::request_id::{check_request_id, DEFAULT_MAX_REQUEST_ID_LEN};
 use http::{HeaderName, HeaderValue, Request};
 use tower_layer::Layer;
 use tower_service::Service;
@@ -196,14 +197,17 @@ where
         let settings = &*self.settings;
         #[cfg(feature = "trace-context")]
         inject_context(&settings.propagation, request.headers_mut());
-        // An id set in this process may hold anything a header cannot: such an id is not sent,
-        // and the next service makes its own.
-        let id = settings
-            .request_id
-            .with(|id| id.and_then(|id| HeaderValue::from_str(id).ok()));
-        if let Some(id) = id {
-            request.headers_mut().insert(settings.header.clone(), id);
-        }
+        // An id set in this process may hold anything: one the next service would refuse is
+        // not sent, and neither is one the request carried already (a forwarded request's),
+        // so the next service makes its own.
+        let id = settings.request_id.with(|id| {
+            id.filter(|id| check_request_id(id.as_bytes(), DEFAULT_MAX_REQUEST_ID_LEN).is_ok())
+                .and_then(|id| HeaderValue::from_str(id).ok())
+        });
+        match id {
+            Some(id) => request.headers_mut().insert(settings.header.clone(), id),
+            None => request.headers_mut().remove(&settings.header),
+        };
         self.inner.call(request)
     }
 }
