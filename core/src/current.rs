@@ -267,6 +267,11 @@ pub(crate) fn drop_aside<T>(released: T) {
         }
     }
     let mut aside = Aside(Scope::new(Context::empty()));
+    // Once the thread's own scope is released, what a `Drop` sets goes to a throwaway context,
+    // here as anywhere then.
+    if SCOPE_ID.get() & !SUPPRESSED == EXITED {
+        aside.0.id = EXITED;
+    }
     exchange(&mut aside.0);
     drop(released);
     drop(aside);
