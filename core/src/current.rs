@@ -159,7 +159,7 @@ pub(crate) fn read<R>(read: impl FnOnce(&Context) -> R) -> R {
 /// `Drop` run meanwhile all the same, what it sets is released, not kept.
 #[inline]
 pub(crate) fn update<R>(change: impl FnOnce(&mut Context) -> R) -> R {
-    if !exit_registered() && SCOPE_ID.get() & !SUPPRESSED == EXITED {
+    if !exit_registered() && current_id() == EXITED {
         return change(&mut Context::empty());
     }
     CURRENT.with(|slot| change(&mut Taken::new(slot).context))
@@ -214,7 +214,14 @@ pub(crate) fn scope_id() -> u64 {
 
 /// Whether the scope with identity `id` is the current one.
 pub(crate) fn is_current(id: u64) -> bool {
-    SCOPE_ID.get() & !SUPPRESSED == id
+    current_id() == id
+}
+
+/// The current scope's identity as it stands (zero until it issues a token), without the
+/// suppression bit.
+#[inline]
+fn current_id() -> u64 {
+    SCOPE_ID.get() & !SUPPRESSED
 }
 
 /// Whether flow is suppressed in the current scope.
@@ -269,7 +276,7 @@ pub(crate) fn drop_aside<T>(released: T) {
     let mut aside = Aside(Scope::new(Context::empty()));
     // Once the thread's own scope is released, what a `Drop` sets goes to a throwaway context,
     // here as anywhere then.
-    if SCOPE_ID.get() & !SUPPRESSED == EXITED {
+    if current_id() == EXITED {
         aside.0.id = EXITED;
     }
     exchange(&mut aside.0);

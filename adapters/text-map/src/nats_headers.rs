@@ -43,7 +43,7 @@ impl Extractor for HeaderMap {
 
     fn get_all(&self, key: &str) -> Vec<&str> {
         let mut spellings: Vec<_> = spellings(self, key).collect();
-        spellings.sort_unstable_by_key(|(name, _)| (*name != key, *name));
+        spellings.sort_unstable_by_key(|(name, _)| reading_order(name, key));
         let values = spellings.into_iter().flat_map(|(_, values)| values);
         values.map(|value| value.as_str()).collect()
     }
@@ -53,8 +53,14 @@ impl Extractor for HeaderMap {
 /// `&str` into an owned name first and matches case: a search by reference allocates nothing,
 /// and a message has a handful of headers.
 fn values<'a>(headers: &'a HeaderMap, key: &str) -> Option<&'a Vec<HeaderValue>> {
-    let (_, values) = spellings(headers, key).min_by_key(|(name, _)| (*name != key, *name))?;
+    let (_, values) = spellings(headers, key).min_by_key(|(name, _)| reading_order(name, key))?;
     Some(values)
+}
+
+/// Where `name`, a spelling of `key`, comes when they are read: the exact spelling first, then
+/// the others sorted, so that the same message always reads the same.
+fn reading_order<'a>(name: &'a str, key: &str) -> (bool, &'a str) {
+    (name != key, name)
 }
 
 /// Every header whose name is `key` in any case.

@@ -8,13 +8,10 @@ use std::task::{Context as TaskContext, Poll};
 use ctxflow_core::ContextVar;
 #[cfg(feature = "trace-context")]
 use ctxflow_core::Propagation;
-use ctxflow_text_map::request_id::{check_request_id, DEFAULT_MAX_REQUEST_ID_LEN};
-use http::{HeaderName, HeaderValue, Request};
+use ctxflow_text_map::ContextPropagator;
+use http::{HeaderName, Request};
 use tower_layer::Layer;
 use tower_service::Service;
-
-#[cfg(feature = "trace-context")]
-use super::trace_headers::inject_context;
 
 /// Writes the caller's context into every request a tower client sends: the current request id
 /// under `x-request-id` (the header [`RequestContextLayer`](super::RequestContextLayer) reads),
@@ -51,12 +48,12 @@ pub struct InjectContextLayer {
     settings: Arc<Settings>,
 }
 
+/// What a request carries is what a message does: the layer writes through the text map's
+/// propagator, into the request's headers.
 #[derive(Clone)]
 struct Settings {
-    request_id: &'static ContextVar<String>,
+    propagator: ContextPropagator,
     header: HeaderName,
-    #[cfg(feature = "trace-context")]
-    propagation: Propagation,
 }
 
 impl InjectContextLayer {
@@ -83,10 +80,8 @@ impl InjectContextLayer {
     pub fn new(request_id: &'static ContextVar<String>) -> Self {
         InjectContextLayer {
             settings: Arc::new(Settings {
-                request_id,
+                propagator: ContextPropagator::new(request_id),
                 header: HeaderName::from_static("x-request-id"),
-                #[cfg(feature = "trace-context")]
-                propagation: Propagation::new(),
             }),
         }
     }
@@ -94,7 +89,9 @@ impl InjectContextLayer {
     /// Sends the request id under `header` instead of `x-request-id`: give the next service's
     /// [`RequestContextLayer::header`](super::RequestContextLayer::header) the same name.
     pub fn header(mut self, header: HeaderName) -> Self {
-        Arc::make_mut(&mut self.settings).header = header;
+        let settings = Arc::make_mut(&mut self.settings);
+        settings.propagator = (settings.propagator.clone()).request_id_key(header.to_string());
+        settings.header = header;
         self
     }
 
@@ -118,7 +115,8 @@ impl InjectContextLayer {
     /// ```
     #[cfg(feature = "trace-context")]
     pub fn propagation(mut self, propagation: Propagation) -> Self {
-        Arc::make_mut(&mut self.settings).propagation = propagation;
+        let settings = Arc::make_mut(&mut self.settings);
+        settings.propagator = (settings.propagator.clone()).propagation(propagation);
         self
     }
 
@@ -131,9 +129,8 @@ impl InjectContextLayer {
 impl fmt::Debug for InjectContextLayer {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.debug_struct("InjectContextLayer")
-            .field("request_id", &self.settings.request_id.name())
-            .field("header", &self.settings.header)
-            .finish_non_exhaustive()
+            .field("propagator", &self.settings.propagator)
+            .finish()
     }
 }
 
@@ -175,9 +172,8 @@ impl<S: fmt::Debug> fmt::Debug for InjectContextService<S> {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.debug_struct("InjectContextService")
             .field("inner", &self.inner)
-            .field("request_id", &self.settings.request_id.name())
-            .field("header", &self.settings.header)
-            .finish_non_exhaustive()
+            .field("propagator", &self.settings.propagator)
+            .finish()
     }
 }
 
@@ -194,20 +190,9 @@ where
     }
 
     fn call(&mut self, mut request: Request<B>) -> Self::Future {
-        let settings = &*self.settings;
-        #[cfg(feature = "trace-context")]
-        inject_context(&settings.propagation, request.headers_mut());
-        // An id set in this process may hold anything: one the next service would refuse is
-        // not sent, and neither is one the request carried already (a forwarded request's),
-        // so the next service makes its own.
-        let id = settings.request_id.with(|id| {
-            id.filter(|id| check_request_id(id.as_bytes(), DEFAULT_MAX_REQUEST_ID_LEN).is_ok())
-                .and_then(|id| HeaderValue::from_str(id).ok())
-        });
-        match id {
-            Some(id) => request.headers_mut().insert(settings.header.clone(), id),
-            None => request.headers_mut().remove(&settings.header),
-        };
+        // An id the next service would refuse is not sent, and neither is one a forwarded
+        // request carried in: the next service makes its own.
+        self.settings.propagator.inject(request.headers_mut());
         self.inner.call(request)
     }
 }
