@@ -597,9 +597,10 @@ fn a_token_made_by_a_released_values_drop_is_refused_by_the_caller() {
     });
 }
 
-/// A guard dropped inside a nested `run` leaves the context it replaced with the thread, to
-/// be put back when the guard's own context comes back, which here it never does: a value of
-/// it whose `Drop` panics is dropped as the thread exits, and the process goes on.
+/// A guard attached inside a `run` and dropped after it leaves the context it replaced (the
+/// closure's) with the thread, to be put back when the guard's own context comes back, which
+/// here it never does: a value of it whose `Drop` panics is dropped as the thread exits, and
+/// the process goes on.
 #[test]
 #[allow(
     clippy::disallowed_methods,
@@ -615,9 +616,12 @@ fn a_value_left_by_a_guard_dropped_out_of_place_does_not_abort_the_thread_exit()
     static HELD: ContextVar<PanicsOnDrop> = ContextVar::new("held");
 
     let exited = std::thread::spawn(|| {
-        std::mem::forget(HELD.set(PanicsOnDrop));
-        let guard = Context::empty().attach();
-        Context::empty().run(move || drop(guard));
+        let guard = Context::empty().run(|| {
+            std::mem::forget(HELD.set(PanicsOnDrop));
+            Context::empty().attach()
+        });
+        drop(guard);
+        assert!(!HELD.is_set());
     })
     .join();
     assert!(exited.is_ok());

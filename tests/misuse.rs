@@ -303,6 +303,78 @@ mod owned_tokio_runtime {
 mod guards_out_of_order {
     use super::*;
 
+    /// A guard dropped inside a nested install (a `run` or `sync_scope` closure, a future in a
+    /// context of its own): the context it replaced comes back once that install ends.
+    #[test]
+    fn a_guard_dropped_inside_a_nested_install_leaves_the_thread_as_it_was() {
+        let nested: [fn(ctxflow::context::ContextGuard); 3] = [
+            |guard| Context::empty().run(move || drop(guard)),
+            |guard| STEP.sync_scope(5, move || drop(guard)),
+            |guard| {
+                let future = async move { drop(guard) }.in_context(Context::empty());
+                futures::executor::block_on(future);
+            },
+        ];
+        for drop_nested in nested {
+            let _token = REQUEST_ID.set(1);
+            let before = Context::current();
+            let guard = Context::empty().with_value(&REQUEST_ID, 2).attach();
+            // In strict mode the misuse is reported as the future drops, or else at the next
+            // install.
+            let outcome = panic::catch_unwind(panic::AssertUnwindSafe(|| {
+                drop_nested(guard);
+                Context::empty().run(|| ());
+            }));
+            assert_eq!(outcome.is_err(), cfg!(feature = "strict"));
+            assert_unchanged(&before);
+        }
+    }
+
+    /// Two installs deep: the context comes back when the outer one ends.
+    #[test]
+    fn a_guard_dropped_two_installs_deep_leaves_the_thread_as_it_was() {
+        let _token = REQUEST_ID.set(1);
+        let before = Context::current();
+        let guard = Context::empty().with_value(&REQUEST_ID, 2).attach();
+        Context::empty().run(|| {
+            Context::empty().run(move || drop(guard));
+            assert_eq!(request_id(), None, "the outer install is still current");
+        });
+        assert_unchanged(&before);
+        next_install();
+    }
+
+    /// Flow suppressed by `suppress_flow` ends with it, also for the caller's context when a
+    /// guard attached inside it is dropped after it.
+    #[test]
+    fn a_guard_attached_inside_suppress_flow_and_dropped_after_it_leaves_flow_as_it_was() {
+        let guard = ctxflow::suppress_flow(|| Context::empty().attach());
+        assert!(!ctxflow::context::is_flow_suppressed());
+        drop(guard);
+        assert!(
+            !ctxflow::context::is_flow_suppressed(),
+            "the caller's context came back suppressed"
+        );
+        let _token = REQUEST_ID.set(3);
+        let inherited = Context::inheritable();
+        assert_eq!(inherited.get(&REQUEST_ID), Some(&3));
+    }
+
+    /// Inside `suppress_flow`, a guard attached and dropped there leaves the caller suppressed.
+    #[test]
+    fn a_guard_attached_and_dropped_inside_suppress_flow_leaves_it_suppressed() {
+        ctxflow::suppress_flow(|| {
+            let guard = Context::empty().attach();
+            assert!(
+                !ctxflow::context::is_flow_suppressed(),
+                "a context of its own"
+            );
+            drop(guard);
+            assert!(ctxflow::context::is_flow_suppressed());
+        });
+        assert!(!ctxflow::context::is_flow_suppressed());
+    }
+
     /// The next install: in strict mode it reports the misuse, and either way it must leave the
     /// thread's context as it found it.
     fn next_install() {

@@ -5,7 +5,7 @@ mod common;
 
 use std::panic::{self, AssertUnwindSafe};
 
-use common::yield_now;
+use common::{poll_once, yield_now, DropProbe};
 use ctxflow::{Context, ContextVar, InContext};
 use futures::executor::block_on;
 
@@ -87,6 +87,44 @@ fn guards_used_correctly_are_never_reported() {
     drop(outer);
     assert!(next_install().is_ok());
     assert_eq!(STEP.get(), None);
+}
+
+/// A misuse reported as a future is dropped: the future is still dropped inside its context,
+/// then the report follows.
+#[test]
+fn a_misuse_reported_at_a_futures_drop_still_drops_it_inside_its_context() {
+    let (probe, seen) = DropProbe::new(|| STEP.get());
+    let mut future = Box::pin(
+        async move {
+            let _probe = probe;
+            let _guard = Context::empty().with_value(&STEP, 9).attach();
+            yield_now().await;
+        }
+        .in_context(Context::empty().with_value(&STEP, 1)),
+    );
+    assert!(poll_once(future.as_mut()).is_pending());
+    let message = panic_message(panic::catch_unwind(AssertUnwindSafe(|| drop(future))));
+    assert!(message.contains("held across an await"), "{message}");
+    assert_eq!(*seen.lock().unwrap(), [Some(1)]);
+    assert_eq!(STEP.get(), None);
+    assert!(next_install().is_ok(), "reported once");
+}
+
+/// A guard made outside a closure and dropped inside it is dropped out of order: the closure's
+/// own context was attached after it.
+#[test]
+fn a_guard_dropped_inside_a_nested_closure_is_reported_naming_where_it_was_made() {
+    let guard = Context::empty().with_value(&STEP, 1).attach();
+    let line = line!() - 1;
+    Context::empty().run(move || drop(guard));
+    let message = panic_message(next_install());
+    assert!(message.contains("inside a poll or closure"), "{message}");
+    assert!(
+        message.contains(&format!("tests/strict.rs:{line}")),
+        "{message}"
+    );
+    assert_eq!(STEP.get(), None);
+    assert!(next_install().is_ok(), "reported once");
 }
 
 #[cfg(feature = "testing")]

@@ -46,8 +46,17 @@ static NEXT_SCOPE_ID: AtomicU64 = AtomicU64::new(1);
 /// [`suppress_flow`]: crate::suppress_flow
 const SUPPRESSED: u64 = 1 << 63;
 
+/// The bit of a scope's id that says a guard was dropped while this scope, installed after the
+/// guard's own, was current ([`left_behind`]): when this scope is taken off, the guard's may be
+/// back, and then the scope the guard replaced must be put back. Kept with the id, it costs an
+/// install's end one test of a value already loaded. Ids never reach it.
+const LEFT_BEHIND: u64 = 1 << 62;
+
+/// The bits of a scope's id that are its identity.
+const IDENTITY: u64 = LEFT_BEHIND - 1;
+
 /// The identity of the thread's own scope once [`ThreadExit`] has released it.
-const EXITED: u64 = !SUPPRESSED;
+const EXITED: u64 = IDENTITY;
 
 impl Scope {
     pub(crate) const fn new(context: Context) -> Self {
@@ -68,7 +77,7 @@ impl Scope {
     }
 
     pub(crate) fn id(&self) -> u64 {
-        self.id & !SUPPRESSED
+        self.id & IDENTITY
     }
 }
 
@@ -202,12 +211,12 @@ fn exit_registered() -> bool {
 /// the global counter.
 pub(crate) fn scope_id() -> u64 {
     SCOPE_ID.with(|cell| {
-        let id = cell.get() & !SUPPRESSED;
+        let id = cell.get() & IDENTITY;
         if id != 0 {
             return id;
         }
         let id = NEXT_SCOPE_ID.fetch_add(1, Ordering::Relaxed);
-        cell.set(id | cell.get() & SUPPRESSED);
+        cell.set(id | cell.get() & !IDENTITY);
         id
     })
 }
@@ -218,10 +227,28 @@ pub(crate) fn is_current(id: u64) -> bool {
 }
 
 /// The current scope's identity as it stands (zero until it issues a token), without the
-/// suppression bit.
+/// bits it carries.
 #[inline]
-fn current_id() -> u64 {
-    SCOPE_ID.get() & !SUPPRESSED
+pub(crate) fn current_id() -> u64 {
+    SCOPE_ID.get() & IDENTITY
+}
+
+/// Marks the current scope: a guard whose own scope was installed before it was dropped
+/// meanwhile, and the scope that guard replaced waits for the guard's to come back. The mark
+/// makes the end of this scope's install look for it ([`Installed`], [`exchange_back`]).
+pub(crate) fn left_behind() {
+    SCOPE_ID.set(SCOPE_ID.get() | LEFT_BEHIND);
+}
+
+/// Swaps `scope`, the scope an install replaced, back with the thread's current one; if the
+/// scope taken off was marked [`left_behind`], puts back what dropped guards left.
+#[inline]
+pub(crate) fn exchange_back(scope: &mut Scope) {
+    exchange(scope);
+    if scope.id & LEFT_BEHIND != 0 {
+        scope.id &= !LEFT_BEHIND;
+        crate::guard::put_back_left();
+    }
 }
 
 /// Whether flow is suppressed in the current scope.
@@ -289,7 +316,7 @@ pub(crate) fn drop_aside<T>(released: T) {
 pub(crate) struct Installed<'a> {
     slot: &'a mut Scope,
     #[cfg(feature = "strict")]
-    guards: usize,
+    guards: crate::strict::Depth,
 }
 
 impl<'a> Installed<'a> {
@@ -302,6 +329,13 @@ impl<'a> Installed<'a> {
     pub(crate) fn new(slot: &'a mut Scope) -> Self {
         #[cfg(feature = "strict")]
         crate::strict::report(&mut slot.violation);
+        Installed::unreported(slot)
+    }
+
+    /// Installs `slot` and leaves a misuse seen in it unreported: for code that must run inside
+    /// it first, and then report.
+    #[inline]
+    pub(crate) fn unreported(slot: &'a mut Scope) -> Self {
         exchange(slot);
         Installed {
             slot,
@@ -316,7 +350,7 @@ impl Drop for Installed<'_> {
     fn drop(&mut self) {
         #[cfg(feature = "strict")]
         crate::strict::leave(self.guards, &mut self.slot.violation);
-        exchange(self.slot);
+        exchange_back(self.slot);
     }
 }
 

@@ -1,6 +1,8 @@
 //! What flows into spawned work: every variable but the non-flowing ones, and nothing at all
 //! inside [`suppress_flow`].
 
+use std::cell::RefCell;
+
 use crate::current;
 
 /// Runs `f` so that everything spawned inside it through ctxflow starts with an empty context
@@ -34,14 +36,44 @@ use crate::current;
 /// });
 /// ```
 pub fn suppress_flow<R>(f: impl FnOnce() -> R) -> R {
-    struct Restore(bool);
+    struct Restore {
+        scope: u64,
+        was: bool,
+    }
     impl Drop for Restore {
         fn drop(&mut self) {
-            current::set_flow_suppressed(self.0);
+            let _ = SUPPRESSING.try_with(|scopes| scopes.borrow_mut().pop());
+            // Otherwise a guard attached inside `f` still holds the caller's scope, and puts it
+            // back with its flow as `resume` finds it.
+            if current::current_id() == self.scope {
+                current::set_flow_suppressed(self.was);
+            }
         }
     }
-    let _restore = Restore(current::set_flow_suppressed(true));
+    let scope = current::scope_id();
+    let _ = SUPPRESSING.try_with(|scopes| scopes.borrow_mut().push(scope));
+    let _restore = Restore {
+        scope,
+        was: current::set_flow_suppressed(true),
+    };
     f()
+}
+
+thread_local! {
+    /// The identity of the scope each [`suppress_flow`] running on this thread suppressed,
+    /// oldest first.
+    static SUPPRESSING: RefCell<Vec<u64>> = const { RefCell::new(Vec::new()) };
+}
+
+/// Sets flow for the scope a guard's drop put back: suppressed exactly while a
+/// [`suppress_flow`] that suppressed that scope still runs, whatever ended meanwhile.
+pub(crate) fn resume() {
+    let scope = current::current_id();
+    let suppressed = scope != 0
+        && SUPPRESSING
+            .try_with(|scopes| scopes.borrow().contains(&scope))
+            .unwrap_or(false);
+    current::set_flow_suppressed(suppressed);
 }
 
 /// Whether the caller runs inside [`suppress_flow`].

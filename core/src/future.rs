@@ -107,18 +107,31 @@ impl<T> WithContext<T> {
         let this = self.project();
         let release = Release(this.scope);
         if this.inner.is_some() {
-            let _installed = Installed::new(&mut *release.0);
-            let mut inner = this.inner;
-            let dropped = panic::catch_unwind(AssertUnwindSafe(|| {
-                this.carried.enter(|| inner.set(None));
-            }));
+            // A misuse of a guard seen in this context is reported after the value is dropped
+            // inside it, not instead.
+            #[cfg(feature = "strict")]
+            let mut misuse = release.0.violation.take();
+            let dropped = {
+                let _installed = Installed::unreported(&mut *release.0);
+                let mut inner = this.inner;
+                let dropped = panic::catch_unwind(AssertUnwindSafe(|| {
+                    this.carried.enter(|| inner.set(None));
+                }));
+                if dropped.is_err() {
+                    // A carrier could not be installed: the value goes all the same, without
+                    // it, so that it is never dropped later by a runtime that aborts on a
+                    // panicking drop. The carrier's panic follows.
+                    inner.set(None);
+                }
+                dropped
+            };
             if let Err(payload) = dropped {
-                // A carrier could not be installed: the value goes all the same, without it,
-                // so that it is never dropped later by a runtime that aborts on a panicking
-                // drop. The carrier's panic follows.
-                inner.set(None);
+                #[cfg(feature = "strict")]
+                crate::strict::unreported(misuse);
                 panic::resume_unwind(payload);
             }
+            #[cfg(feature = "strict")]
+            crate::strict::report(&mut misuse);
         }
     }
 

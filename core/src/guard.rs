@@ -94,15 +94,32 @@ impl Drop for ContextGuard {
                     .borrow_mut()
                     .push((self.attached, replaced, carried));
             });
+            // The current scope may be a closure's or a poll's, installed after this guard's
+            // and not a guard's: its end must look for this guard's scope.
+            current::left_behind();
             return;
         }
         // The variables come back also when a carrier's restore panics; then the panic goes on.
         let restored = panic::catch_unwind(AssertUnwindSafe(|| drop(carried)));
-        current::exchange(&mut self.previous);
+        put_back(&mut self.previous);
         restore_dropped_early();
         if let Err(payload) = restored {
             panic::resume_unwind(payload);
         }
+    }
+}
+
+/// After an install marked [`current::left_behind`] ends: puts back what guards dropped
+/// meanwhile left, and, while some guard's scope is still away, marks the scope now current,
+/// since the guard's may come back when that one ends in turn.
+#[cold]
+pub(crate) fn put_back_left() {
+    restore_dropped_early();
+    let waiting = DROPPED_EARLY
+        .try_with(|early| !early.0.borrow().is_empty())
+        .unwrap_or(false);
+    if waiting {
+        current::left_behind();
     }
 }
 
@@ -117,9 +134,17 @@ fn restore_dropped_early() {
         // A panic here is lost: this runs in another guard's drop, and the thread is left
         // as it should be all the same.
         let _ = panic::catch_unwind(AssertUnwindSafe(|| drop(carried)));
-        current::exchange(&mut replaced);
+        put_back(&mut replaced);
         // `replaced` now holds the early guard's context, released here.
     }
+}
+
+/// Puts back `replaced`, the scope a guard replaced, with flow suppressed in it only if a
+/// `suppress_flow` that suppressed it still runs: one that ended while the guard was attached
+/// could not end the suppression of a scope the guard held.
+fn put_back(replaced: &mut Scope) {
+    current::exchange(replaced);
+    crate::flow::resume();
 }
 
 fn take_dropped_early() -> Option<(Scope, Option<Attached>)> {

@@ -101,7 +101,7 @@ impl EnteredScope {
         // A restore that panics is reported by the panic hook; the variables come back all the
         // same, and the hook does not unwind.
         let _ = panic::catch_unwind(AssertUnwindSafe(|| drop(attached)));
-        current::exchange(&mut displaced);
+        current::exchange_back(&mut displaced);
         Some(TaskScope {
             scope: displaced,
             carried,

@@ -21,7 +21,7 @@
 //! `ContextHooks` uses) do not check either.
 //! Off, none of this code exists.
 
-use std::cell::RefCell;
+use std::cell::{Cell, RefCell};
 use std::panic::Location;
 
 thread_local! {
@@ -31,6 +31,16 @@ thread_local! {
         const { RefCell::new(Vec::new()) };
     /// A misuse seen and not yet reported, nor yet handed to the scope it happened in.
     static VIOLATION: RefCell<Option<String>> = const { RefCell::new(None) };
+    /// How many of the guards attached were so before the innermost install still running
+    /// began: one of them dropped inside it is dropped out of order.
+    static BEFORE_INSTALL: Cell<usize> = const { Cell::new(0) };
+}
+
+/// What an install must find again when it ends: see [`depth`].
+#[derive(Clone, Copy)]
+pub(crate) struct Depth {
+    attached: usize,
+    before_outer_install: usize,
 }
 
 /// Records a new guard, which attached the scope `scope`.
@@ -47,7 +57,15 @@ pub(crate) fn detached(scope: u64) {
         let Some(position) = attached.iter().rposition(|(id, _)| *id == scope) else {
             return;
         };
-        if position + 1 < attached.len() {
+        if position < BEFORE_INSTALL.get() {
+            note(format!(
+                "ctxflow strict: the context guard created at {} was dropped inside a poll or \
+                 closure that installed another context after it (a `run`, `sync_scope` or \
+                 `wrap` closure, or a future in a context of its own): a guard must be dropped \
+                 where it was attached",
+                attached[position].1,
+            ));
+        } else if position + 1 < attached.len() {
             note(format!(
                 "ctxflow strict: the context guard created at {} was dropped while guards \
                  created after it were still attached (created at {}): guards must be dropped \
@@ -60,26 +78,33 @@ pub(crate) fn detached(scope: u64) {
     });
 }
 
-/// How many guards are attached: what a poll must leave as it found.
-pub(crate) fn depth() -> usize {
-    ATTACHED.with(|attached| attached.borrow().len())
+/// How many guards are attached, as an install begins: what it must leave as it found.
+pub(crate) fn depth() -> Depth {
+    let attached = ATTACHED.with(|attached| attached.borrow().len());
+    Depth {
+        attached,
+        before_outer_install: BEFORE_INSTALL.replace(attached),
+    }
 }
 
 /// Checks that no guard created since `depth` outlives the poll or closure that made it, and
 /// hands what was seen meanwhile to the scope that was installed, `violation`: it is reported
 /// when that scope is next installed, in the task that misused its guard.
-pub(crate) fn leave(depth: usize, violation: &mut Option<String>) {
+pub(crate) fn leave(depth: Depth, violation: &mut Option<String>) {
     let _ = ATTACHED.try_with(|attached| {
         let mut attached = attached.borrow_mut();
-        if attached.len() > depth {
+        if attached.len() > depth.attached {
             note(format!(
                 "ctxflow strict: the context guard created at {} was still attached when the \
                  poll or closure that created it ended (held across an await, or leaked with \
                  mem::forget)",
-                list(&attached[depth..]),
+                list(&attached[depth.attached..]),
             ));
-            attached.truncate(depth);
+            attached.truncate(depth.attached);
         }
+        // Fewer, if a guard attached before this install was dropped inside it.
+        let _ = BEFORE_INSTALL
+            .try_with(|before| before.set(depth.before_outer_install.min(attached.len())));
     });
     if let Ok(Some(seen)) = VIOLATION.try_with(|noted| noted.borrow_mut().take()) {
         violation.get_or_insert(seen);
