@@ -8,7 +8,7 @@ use std::cell::{Cell, RefCell};
 use std::panic::{self, AssertUnwindSafe};
 use std::pin::pin;
 use std::sync::atomic::{AtomicUsize, Ordering};
-use std::sync::{mpsc, Once};
+use std::sync::{mpsc, Arc, Once};
 
 use common::{poll_once, yield_now};
 use ctxflow::pool::ContextPool;
@@ -29,6 +29,8 @@ thread_local! {
     static FAULT: Cell<Fault> = const { Cell::new(Fault::None) };
     /// A thread-local whose carrier does not flow into spawned work.
     static TRANSACTION: Cell<Option<u32>> = const { Cell::new(None) };
+    /// Another, whose state counts who holds it.
+    static LEASE: RefCell<Option<Arc<u32>>> = const { RefCell::new(None) };
 }
 
 fn tenant() -> Option<&'static str> {
@@ -152,6 +154,28 @@ impl Carrier for TransactionCarrier {
     }
 }
 
+struct LeaseCarrier;
+
+impl Carrier for LeaseCarrier {
+    type Captured = Option<Arc<u32>>;
+    type Saved = Option<Arc<u32>>;
+    const NAME: &'static str = "lease";
+    const FLOWS: bool = false;
+
+    fn capture(&self) -> Self::Captured {
+        LEASE.with(|lease| lease.borrow().clone())
+    }
+    fn install(&self, captured: &Self::Captured) -> Self::Saved {
+        LEASE.with(|lease| lease.replace(captured.clone()))
+    }
+    fn restore(&self, _: &Self::Captured, saved: Self::Saved) {
+        LEASE.with(|lease| *lease.borrow_mut() = saved);
+    }
+    fn is_empty(&self, captured: &Self::Captured) -> bool {
+        captured.is_none()
+    }
+}
+
 /// Registers the carriers once for the whole test binary, in the order the tests rely on:
 /// the tenant before the faulty carrier, the locale after it.
 fn register() {
@@ -161,6 +185,7 @@ fn register() {
         register_carrier(FaultyCarrier).unwrap();
         register_carrier(LocaleCarrier).unwrap();
         register_carrier(TransactionCarrier).unwrap();
+        register_carrier(LeaseCarrier).unwrap();
     });
 }
 
@@ -335,6 +360,65 @@ fn a_carrier_that_does_not_flow_stays_with_its_task_on_every_runtime() {
         assert_eq!(inheritable.run(|| TRANSACTION.with(Cell::get)), None);
         assert_eq!(here.run(|| TRANSACTION.with(Cell::get)), Some(17));
     });
+}
+
+/// Work spawned, and job envelopes taken, inside a snapshot that carries state hold what flows
+/// and nothing else: not the state of a carrier that does not flow (a transaction, a lease),
+/// which would otherwise live as long as the work.
+#[test]
+fn spawned_work_keeps_no_state_of_a_carrier_that_does_not_flow_on_every_runtime() {
+    register();
+    each_runtime(|spawner| async move {
+        let lease = Arc::new(7);
+        LEASE.with(|cell| *cell.borrow_mut() = Some(lease.clone()));
+        let (finish, on_finish) = futures::channel::oneshot::channel::<()>();
+        let in_scope = REQUEST_ID.scope("req-1", async {
+            let worker = spawner.spawn(async {
+                on_finish.await.unwrap();
+                REQUEST_ID.get()
+            });
+            (worker, Context::inheritable())
+        });
+        let (worker, envelope) = in_scope.await;
+        let in_run = Context::current().run(Context::inheritable);
+        let in_context = async { Context::inheritable() }
+            .in_context(Context::current())
+            .await;
+        LEASE.with(|cell| *cell.borrow_mut() = None);
+        assert_eq!(Arc::strong_count(&lease), 1, "the lease is held on");
+        assert_eq!(envelope.run(|| REQUEST_ID.get()), Some("req-1"));
+        finish.send(()).unwrap();
+        assert_eq!(worker.await.unwrap(), Some("req-1"));
+        drop((in_run, in_context));
+    });
+}
+
+/// A blocking closure aborted before it runs is dropped unrun inside its context: a carrier
+/// that panics there is the closure's panic, and the pool's job returns.
+#[test]
+fn an_aborted_blocking_closure_whose_carrier_panics_gives_its_handle_the_panic() {
+    register();
+    let queued = Arc::new(std::sync::Mutex::new(Vec::new()));
+    let pool = ContextPool::new({
+        let queued = queued.clone();
+        move |job| queued.lock().unwrap().push(job)
+    });
+    FAULT.with(|cell| cell.set(Fault::InInstall));
+    let handle = pool.spawn(|| ());
+    FAULT.with(|cell| cell.set(Fault::None));
+    handle.abort();
+    let job = queued.lock().unwrap().pop().unwrap();
+    assert!(
+        panic::catch_unwind(AssertUnwindSafe(job)).is_ok(),
+        "the carrier's panic escaped the pool's job"
+    );
+    let error = handle.join().unwrap_err();
+    assert!(error.is_panic());
+    assert_named(
+        &panic_message(&*error.into_panic()),
+        "installing",
+        "install failed on purpose",
+    );
 }
 
 /// Takes a snapshot with the tenant, the locale, a variable and `fault` all set.

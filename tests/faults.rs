@@ -242,6 +242,70 @@ mod panics {
     }
 }
 
+/// Panicking drops on top of a panic: the first panic is the task's, the process goes on, and
+/// every value is dropped.
+mod panics_on_panics {
+    use super::*;
+
+    static FAILS_ON_DROP: ContextVar<PanicsOnDrop> = ContextVar::new("fails_on_drop");
+
+    each_runtime! {
+        fn a_blocking_closure_that_panics_holding_a_value_whose_drop_panics_reports_its_own_panic(spawner) {
+            let seen = Arc::new(Mutex::new(Vec::new()));
+            let closure = spawner.spawn_blocking_in(Context::empty(), {
+                let value = PanicsOnDrop(seen.clone());
+                move || {
+                    let _token = FAILS_ON_DROP.set(value);
+                    panic!("closure failed");
+                }
+            });
+            let error = closure.await.unwrap_err();
+            assert_eq!(error.to_string(), "task panicked: closure failed");
+            assert_eq!(seen.lock().unwrap().len(), 1, "the value is dropped");
+            assert_runtime_healthy(&spawner).await;
+        }
+    }
+
+    each_runtime! {
+        fn a_blocking_closure_whose_context_panics_as_it_is_released_reports_that_panic(spawner) {
+            let seen = Arc::new(Mutex::new(Vec::new()));
+            let cx = Context::empty().with_value(&FAILS_ON_DROP, PanicsOnDrop(seen.clone()));
+            // The closure's snapshot holds the only reference: it is released after the run.
+            let closure = spawner.spawn_blocking_in(cx, || 1);
+            let error = closure.await.unwrap_err();
+            assert_eq!(error.to_string(), "task panicked: drop failed");
+            assert_eq!(seen.lock().unwrap().len(), 1);
+            assert_runtime_healthy(&spawner).await;
+        }
+    }
+
+    each_runtime! {
+        fn an_aborted_task_whose_future_and_context_both_panic_when_dropped_reports_the_futures_panic(spawner) {
+            let seen = Arc::new(Mutex::new(Vec::new()));
+            let cx = Context::empty()
+                .with_value(&REQUEST_ID, 4)
+                .with_value(&FAILS_ON_DROP, PanicsOnDrop(seen.clone()));
+            let (started, on_start) = oneshot::channel();
+            let task = spawner.spawn_in(cx, {
+                let guard = PanicsOnDrop(seen.clone());
+                async move {
+                    let _guard = guard;
+                    started.send(()).unwrap();
+                    pending::<()>().await;
+                }
+            });
+            on_start.await.unwrap();
+            task.abort();
+            let error = task.await.unwrap_err();
+            assert_eq!(error.to_string(), "task panicked: drop failed");
+            let seen = seen.lock().unwrap().clone();
+            assert_eq!(seen.len(), 2, "both are dropped");
+            assert_eq!(seen[0], Some(4), "the future is dropped inside its context");
+            assert_runtime_healthy(&spawner).await;
+        }
+    }
+}
+
 mod cancellation {
     use super::*;
 

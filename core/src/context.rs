@@ -3,6 +3,7 @@
 use std::any::Any;
 use std::cmp::Ordering;
 use std::fmt;
+use std::panic::{self, AssertUnwindSafe};
 use std::sync::Arc;
 
 use crate::carried::{Carried, Taking};
@@ -192,19 +193,24 @@ impl Context {
     }
 
     /// A copy of this snapshot without its non-flowing variables.
+    fn without_non_flowing(&self) -> Self {
+        self.copy_of(|var| var.flows)
+    }
+
+    /// A new snapshot of the variables `keep` keeps, carrying nothing.
     #[cold]
     #[inline(never)]
-    fn without_non_flowing(&self) -> Self {
-        let mut flowing = self
+    fn copy_of(&self, keep: impl Fn(&VarInfo) -> bool) -> Self {
+        let mut kept = self
             .iter()
-            .filter(|(var, _)| var.flows)
+            .filter(|(var, _)| keep(var))
             .map(|(var, value)| (var, value.clone()));
-        let Some((var, value)) = flowing.next() else {
+        let Some((var, value)) = kept.next() else {
             return Context::empty();
         };
         let mut table = Table::one(var, value);
         let edit = Arc::get_mut(&mut table).expect("a new table is not shared");
-        flowing.for_each(|(var, value)| edit.table.push(var, value));
+        kept.for_each(|(var, value)| edit.table.push(var, value));
         Context {
             entries: Some(table),
         }
@@ -351,9 +357,38 @@ impl Context {
     /// Runs `f` with this snapshot's variables installed, and none of what it carries.
     #[inline]
     pub(crate) fn run_variables<R>(&self, f: impl FnOnce() -> R) -> R {
-        let mut scope = Scope::new(self.clone());
-        let _installed = Installed::new(&mut scope);
-        f()
+        let mut scope = Scope::new(self.variables_only());
+        let ran = {
+            let _installed = Installed::new(&mut scope);
+            panic::catch_unwind(AssertUnwindSafe(f))
+        };
+        match ran {
+            Ok(output) => output,
+            Err(payload) => {
+                // What `f` set is released before its panic goes on, not while it unwinds,
+                // where a value's panicking `Drop` would abort the process.
+                let _ = panic::catch_unwind(AssertUnwindSafe(|| drop(scope)));
+                panic::resume_unwind(payload)
+            }
+        }
+    }
+
+    /// This snapshot's variables, without the carriers' state it holds: what is installed as
+    /// the thread's context, where whatever snapshots it would keep that state alive for as
+    /// long as they live, not installed but held (a span kept open by work spawned later).
+    pub(crate) fn variables_only(&self) -> Self {
+        let Some(shared) = self.entries.as_deref() else {
+            return Context::empty();
+        };
+        if shared.carried.is_empty() {
+            return self.clone();
+        }
+        match &shared.table {
+            Table::Of(variables) => Context {
+                entries: Some(variables.clone()),
+            },
+            _ => self.copy_of(|_| true),
+        }
     }
 
     /// A closure that runs `f` inside this snapshot, wherever it is called: the form to hand to

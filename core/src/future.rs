@@ -40,16 +40,6 @@ pin_project! {
 
 const DROPPED: &str = "`WithContext` used after its inner value was dropped";
 
-/// Releases a scope's context when dropped, unwinding included.
-struct Release<'a>(&'a mut Scope);
-
-impl Drop for Release<'_> {
-    #[inline]
-    fn drop(&mut self) {
-        drop(std::mem::take(self.0));
-    }
-}
-
 impl<T> WithContext<T> {
     pub(crate) fn new(inner: T, handoff: Handoff) -> Self {
         WithContext {
@@ -59,7 +49,9 @@ impl<T> WithContext<T> {
         }
     }
 
-    /// The context installed around each poll, with what the inner future set so far.
+    /// The variables installed around each poll, with what the inner future set so far. The
+    /// carriers' state installed with them (a span, a hub) is not part of it: a snapshot of
+    /// everything is `Context::current()` taken inside the future.
     ///
     /// ```
     /// use ctxflow::{Context, ContextVar, InContext};
@@ -105,34 +97,39 @@ impl<T> WithContext<T> {
     /// `Drop` panics.
     pub(crate) fn close(self: Pin<&mut Self>) {
         let this = self.project();
-        let release = Release(this.scope);
-        if this.inner.is_some() {
-            // A misuse of a guard seen in this context is reported after the value is dropped
-            // inside it, not instead.
-            #[cfg(feature = "strict")]
-            let mut misuse = release.0.violation.take();
-            let dropped = {
-                let _installed = Installed::unreported(&mut *release.0);
-                let mut inner = this.inner;
-                let dropped = panic::catch_unwind(AssertUnwindSafe(|| {
-                    this.carried.enter(|| inner.set(None));
-                }));
-                if dropped.is_err() {
-                    // A carrier could not be installed: the value goes all the same, without
-                    // it, so that it is never dropped later by a runtime that aborts on a
-                    // panicking drop. The carrier's panic follows.
-                    inner.set(None);
-                }
-                dropped
-            };
-            if let Err(payload) = dropped {
-                #[cfg(feature = "strict")]
-                crate::strict::unreported(misuse);
-                panic::resume_unwind(payload);
-            }
-            #[cfg(feature = "strict")]
-            crate::strict::report(&mut misuse);
+        if this.inner.is_none() {
+            drop(std::mem::take(this.scope));
+            return;
         }
+        // A misuse of a guard seen in this context is reported after the value is dropped
+        // inside it, not instead.
+        #[cfg(feature = "strict")]
+        let mut misuse = this.scope.violation.take();
+        let dropped = {
+            let _installed = Installed::unreported(this.scope);
+            let mut inner = this.inner;
+            let dropped = panic::catch_unwind(AssertUnwindSafe(|| {
+                this.carried.enter(|| inner.set(None));
+            }));
+            if dropped.is_err() {
+                // A carrier could not be installed: the value goes all the same, without it,
+                // so that it is never dropped later by a runtime that aborts on a panicking
+                // drop. The carrier's panic follows.
+                inner.set(None);
+            }
+            dropped
+        };
+        // Released before a panic goes on, not while it unwinds, where a value's panicking
+        // `Drop` would abort the process; the first panic is the one that goes on.
+        let context = std::mem::take(this.scope);
+        let released = panic::catch_unwind(AssertUnwindSafe(|| drop(context)));
+        if let Err(payload) = dropped.and(released) {
+            #[cfg(feature = "strict")]
+            crate::strict::unreported(misuse);
+            panic::resume_unwind(payload);
+        }
+        #[cfg(feature = "strict")]
+        crate::strict::report(&mut misuse);
     }
 
     /// Calls `f` with the pinned inner value inside the context, carriers included, as every

@@ -63,7 +63,7 @@ impl ContextGuard {
             .carried()
             .filter(|carried| !carried.is_empty())
             .cloned();
-        let mut previous = Scope::identified(context);
+        let mut previous = Scope::identified(context.variables_only());
         let attached = previous.id();
         #[cfg(feature = "strict")]
         crate::strict::attached(attached, std::panic::Location::caller());

@@ -66,7 +66,7 @@ impl From<Context> for Handoff {
     fn from(context: Context) -> Self {
         Handoff {
             carried: context.carried().cloned().unwrap_or_default(),
-            context,
+            context: context.variables_only(),
         }
     }
 }

@@ -407,11 +407,13 @@ where
     pub fn into_closing(mut self) -> impl FnOnce() -> Result<R, Panic> + Send + 'static {
         move || {
             let f = self.f.take().expect("a prepared closure is run once");
-            let outcome =
-                panic::catch_unwind(AssertUnwindSafe(|| self.handoff.run(f))).map_err(Panic::new);
-            // Released before the pool reports, as a task's context is.
-            drop(self);
+            let outcome = panic::catch_unwind(AssertUnwindSafe(|| self.handoff.run(f)));
+            // Released before the pool reports, as a task's context is; a panic of the release
+            // is the closure's, unless the closure panicked first.
+            let released = self.close();
             outcome
+                .and_then(|output| released.map(|()| output))
+                .map_err(Panic::new)
         }
     }
 
@@ -432,11 +434,24 @@ where
     }
 }
 
+impl<F> PreparedBlocking<F> {
+    /// Drops the closure, if it is still there, inside its context, then releases the context;
+    /// returns the first panic of either, which goes no further: some pools abort the process
+    /// on a panic where they drop a job.
+    fn close(&mut self) -> std::thread::Result<()> {
+        let dropped = match self.f.take() {
+            Some(f) => panic::catch_unwind(AssertUnwindSafe(|| self.handoff.run(|| drop(f)))),
+            None => Ok(()),
+        };
+        let handoff = std::mem::take(&mut self.handoff);
+        let released = panic::catch_unwind(AssertUnwindSafe(|| drop(handoff)));
+        dropped.and(released)
+    }
+}
+
 impl<F> Drop for PreparedBlocking<F> {
     fn drop(&mut self) {
-        if let Some(f) = self.f.take() {
-            self.handoff.run(|| drop(f));
-        }
+        let _ = self.close();
     }
 }
 
@@ -460,11 +475,16 @@ where
     R: Send + 'static,
 {
     fn run(self) {
-        let Job { prepared, reporter } = self;
+        let Job {
+            mut prepared,
+            reporter,
+        } = self;
         let outcome = if reporter.is_aborted() {
             // Dropped unrun inside its context, as an aborted task's future is.
-            drop(prepared);
-            Err(JoinError::cancelled())
+            match prepared.close() {
+                Ok(()) => Err(JoinError::cancelled()),
+                Err(payload) => Err(Panic::new(payload).into_error()),
+            }
         } else {
             prepared.into_closing()().map_err(Panic::into_error)
         };

@@ -7,7 +7,8 @@ use std::marker::PhantomData;
 
 use crate::context::{downcast, erase, Context, Value};
 use crate::current;
-use crate::future::{InContext, WithContext};
+use crate::future::WithContext;
+use crate::handoff::Handoff;
 
 /// What the context knows of a variable whatever its type; its address is the variable's key.
 pub(crate) struct VarInfo {
@@ -259,9 +260,9 @@ impl<T: Send + Sync + 'static> ContextVar<T> {
     /// assert_eq!(REQUEST_ID.get(), None);
     /// ```
     pub fn scope<F: IntoFuture>(&'static self, value: T, future: F) -> WithContext<F::IntoFuture> {
-        future
-            .into_future()
-            .in_context(Context::current().with_value(self, value))
+        let mut handoff = Handoff::current();
+        handoff.context = handoff.context.with_value(self, value);
+        WithContext::new(future.into_future(), handoff)
     }
 
     /// Runs `f` in the current context with this variable set to `value`, then restores the
