@@ -115,9 +115,13 @@ impl<T> WithContext<T> {
             if let Err(payload) = dropped {
                 // A carrier could not be installed: the value goes all the same, without it,
                 // so that it is never dropped later by a runtime that aborts on a panicking
-                // drop. The carrier's panic follows.
+                // drop. The carrier's panic follows, unless this drop is part of an unwinding
+                // already, where a second panic would abort the process (the hook has
+                // reported it).
                 inner.set(None);
-                panic::resume_unwind(payload);
+                if !std::thread::panicking() {
+                    panic::resume_unwind(payload);
+                }
             }
         }
     }
