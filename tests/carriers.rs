@@ -564,3 +564,249 @@ fn guards_dropped_out_of_order_leave_the_carriers_state_as_it_was() {
     drop(inner);
     assert_eq!(tenant(), None);
 }
+
+/// Carriers that fail where the ones above do not. Each is registered by one test only, in this
+/// binary or in a child process of its own, and has state only on a thread that arms it, so
+/// that the other tests never install it.
+mod hostile_carriers {
+    use std::cell::Cell;
+    use std::panic::{self, AssertUnwindSafe};
+    use std::pin::pin;
+    use std::process::Command;
+    use std::sync::{Arc, Barrier};
+
+    use ctxflow::carrier::RegisterError;
+    use ctxflow::{register_carrier, Carrier, Context, InContext};
+
+    use super::{as_tenant, panic_message, tenant, REQUEST_ID};
+
+    thread_local! {
+        /// Whether `PanickingEmptiness` panics in `is_empty` for what it captures here.
+        static EMPTINESS_FAILS: Cell<bool> = const { Cell::new(false) };
+        /// Whether the `Uncaught` carriers' restore panics for what they capture here.
+        static RESTORE_FAILS: Cell<bool> = const { Cell::new(false) };
+    }
+
+    struct PanickingEmptiness;
+
+    impl Carrier for PanickingEmptiness {
+        type Captured = bool;
+        type Saved = ();
+        const NAME: &'static str = "panicking emptiness";
+
+        fn capture(&self) -> bool {
+            EMPTINESS_FAILS.with(Cell::get)
+        }
+        fn install(&self, _: &bool) {}
+        fn restore(&self, _: &bool, (): ()) {}
+        fn is_empty(&self, fails: &bool) -> bool {
+            assert!(!fails, "is_empty failed on purpose");
+            true
+        }
+    }
+
+    #[test]
+    fn a_panicking_is_empty_is_reported_where_the_snapshot_runs_naming_the_carrier() {
+        register_carrier(PanickingEmptiness).unwrap();
+        EMPTINESS_FAILS.with(|fails| fails.set(true));
+        let taken = panic::catch_unwind(|| (Context::current(), Context::inheritable()));
+        EMPTINESS_FAILS.with(|fails| fails.set(false));
+        let (current, inheritable) = taken.expect("taking a snapshot does not panic");
+        for snapshot in [current, inheritable] {
+            let payload = panic::catch_unwind(AssertUnwindSafe(|| snapshot.run(|| ())))
+                .expect_err("the snapshot's run panics");
+            let message = panic_message(&*payload);
+            assert!(
+                message.starts_with(
+                    "ctxflow: carrier `panicking emptiness` panicked while capturing: "
+                ),
+                "{message}"
+            );
+            assert!(message.contains("is_empty failed on purpose"), "{message}");
+        }
+    }
+
+    /// Holds a share of what the test owns, so that the test sees whether it was dropped.
+    struct Sharing {
+        _share: Arc<()>,
+    }
+
+    impl Carrier for Sharing {
+        type Captured = ();
+        type Saved = ();
+        const NAME: &'static str = "sharing";
+
+        fn capture(&self) {}
+        fn install(&self, (): &()) {}
+        fn restore(&self, (): &(), (): ()) {}
+        fn is_empty(&self, (): &()) -> bool {
+            true
+        }
+    }
+
+    #[test]
+    fn of_carriers_of_one_type_registered_at_once_one_is_kept_and_the_refused_are_dropped() {
+        const THREADS: usize = 4;
+        let share = Arc::new(());
+        let together = Barrier::new(THREADS);
+        let registered = std::thread::scope(|scope| {
+            let registrations: Vec<_> = (0..THREADS)
+                .map(|_| {
+                    let carrier = Sharing {
+                        _share: share.clone(),
+                    };
+                    let together = &together;
+                    scope.spawn(move || {
+                        together.wait();
+                        register_carrier(carrier)
+                    })
+                })
+                .collect();
+            registrations
+                .into_iter()
+                .map(|registration| registration.join().unwrap())
+                .collect::<Vec<_>>()
+        });
+        assert_eq!(
+            registered.iter().filter(|outcome| outcome.is_ok()).count(),
+            1
+        );
+        assert!(registered.iter().all(|outcome| outcome.is_ok()
+            || *outcome == Err(RegisterError::AlreadyRegistered { name: "sharing" })));
+        assert_eq!(
+            Arc::strong_count(&share),
+            2,
+            "only the test's share and the registered carrier's are left"
+        );
+    }
+
+    /// Panics in its restore for a snapshot taken where `RESTORE_FAILS` was set, and catches
+    /// nothing, as the integrations' carriers do; `N` makes as many carriers as a test needs.
+    struct Uncaught<const N: usize>;
+
+    impl<const N: usize> Carrier for Uncaught<N> {
+        type Captured = bool;
+        type Saved = ();
+        const NAME: &'static str = "uncaught";
+        const CATCH_PANICS: bool = false;
+
+        fn capture(&self) -> bool {
+            RESTORE_FAILS.with(Cell::get)
+        }
+        fn install(&self, _: &bool) {}
+        fn restore(&self, fails: &bool, (): ()) {
+            assert!(!fails, "restore failed on purpose");
+        }
+        fn is_empty(&self, fails: &bool) -> bool {
+            !fails
+        }
+    }
+
+    /// Set in the child process that runs one test's body.
+    const CHILD: &str = "CTXFLOW_CARRIERS_CHILD";
+
+    /// Runs `body` in a child process running this test alone, where an abort fails this test
+    /// and not the whole binary, and where the carriers it registers stay.
+    fn in_child_process(test: &str, body: impl FnOnce()) {
+        if std::env::var_os(CHILD).is_some() {
+            super::register();
+            register_carrier(Uncaught::<0>).unwrap();
+            register_carrier(Uncaught::<1>).unwrap();
+            body();
+            return;
+        }
+        let child = Command::new(std::env::current_exe().unwrap())
+            .args([
+                "--exact",
+                &format!("hostile_carriers::{test}"),
+                "--test-threads=1",
+            ])
+            .env(CHILD, "1")
+            .output()
+            .unwrap();
+        let stdout = String::from_utf8_lossy(&child.stdout);
+        let stderr = String::from_utf8_lossy(&child.stderr);
+        assert!(
+            child.status.success(),
+            "{:?}\n{stdout}\n{stderr}",
+            child.status
+        );
+        assert!(stdout.contains("1 passed"), "{stdout}");
+    }
+
+    /// A snapshot holding the tenant, a variable, and the `Uncaught` carriers' failing state.
+    fn snapshot_whose_restores_fail() -> Context {
+        as_tenant("acme", || {
+            RESTORE_FAILS.with(|fails| fails.set(true));
+            let snapshot = REQUEST_ID.sync_scope("req-uncaught", Context::current);
+            RESTORE_FAILS.with(|fails| fails.set(false));
+            snapshot
+        })
+    }
+
+    /// Checks the payload is the work's own panic, and the thread is as it was.
+    fn assert_own_panic(outcome: std::thread::Result<()>) {
+        let payload = outcome.expect_err("the work panics");
+        assert_eq!(panic_message(&*payload), "own");
+        assert_eq!((tenant(), REQUEST_ID.get()), (None, None));
+    }
+
+    #[test]
+    fn an_uncaught_restore_that_fails_while_a_closure_unwinds_leaves_the_closures_panic() {
+        in_child_process(
+            "an_uncaught_restore_that_fails_while_a_closure_unwinds_leaves_the_closures_panic",
+            || {
+                let snapshot = snapshot_whose_restores_fail();
+                assert_own_panic(panic::catch_unwind(AssertUnwindSafe(|| {
+                    snapshot.run(|| panic!("own"))
+                })));
+            },
+        );
+    }
+
+    #[test]
+    fn an_uncaught_restore_that_fails_after_another_failed_leaves_the_first_panic() {
+        in_child_process(
+            "an_uncaught_restore_that_fails_after_another_failed_leaves_the_first_panic",
+            || {
+                let snapshot = snapshot_whose_restores_fail();
+                let payload = panic::catch_unwind(AssertUnwindSafe(|| snapshot.run(|| ())))
+                    .expect_err("the first restore panics");
+                assert_eq!(panic_message(&*payload), "restore failed on purpose");
+                assert_eq!((tenant(), REQUEST_ID.get()), (None, None));
+            },
+        );
+    }
+
+    #[test]
+    fn an_uncaught_restore_that_fails_as_a_guard_drops_in_a_panic_leaves_that_panic() {
+        in_child_process(
+            "an_uncaught_restore_that_fails_as_a_guard_drops_in_a_panic_leaves_that_panic",
+            || {
+                let snapshot = snapshot_whose_restores_fail();
+                assert_own_panic(panic::catch_unwind(AssertUnwindSafe(|| {
+                    let _attached = snapshot.attach();
+                    panic!("own");
+                })));
+            },
+        );
+    }
+
+    #[test]
+    fn an_uncaught_restore_that_fails_as_a_future_drops_in_a_panic_leaves_that_panic() {
+        in_child_process(
+            "an_uncaught_restore_that_fails_as_a_future_drops_in_a_panic_leaves_that_panic",
+            || {
+                let snapshot = snapshot_whose_restores_fail();
+                let unpolled = snapshot.clone();
+                assert_own_panic(panic::catch_unwind(AssertUnwindSafe(|| {
+                    let _dropped_in_the_unwinding = pin!(async {}.in_context(unpolled));
+                    panic!("own");
+                })));
+                assert_own_panic(panic::catch_unwind(AssertUnwindSafe(|| {
+                    futures::executor::block_on(async { panic!("own") }.in_context(snapshot))
+                })));
+            },
+        );
+    }
+}

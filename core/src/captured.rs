@@ -48,6 +48,10 @@ mod sealed {
         /// Restores what [`install`](Self::install) saved, the last installed first; each
         /// one is restored also when another panics.
         fn restore(&self, slots: &mut Slots);
+        /// Restores as [`restore`](Self::restore) does, while the thread unwinds: a carrier
+        /// that panics then is left out, whether it catches its panics or not, since a second
+        /// panic out of a drop aborts the process.
+        fn restore_unwinding(&self, slots: &mut Slots);
     }
 }
 
@@ -58,8 +62,8 @@ pub(crate) fn capture<C: Carrier>(
     below: Option<Arc<dyn Captured>>,
 ) -> Option<Arc<dyn Captured>> {
     match carrier::capture(carrier) {
-        Ok(captured) if carrier.is_empty(&captured) => below,
-        Ok(captured) => Some(Node::above(Typed { carrier, captured }, below)),
+        Ok(None) => below,
+        Ok(Some(captured)) => Some(Node::above(Typed { carrier, captured }, below)),
         Err(message) => Some(Node::above(
             Failed::<C> {
                 message,
@@ -77,6 +81,8 @@ trait Link: Send + Sync + 'static {
     fn install(&self, slots: &mut Slots, depth: usize);
     /// Restores what [`install`](Self::install) saved at `depth`.
     fn restore(&self, slots: &mut Slots, depth: usize);
+    /// As [`restore`](Self::restore), while the thread unwinds: a panic is caught.
+    fn restore_unwinding(&self, slots: &mut Slots, depth: usize);
 }
 
 /// A captured state, installed by its carrier.
@@ -113,6 +119,22 @@ impl<C: Carrier> Link for Typed<C> {
             self.carrier.restore(&self.captured, saved);
         }
     }
+
+    // Catching here, reached only while unwinding, and not in `restore`, spares a carrier that
+    // does not catch its panics a `catch_unwind` around every poll, and still never turns the
+    // panic its task is unwinding with into an abort.
+    #[cold]
+    fn restore_unwinding(&self, slots: &mut Slots, depth: usize) {
+        // SAFETY: as in `restore`.
+        let saved = if C::CATCH_PANICS {
+            unsafe { slots.take::<Option<C::Saved>>(depth) }
+        } else {
+            Some(unsafe { slots.take::<C::Saved>(depth) })
+        };
+        if let Some(saved) = saved {
+            carrier::restore_catching(self.carrier, &self.captured, saved);
+        }
+    }
 }
 
 /// A capture that panicked: installing it raises that panic again, with the carrier's name.
@@ -129,6 +151,8 @@ impl<C: Carrier> Link for Failed<C> {
     }
 
     fn restore(&self, _: &mut Slots, _: usize) {}
+
+    fn restore_unwinding(&self, _: &mut Slots, _: usize) {}
 }
 
 /// A link, and the links installed after it.
@@ -168,6 +192,13 @@ impl<L: Link> sealed::Install for Node<L> {
             Some(below) => self.restore_below_first(&**below, slots),
         }
     }
+
+    fn restore_unwinding(&self, slots: &mut Slots) {
+        if let Some(below) = &self.below {
+            below.restore_unwinding(slots);
+        }
+        self.link.restore_unwinding(slots, self.depth);
+    }
 }
 
 impl<L: Link> Node<L> {
@@ -182,28 +213,33 @@ impl<L: Link> Node<L> {
 
     #[inline(never)]
     fn install_below(&self, below: &dyn Captured, slots: &mut Slots) {
-        let restore_if_unwinding = RestoreOnDrop { node: self, slots };
+        let restore_if_unwinding = RestoreLinkIfUnwinding { node: self, slots };
         below.install(restore_if_unwinding.slots);
         mem::forget(restore_if_unwinding);
     }
 
     #[inline(never)]
     fn restore_below_first(&self, below: &dyn Captured, slots: &mut Slots) {
-        let restore_after = RestoreOnDrop { node: self, slots };
-        below.restore(restore_after.slots);
+        let restore_if_unwinding = RestoreLinkIfUnwinding { node: self, slots };
+        below.restore(restore_if_unwinding.slots);
+        mem::forget(restore_if_unwinding);
+        self.link.restore(slots, self.depth);
     }
 }
 
-/// Restores one link when dropped: after the links below it, or when one of them panics.
-struct RestoreOnDrop<'a, L: Link> {
+/// Restores one link when a link below it panics in its install or restore: dropped only while
+/// unwinding, it is the one place on this path that pays for catching a second panic.
+struct RestoreLinkIfUnwinding<'a, L: Link> {
     node: &'a Node<L>,
     slots: &'a mut Slots,
 }
 
-impl<L: Link> Drop for RestoreOnDrop<'_, L> {
-    #[inline]
+impl<L: Link> Drop for RestoreLinkIfUnwinding<'_, L> {
+    #[inline(always)]
     fn drop(&mut self) {
-        self.node.link.restore(self.slots, self.node.depth);
+        self.node
+            .link
+            .restore_unwinding(self.slots, self.node.depth);
     }
 }
 
@@ -319,23 +355,30 @@ impl Slot {
 pub(crate) fn enter<R>(list: &dyn Captured, f: impl FnOnce() -> R) -> R {
     let mut slots = Slots::new();
     list.install(&mut slots);
-    let _restore = Restore {
+    let restore_if_unwinding = RestoreListIfUnwinding {
         list,
         slots: &mut slots,
     };
-    f()
+    let output = f();
+    mem::forget(restore_if_unwinding);
+    list.restore(&mut slots);
+    output
 }
 
-/// Restores an installed list when dropped.
-struct Restore<'a> {
+/// Restores an installed list when the work run in it panics. Dropped only then, it catches
+/// a carrier's second panic where the work's own goes on, and the restore after work that
+/// returned stays a plain call.
+struct RestoreListIfUnwinding<'a> {
     list: &'a dyn Captured,
     slots: &'a mut Slots,
 }
 
-impl Drop for Restore<'_> {
-    #[inline]
+impl Drop for RestoreListIfUnwinding<'_> {
+    // Inlined, so that the guard stays in registers: out of line, its address is taken and the
+    // path after a return pays four more instructions a poll to store it.
+    #[inline(always)]
     fn drop(&mut self) {
-        self.list.restore(self.slots);
+        self.list.restore_unwinding(self.slots);
     }
 }
 
@@ -360,7 +403,13 @@ impl Attached {
 
 impl Drop for Attached {
     fn drop(&mut self) {
-        self.list.restore(&mut self.slots);
+        // A guard held across a panic is dropped while its thread unwinds, where a carrier's
+        // second panic would abort the process.
+        if std::thread::panicking() {
+            self.list.restore_unwinding(&mut self.slots);
+        } else {
+            self.list.restore(&mut self.slots);
+        }
     }
 }
 

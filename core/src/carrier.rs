@@ -84,9 +84,11 @@ pub trait Carrier: Send + Sync + 'static {
     /// them is reported with the carrier's name (see below). `false` spares that around every
     /// poll, a few nanoseconds: for a carrier that only calls code which does not panic, or
     /// whose panics may surface as they are. Its panics still unwind through the other
-    /// carriers and the variables, which are restored all the same. The `tracing`,
-    /// `opentelemetry` and `sentry` carriers set it to `false`, as `tracing::Instrument`,
-    /// OpenTelemetry's `with_context` and Sentry's `bind_hub` catch nothing either.
+    /// carriers and the variables, which are restored all the same; a restore that panics
+    /// while the thread already unwinds is caught and left out, since a second panic would
+    /// abort the process. The `tracing`, `opentelemetry` and `sentry` carriers set it to
+    /// `false`, as `tracing::Instrument`, OpenTelemetry's `with_context` and Sentry's
+    /// `bind_hub` catch nothing either.
     const CATCH_PANICS: bool = true;
 
     /// The state current on this thread now.
@@ -104,7 +106,8 @@ pub trait Carrier: Send + Sync + 'static {
     /// the state is installed wherever the snapshot runs, also when it is a default value
     /// that hides the polling thread's own. State left out is not restored either: what the
     /// work changes in the thread-local directly stays for whatever the thread runs next, so
-    /// say `true` only where installing would truly change nothing.
+    /// say `true` only where installing would truly change nothing. A panic here is the
+    /// capture's: reported where the snapshot runs.
     fn is_empty(&self, captured: &Self::Captured) -> bool {
         let _ = captured;
         false
@@ -138,7 +141,7 @@ impl Error for RegisterError {}
 /// Registers `carrier` for the life of the process: every snapshot taken from now on captures
 /// it. Register at start-up, before the work that should carry it is spawned; a library that
 /// wants its carrier registered with no call at all uses [`static_carrier!`](crate::static_carrier)
-/// instead, as the integrations do.
+/// instead, as the integrations do. A carrier refused is dropped.
 ///
 /// ```
 /// use ctxflow::{register_carrier, Carrier};
@@ -161,31 +164,33 @@ impl Error for RegisterError {}
 /// );
 /// ```
 pub fn register_carrier<C: Carrier>(carrier: C) -> Result<(), RegisterError> {
-    let node: &'static Node = Box::leak(Box::new(Node {
-        carrier: Box::leak(Box::new(carrier)),
-        next: OnceLock::new(),
-    }));
+    let refused = Err(RegisterError::AlreadyRegistered { name: C::NAME });
     if statically_registered().any(|existing| Any::type_id(existing) == TypeId::of::<C>()) {
-        return Err(RegisterError::AlreadyRegistered { name: C::NAME });
+        return refused;
     }
+    // Leaked only by the initialisation of the free slot it goes into, so that a refused
+    // carrier is dropped; a registration racing for the same slot waits for that one and
+    // then compares types with it, so that exactly one carrier of a type gets in.
+    let mut unregistered = Some(carrier);
     let mut slot = &REGISTERED;
     loop {
-        match slot.get() {
-            Some(existing) => {
-                if Any::type_id(existing.carrier) == TypeId::of::<C>() {
-                    return Err(RegisterError::AlreadyRegistered { name: C::NAME });
-                }
-                slot = &existing.next;
-            }
-            // Lost a race with another registration: look again at what it appended.
-            None => match slot.set(node) {
-                Ok(()) => {
-                    ANY.store(SOME, Ordering::Relaxed);
-                    return Ok(());
-                }
-                Err(_) => continue,
-            },
+        let existing = slot.get_or_init(|| {
+            let carrier = unregistered
+                .take()
+                .expect("a slot is initialised once, and the registration returns after it");
+            Box::leak(Box::new(Node {
+                carrier: Box::leak(Box::new(carrier)),
+                next: OnceLock::new(),
+            }))
+        });
+        if unregistered.is_none() {
+            ANY.store(SOME, Ordering::Relaxed);
+            return Ok(());
         }
+        if Any::type_id(existing.carrier) == TypeId::of::<C>() {
+            return refused;
+        }
+        slot = &existing.next;
     }
 }
 
@@ -325,12 +330,16 @@ impl<C: Carrier> Registered for C {
     }
 }
 
-/// Captures `carrier`'s state; a panic is kept as its message, to be raised again, with the
-/// carrier's name, where the state would have been installed ([`capture_failed`]).
+/// Captures `carrier`'s state, `None` when it [is empty](Carrier::is_empty); a panic in
+/// either is kept as its message, to be raised again, with the carrier's name, where the state
+/// would have been installed ([`capture_failed`]), as snapshots are taken at every spawn.
 #[inline]
-pub(crate) fn capture<C: Carrier>(carrier: &C) -> Result<C::Captured, String> {
-    panic::catch_unwind(AssertUnwindSafe(|| carrier.capture()))
-        .map_err(|payload| message(&*payload))
+pub(crate) fn capture<C: Carrier>(carrier: &C) -> Result<Option<C::Captured>, String> {
+    panic::catch_unwind(AssertUnwindSafe(|| {
+        let captured = carrier.capture();
+        (!carrier.is_empty(&captured)).then_some(captured)
+    }))
+    .map_err(|payload| message(&*payload))
 }
 
 /// Installs `captured` inside `catch_unwind`, for a carrier that asks for it; returns what it
@@ -358,7 +367,8 @@ pub(crate) fn capture_failed<C: Carrier>(message: &str) {
     failed_unless_panicking::<C>("capturing", message);
 }
 
-/// Puts back what [`install_catching`] replaced, inside `catch_unwind`.
+/// Puts back what [`install_catching`] replaced, inside `catch_unwind`; also what any
+/// carrier's install replaced, when the restore runs while the thread unwinds.
 ///
 /// # Panics
 /// When the restore panicked, with the carrier's name; not while the thread is already

@@ -120,13 +120,17 @@ impl<T> WithContext<T> {
             dropped
         };
         // Released before a panic goes on, not while it unwinds, where a value's panicking
-        // `Drop` would abort the process; the first panic is the one that goes on.
+        // `Drop` would abort the process; the first panic is the one that goes on, unless this
+        // drop is part of an unwinding already, where a second panic would abort the process
+        // (the hook has reported it).
         let context = std::mem::take(this.scope);
         let released = panic::catch_unwind(AssertUnwindSafe(|| drop(context)));
         if let Err(payload) = dropped.and(released) {
             #[cfg(feature = "strict")]
             crate::strict::unreported(misuse);
-            panic::resume_unwind(payload);
+            if !std::thread::panicking() {
+                panic::resume_unwind(payload);
+            }
         }
         #[cfg(feature = "strict")]
         crate::strict::report(&mut misuse);
