@@ -131,6 +131,7 @@ impl<T> WithContext<T> {
             if !std::thread::panicking() {
                 panic::resume_unwind(payload);
             }
+            return;
         }
         #[cfg(feature = "strict")]
         crate::strict::report(&mut misuse);
