@@ -9,6 +9,7 @@
 
 use std::fmt;
 use std::future::Future;
+use std::panic::{self, AssertUnwindSafe};
 use std::pin::Pin;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
@@ -105,6 +106,17 @@ impl<T> Reporter<T> {
 
     pub(crate) fn report(mut self, result: Result<T, JoinError>) {
         self.finish(result);
+        // A detached task's outcome would be dropped with the slot, here on the runtime's thread,
+        // where a panic of its drop unwinds into the runtime (a futures pool loses the worker):
+        // the panic hook reports it, and it goes no further.
+        if let Some(shared) = Arc::get_mut(&mut self.shared) {
+            let state = shared
+                .state
+                .get_mut()
+                .unwrap_or_else(PoisonError::into_inner);
+            let unread = std::mem::replace(&mut state.outcome, Outcome::Taken);
+            let _ = panic::catch_unwind(AssertUnwindSafe(|| drop(unread)));
+        }
     }
 
     fn finish(&mut self, result: Result<T, JoinError>) {

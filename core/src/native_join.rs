@@ -48,7 +48,7 @@ pub trait NativeJoin<T>: Send + Sync {
 }
 
 /// Room for a runtime's handle: tokio's is one pointer; those adapted from `async-task` take
-/// six words (smol) and ten (async-std, whose handle lacks `is_finished` and keeps more).
+/// eight words (smol) and ten (async-std, whose handle lacks `is_finished` and keeps more).
 type Space = [usize; 10];
 
 /// How many bytes of handle fit inline.

@@ -58,7 +58,7 @@ pub fn checks() -> &'static [Check] {
     &CHECKS
 }
 
-static CHECKS: [Check; 26] = crate::__spawner_contract_checks!(table);
+static CHECKS: [Check; 29] = crate::__spawner_contract_checks!(table);
 
 /// What runs the checks: a closure that makes a fresh spawner for each, or one of ctxflow's own
 /// [`Runtime`]s.

@@ -402,8 +402,11 @@ macro_rules! __spawner_contract_checks {
             a_future_that_panics_when_dropped_after_finishing_gives_that_panic
             abort_cancels_a_pending_task_and_drops_its_future_inside_its_context
             is_finished_turns_true_once_an_aborted_task_is_dropped
+            is_finished_asked_in_the_poll_that_awaits_an_aborted_handle_keeps_its_wake_up
+            abort_after_the_handle_was_polled_keeps_its_awaiters_wake_up
             abort_after_the_task_finished_keeps_its_result
             dropping_the_handle_detaches_the_task
+            a_detached_tasks_output_that_panics_when_dropped_leaves_the_runtime_serving
             is_finished_turns_true_when_the_task_ends
             a_finished_tasks_values_are_released
             a_non_flowing_variable_stays_in_its_task_while_a_flowing_one_follows_spawns

@@ -19,7 +19,7 @@ use std::task::{Context as TaskContext, Poll, Waker};
 
 use ::async_std::task;
 
-use ctxflow_async_task::{cancelling, AsyncTaskJoin, Contained, NativeTask};
+use ctxflow_async_task::{cancelling, poll_for_awaiter, AsyncTaskJoin, Contained, NativeTask};
 use ctxflow_core::rt::{self, BlockingTask, LocalRuntime, PreparedTask, Task};
 use ctxflow_core::JoinHandle;
 #[cfg(doc)]
@@ -116,7 +116,6 @@ struct AsyncStdJoin<T> {
     /// The output a poll from `is_finished` found; boxed, as it is rare, so that a handle's size
     /// does not depend on its output's.
     output: Option<Box<T>>,
-    awaiter: Option<Waker>,
 }
 
 // The output is never pinned: only the handle is polled, and it is `Unpin`.
@@ -127,7 +126,6 @@ impl<T> AsyncStdJoin<T> {
         AsyncStdJoin {
             handle,
             output: None,
-            awaiter: None,
         }
     }
 }
@@ -139,24 +137,14 @@ impl<T> NativeTask for AsyncStdJoin<T> {
         if let Some(output) = self.output.take() {
             return Poll::Ready(Some(*output));
         }
-        if !self
-            .awaiter
-            .as_ref()
-            .is_some_and(|awaiter| awaiter.will_wake(cx.waker()))
-        {
-            self.awaiter = Some(cx.waker().clone());
-        }
         // Only `cancel` ends an async-std task early, and it consumes the handle: a handle
         // still here is polled to the task's output.
         Pin::new(&mut self.handle).poll(cx).map(Some)
     }
 
-    fn is_finished(&mut self) -> bool {
+    fn is_finished(&mut self, awaiter: &Waker) -> bool {
         if self.output.is_none() {
-            let waker = self.awaiter.as_ref().unwrap_or(Waker::noop());
-            if let Poll::Ready(output) =
-                Pin::new(&mut self.handle).poll(&mut TaskContext::from_waker(waker))
-            {
+            if let Poll::Ready(output) = poll_for_awaiter(&mut self.handle, awaiter) {
                 self.output = Some(Box::new(output));
             }
         }

@@ -2,7 +2,7 @@
 //! ctxflow's [`JoinHandle`](ctxflow_core::JoinHandle) wraps the runtime's own handle, through
 //! [`NativeJoin`], so a task is one allocation, as a raw spawn is.
 //!
-//! The runtime's handle lacks three things ctxflow's promises, which this module adds without a
+//! The runtime's handle lacks four things ctxflow's promises, which this module adds without a
 //! shared allocation:
 //!
 //! - It would cancel on drop (smol) or re-raise panics: the task is [`Contained`], which catches
@@ -15,7 +15,11 @@
 //!   makes the runtime drop the output that poll returned. [`Contained`] drops the future inside
 //!   its context and catches a panic of that drop, and [`Finished`] is the output: if the task
 //!   was aborted, either goes to its handle through `aborted`, a table that only aborted
-//!   tasks ever write to.
+//!   tasks ever write to. What no handle will read, a detached task's output included, is
+//!   dropped inside `catch_unwind`, as the runtime aborts the process on a panic there.
+//! - It keeps one waker, the last one polled with: [`AsyncTaskJoin`]'s own polls of it, from
+//!   `abort` and `is_finished`, use the waker of the handle's last poll, so that the task
+//!   awaiting the handle stays the one woken.
 #![allow(
     clippy::disallowed_methods,
     reason = "clippy.toml forbids raw spawns to code that uses ctxflow; ctxflow's spawners are built on them"
@@ -24,6 +28,7 @@
 
 use std::any::Any;
 use std::future::Future;
+use std::panic::{self, AssertUnwindSafe};
 use std::pin::Pin;
 use std::sync::{Mutex, MutexGuard, PoisonError};
 use std::task::{Context as TaskContext, Poll, Waker};
@@ -59,9 +64,18 @@ impl<T: Send + 'static> Drop for Finished<T> {
         if let Some(outcome) = self.outcome.take() {
             if aborted::any_watched() {
                 aborted::record(self.abort_key, Box::new(outcome));
+            } else {
+                drop_unread(outcome);
             }
         }
     }
+}
+
+/// Drops an outcome nobody will read, where the runtime drops it: async-task drops a detached
+/// task's output, and a cancelled task's future, where a panic aborts the process. A drop that
+/// panics (the value's, or a panic payload's) is reported by the panic hook and goes no further.
+fn drop_unread<V>(unread: V) {
+    let _ = panic::catch_unwind(AssertUnwindSafe(|| drop(unread)));
 }
 
 pin_project! {
@@ -141,8 +155,10 @@ pub trait NativeTask: Unpin + Sized {
     /// The output once the task has finished, or `None` if it was cancelled.
     fn poll_output(&mut self, cx: &mut TaskContext<'_>) -> Poll<Option<Self::Output>>;
 
-    /// Whether the task has finished; called only before the output is taken.
-    fn is_finished(&mut self) -> bool;
+    /// Whether the task has finished; called only before the output is taken, and outside
+    /// the handle's own poll. `awaiter` is the waker of that poll (a no-op one before any): a
+    /// poll of the runtime's handle made here goes through [`poll_for_awaiter`].
+    fn is_finished(&mut self, awaiter: &Waker) -> bool;
 
     /// Lets the task run on without a handle.
     fn detach(self);
@@ -156,7 +172,7 @@ impl<T> NativeTask for FallibleTask<T> {
         Pin::new(self).poll(cx)
     }
 
-    fn is_finished(&mut self) -> bool {
+    fn is_finished(&mut self, _awaiter: &Waker) -> bool {
         FallibleTask::is_finished(self)
     }
 
@@ -189,13 +205,35 @@ where
     })
 }
 
+/// Polls `future`, a runtime's handle or its cancellation, from outside the handle's own poll,
+/// with `awaiter`, the waker of that poll. async-task keeps only the last waker registered, so
+/// any other (a no-op one) would take the awaiter's place and the task's end would wake nobody.
+/// And a poll that finds the end may be handed the awaiter's wake-up and drop it, as the poller's
+/// own: the awaiter is woken here then.
+pub fn poll_for_awaiter<F: Future + Unpin + ?Sized>(
+    future: &mut F,
+    awaiter: &Waker,
+) -> Poll<F::Output> {
+    let polled = Pin::new(future).poll(&mut TaskContext::from_waker(awaiter));
+    if polled.is_ready() {
+        awaiter.wake_by_ref();
+    }
+    polled
+}
+
 /// ctxflow's handle around a runtime's own handle `H`.
 pub struct AsyncTaskJoin<T, H: NativeTask> {
-    // Behind a lock only so that `abort` can take the handle from `&self`; every other use has
-    // `&mut self` and no lock to take.
-    stage: Mutex<Stage<T, H>>,
+    // Behind a lock only so that `abort` and `is_finished` can poll from `&self`; the handle's own
+    // poll has `&mut self` and no lock to take.
+    state: Mutex<State<T, H>>,
     cancel: fn(H, u64) -> Cancelling<T>,
     abort_key: u64,
+}
+
+struct State<T, H> {
+    stage: Stage<T, H>,
+    /// The waker of the handle's last poll, for the polls `abort` and `is_finished` make.
+    awaiter: Option<Waker>,
 }
 
 // The stage never pins the outcome it holds: polling pins only the runtime's handle or the boxed
@@ -218,39 +256,42 @@ impl<T: Send + 'static, H: NativeTask<Output = Finished<T>>> AsyncTaskJoin<T, H>
     /// `cancel` starts the runtime's own cancellation (see [`cancelling`]).
     pub fn new(handle: H, cancel: fn(H, u64) -> Cancelling<T>, abort_key: u64) -> Self {
         AsyncTaskJoin {
-            stage: Mutex::new(Stage::Running(handle)),
+            state: Mutex::new(State {
+                stage: Stage::Running(handle),
+                awaiter: None,
+            }),
             cancel,
             abort_key,
         }
     }
 
-    fn stage(&self) -> MutexGuard<'_, Stage<T, H>> {
+    fn state(&self) -> MutexGuard<'_, State<T, H>> {
         // No user code runs under this lock (the task's own drop runs on the runtime, which
-        // the cancellation only schedules), so a poisoned lock still holds a consistent stage.
-        self.stage.lock().unwrap_or_else(PoisonError::into_inner)
+        // the cancellation only schedules, and a waker woken under it only schedules), so a
+        // poisoned lock still holds a consistent stage.
+        self.state.lock().unwrap_or_else(PoisonError::into_inner)
     }
 
     fn abort(&self) {
-        let mut stage = self.stage();
+        let mut state = self.state();
+        let State { stage, awaiter } = &mut *state;
+        let awaiter = awaiter.as_ref().unwrap_or(Waker::noop());
         // A finished task keeps its outcome, also one a handle has already taken from the
         // runtime's (async-std's `is_finished` polls it).
-        let running = match &mut *stage {
-            Stage::Running(handle) => !handle.is_finished(),
+        let running = match stage {
+            Stage::Running(handle) => !handle.is_finished(awaiter),
             _ => false,
         };
         if !running {
             return;
         }
-        let Stage::Running(handle) = std::mem::replace(&mut *stage, Stage::Taken) else {
+        let Stage::Running(handle) = std::mem::replace(stage, Stage::Taken) else {
             unreachable!("checked above")
         };
         aborted::watch(self.abort_key);
         let mut cancelling = (self.cancel)(handle, self.abort_key);
         // The first poll closes the task; one that had finished already hands back its outcome.
-        match cancelling
-            .as_mut()
-            .poll(&mut TaskContext::from_waker(Waker::noop()))
-        {
+        match poll_for_awaiter(&mut cancelling, awaiter) {
             Poll::Pending => *stage = Stage::Cancelling(cancelling),
             Poll::Ready(outcome) => {
                 aborted::unwatch(self.abort_key);
@@ -260,15 +301,14 @@ impl<T: Send + 'static, H: NativeTask<Output = Finished<T>>> AsyncTaskJoin<T, H>
     }
 
     fn is_finished(&self) -> bool {
-        let mut stage = self.stage();
-        let outcome = match &mut *stage {
-            Stage::Running(handle) => return handle.is_finished(),
+        let mut state = self.state();
+        let State { stage, awaiter } = &mut *state;
+        let awaiter = awaiter.as_ref().unwrap_or(Waker::noop());
+        let outcome = match stage {
+            Stage::Running(handle) => return handle.is_finished(awaiter),
             // Finished once the runtime has dropped the future: the poll that finds it so keeps
             // the outcome, as `abort`'s first poll does.
-            Stage::Cancelling(cancelling) => match cancelling
-                .as_mut()
-                .poll(&mut TaskContext::from_waker(Waker::noop()))
-            {
+            Stage::Cancelling(cancelling) => match poll_for_awaiter(cancelling, awaiter) {
                 Poll::Pending => return false,
                 Poll::Ready(outcome) => outcome,
             },
@@ -280,7 +320,15 @@ impl<T: Send + 'static, H: NativeTask<Output = Finished<T>>> AsyncTaskJoin<T, H>
     }
 
     fn poll(&mut self, cx: &mut TaskContext<'_>) -> Poll<Result<T, JoinError>> {
-        let stage = self.stage.get_mut().unwrap_or_else(PoisonError::into_inner);
+        let state = self.state.get_mut().unwrap_or_else(PoisonError::into_inner);
+        if !state
+            .awaiter
+            .as_ref()
+            .is_some_and(|awaiter| awaiter.will_wake(cx.waker()))
+        {
+            state.awaiter = Some(cx.waker().clone());
+        }
+        let stage = &mut state.stage;
         let outcome = match stage {
             Stage::Running(handle) => {
                 std::task::ready!(handle.poll_output(cx)).and_then(Finished::take)
@@ -320,8 +368,8 @@ where
 
 impl<T, H: NativeTask> Drop for AsyncTaskJoin<T, H> {
     fn drop(&mut self) {
-        let stage = self.stage.get_mut().unwrap_or_else(PoisonError::into_inner);
-        match std::mem::replace(stage, Stage::Taken) {
+        let state = self.state.get_mut().unwrap_or_else(PoisonError::into_inner);
+        match std::mem::replace(&mut state.stage, Stage::Taken) {
             Stage::Running(handle) => handle.detach(),
             Stage::Cancelling(cancelling) => {
                 // The task stays cancelled; nobody is left to read how it ended.
@@ -343,7 +391,7 @@ mod aborted {
     use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
     use std::sync::{Mutex, MutexGuard, PoisonError};
 
-    use super::Erased;
+    use super::{drop_unread, Erased};
 
     static NEXT_KEY: AtomicU64 = AtomicU64::new(0);
 
@@ -392,6 +440,6 @@ mod aborted {
             Some(slot) => slot.replace(outcome),
             None => Some(outcome),
         };
-        drop(unread);
+        drop_unread(unread);
     }
 }

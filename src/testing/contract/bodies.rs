@@ -1,14 +1,19 @@
 //! The contract's checks, each generic over the spawner, so that an adapter's own spawn path
 //! (its `spawn_prepared` and join handle) is the one checked.
 
+use std::future::Future;
+use std::pin::Pin;
 use std::sync::atomic::{AtomicUsize, Ordering};
-use std::sync::Arc;
+use std::sync::{mpsc, Arc, Mutex};
+use std::task::{Poll, Wake, Waker};
 
 use futures::channel::oneshot;
 use futures::FutureExt;
 
 use crate::testing::{spawn_blocking_unwrapped, spawn_unwrapped};
-use crate::{preserve_context, task_name, yield_now, Context, ContextVar, InContext, Spawner};
+use crate::{
+    preserve_context, task_name, yield_now, Context, ContextVar, InContext, JoinHandle, Spawner,
+};
 
 static REQUEST_ID: ContextVar<String> = ContextVar::new("request_id");
 static USER_ID: ContextVar<u64> = ContextVar::new("user_id");
@@ -337,6 +342,140 @@ pub async fn is_finished_turns_true_once_an_aborted_task_is_dropped<S: Spawner>(
     assert!(task.await.unwrap_err().is_cancelled());
 }
 
+/// A pending task whose future, once aborted, is dropped only after `release`: the check polls
+/// its handle while the abort is still under way, whichever thread the runtime drops it on.
+struct AbortableOnCue {
+    task: JoinHandle<()>,
+    release: mpsc::Sender<()>,
+    dropped: oneshot::Receiver<()>,
+}
+
+impl AbortableOnCue {
+    async fn spawn<S: Spawner>(spawner: &S) -> Self {
+        /// Blocks its drop until the check releases it (or fails, dropping `release`).
+        struct HeldDrop {
+            release: mpsc::Receiver<()>,
+            dropped: Option<oneshot::Sender<()>>,
+        }
+        impl Drop for HeldDrop {
+            fn drop(&mut self) {
+                let _ = self.release.recv();
+                let _ = self.dropped.take().unwrap().send(());
+            }
+        }
+
+        let (release, released) = mpsc::channel();
+        let (dropped, on_drop) = oneshot::channel();
+        let (started, on_start) = oneshot::channel();
+        let held = HeldDrop {
+            release: released,
+            dropped: Some(dropped),
+        };
+        let task = spawner.spawn(async move {
+            let _held = held;
+            started.send(()).unwrap();
+            std::future::pending::<()>().await;
+        });
+        on_start.await.unwrap();
+        AbortableOnCue {
+            task,
+            release,
+            dropped: on_drop,
+        }
+    }
+
+    /// Lets the aborted future's drop go ahead, then checks that `awaiter`, the waker of a poll
+    /// of the handle made before, is woken once it is dropped, and that the handle reports the
+    /// cancellation.
+    async fn assert_the_awaiter_is_woken(self, awaiter: Awaiter, what: &str) {
+        let Awaiter { waker, woken } = awaiter;
+        // The check's own copy goes: a waker the handle let go of unwoken then ends `woken`.
+        drop(waker);
+        self.release.send(()).unwrap();
+        self.dropped.await.unwrap();
+        // The wake-up follows the drop at once, on the thread that dropped; one that was lost
+        // never comes, so the wait gives up after many yields instead of hanging.
+        let give_up = Box::pin(async {
+            for _ in 0..1_000_000 {
+                yield_now().await;
+            }
+        });
+        match futures::future::select(woken, give_up).await {
+            futures::future::Either::Left((Ok(()), _)) => {}
+            futures::future::Either::Left((Err(_), _)) => {
+                panic!("{what}: the handle let go of its awaiter's waker without waking it")
+            }
+            futures::future::Either::Right(_) => {
+                panic!("{what}: the awaiter was never woken after the task was dropped")
+            }
+        }
+        let error = self.task.await.unwrap_err();
+        assert!(error.is_cancelled(), "{what}: {error}");
+    }
+}
+
+/// The waker of a task that awaits a handle, apart from the check's own task: `woken` says
+/// whether the handle woke it, or let go of it unwoken.
+struct Awaiter {
+    waker: Waker,
+    woken: oneshot::Receiver<()>,
+}
+
+impl Awaiter {
+    fn new() -> Self {
+        struct SendsWhenWoken(Mutex<Option<oneshot::Sender<()>>>);
+        impl Wake for SendsWhenWoken {
+            fn wake(self: Arc<Self>) {
+                self.wake_by_ref();
+            }
+            fn wake_by_ref(self: &Arc<Self>) {
+                let sender = self
+                    .0
+                    .lock()
+                    .unwrap_or_else(|poisoned| poisoned.into_inner())
+                    .take();
+                if let Some(sender) = sender {
+                    let _ = sender.send(());
+                }
+            }
+        }
+        let (sender, woken) = oneshot::channel();
+        let waker = Waker::from(Arc::new(SendsWhenWoken(Mutex::new(Some(sender)))));
+        Awaiter { waker, woken }
+    }
+
+    fn poll(&self, task: &mut JoinHandle<()>) -> Poll<Result<(), crate::JoinError>> {
+        Pin::new(task).poll(&mut std::task::Context::from_waker(&self.waker))
+    }
+}
+
+/// A poll that asks `is_finished()` right after polling the aborted handle (a progress log,
+/// say) still gets woken when the task is dropped.
+pub async fn is_finished_asked_in_the_poll_that_awaits_an_aborted_handle_keeps_its_wake_up<
+    S: Spawner,
+>(
+    spawner: S,
+) {
+    let mut task = AbortableOnCue::spawn(&spawner).await;
+    task.task.abort();
+    let awaiter = Awaiter::new();
+    assert!(awaiter.poll(&mut task.task).is_pending());
+    assert!(!task.task.is_finished());
+    task.assert_the_awaiter_is_woken(awaiter, "is_finished after the poll")
+        .await;
+}
+
+/// An abort made after the handle was polled (by a future that wraps it, say) still wakes the
+/// task that polled it once the task is dropped.
+pub async fn abort_after_the_handle_was_polled_keeps_its_awaiters_wake_up<S: Spawner>(spawner: S) {
+    let mut task = AbortableOnCue::spawn(&spawner).await;
+    let awaiter = Awaiter::new();
+    assert!(awaiter.poll(&mut task.task).is_pending());
+    task.task.abort();
+    task.assert_the_awaiter_is_woken(awaiter, "abort after the poll")
+        .await;
+}
+
 pub async fn abort_after_the_task_finished_keeps_its_result<S: Spawner>(spawner: S) {
     let (done, on_done) = oneshot::channel();
     let task = spawner.spawn(async move {
@@ -370,6 +509,48 @@ pub async fn dropping_the_handle_detaches_the_task<S: Spawner>(spawner: S) {
         })
         .detach();
     on_done.await.unwrap();
+}
+
+/// The runtime drops a detached task's output, and a panic of that drop must go no further
+/// than the panic hook: async-task drops it where a panic aborts the process. The same for a
+/// panic payload whose drop panics.
+pub async fn a_detached_tasks_output_that_panics_when_dropped_leaves_the_runtime_serving<
+    S: Spawner,
+>(
+    spawner: S,
+) {
+    struct PanicsOnDrop(Option<oneshot::Sender<()>>);
+    impl Drop for PanicsOnDrop {
+        fn drop(&mut self) {
+            let _ = self.0.take().unwrap().send(());
+            panic!("the output's drop failed");
+        }
+    }
+
+    let (finish, on_finish) = oneshot::channel::<()>();
+    let (dropped, on_drop) = oneshot::channel();
+    // Detached before it finishes, so that the runtime, not the handle, drops the output.
+    spawner
+        .spawn(async move {
+            on_finish.await.unwrap();
+            PanicsOnDrop(Some(dropped))
+        })
+        .detach();
+    finish.send(()).unwrap();
+    on_drop.await.unwrap();
+    assert_eq!(spawner.spawn(async { 3 }).await.unwrap(), 3);
+
+    let (finish, on_finish) = oneshot::channel::<()>();
+    let (dropped, on_drop) = oneshot::channel();
+    spawner
+        .spawn(async move {
+            on_finish.await.unwrap();
+            std::panic::panic_any(PanicsOnDrop(Some(dropped)))
+        })
+        .detach();
+    finish.send(()).unwrap();
+    on_drop.await.unwrap();
+    assert_eq!(spawner.spawn(async { 4 }).await.unwrap(), 4);
 }
 
 pub async fn is_finished_turns_true_when_the_task_ends<S: Spawner>(spawner: S) {
