@@ -321,21 +321,26 @@ impl<T: Send + 'static, H: NativeTask<Output = Finished<T>>> AsyncTaskJoin<T, H>
 
     fn poll(&mut self, cx: &mut TaskContext<'_>) -> Poll<Result<T, JoinError>> {
         let state = self.state.get_mut().unwrap_or_else(PoisonError::into_inner);
-        if !state
-            .awaiter
-            .as_ref()
-            .is_some_and(|awaiter| awaiter.will_wake(cx.waker()))
-        {
-            state.awaiter = Some(cx.waker().clone());
-        }
         let stage = &mut state.stage;
-        let outcome = match stage {
-            Stage::Running(handle) => {
-                std::task::ready!(handle.poll_output(cx)).and_then(Finished::take)
-            }
-            Stage::Cancelling(cancelling) => std::task::ready!(cancelling.as_mut().poll(cx)),
-            Stage::Finished(outcome) => outcome.take(),
+        let polled = match stage {
+            Stage::Running(handle) => handle
+                .poll_output(cx)
+                .map(|output| output.and_then(Finished::take)),
+            Stage::Cancelling(cancelling) => cancelling.as_mut().poll(cx),
+            Stage::Finished(outcome) => Poll::Ready(outcome.take()),
             Stage::Taken => panic!("`JoinHandle` polled after it returned the task's result"),
+        };
+        let Poll::Ready(outcome) = polled else {
+            // For the polls `abort` and `is_finished` make before this handle's next one; kept
+            // only when pending, so that a handle that finds its task done clones no waker.
+            if !state
+                .awaiter
+                .as_ref()
+                .is_some_and(|awaiter| awaiter.will_wake(cx.waker()))
+            {
+                state.awaiter = Some(cx.waker().clone());
+            }
+            return Poll::Pending;
         };
         if matches!(stage, Stage::Cancelling(_)) {
             aborted::unwatch(self.abort_key);
