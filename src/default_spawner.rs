@@ -11,7 +11,9 @@ use crate::{AnySpawner, JoinHandle, Spawner};
 /// The runtimes rank in a fixed order, tokio, then async-std, then smol, and a call takes the
 /// first that can serve it:
 ///
-/// 1. inside a tokio runtime (feature `tokio`): that runtime;
+/// 1. inside a tokio runtime (feature `tokio`): that runtime (on a thread that only entered a
+///    current-thread runtime with `Runtime::enter`, `block_on` runs the future but no task and
+///    no timer of that runtime, as tokio's `Handle::block_on` does);
 /// 2. inside an async-std task (feature `async-std`): async-std;
 /// 3. otherwise, for [`block_on`](Spawner::block_on): a new current-thread tokio runtime
 ///    (feature `tokio`), else async-std, else smol;

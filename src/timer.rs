@@ -108,6 +108,19 @@ type AsyncIoTimer = ::async_io::Timer;
 #[cfg(not(any(feature = "smol", feature = "async-std")))]
 type AsyncIoTimer = Absent;
 
+/// Polls `deadline` outside tokio's cooperative budget, as tokio's own `timeout` polls its
+/// delay: a future that used the budget up (a busy channel) would otherwise keep tokio's timer
+/// pending at every poll, and its timeout would never fire.
+pub(crate) fn poll_unconstrained<F: Future>(
+    deadline: Pin<&mut F>,
+    cx: &mut TaskContext<'_>,
+) -> Poll<F::Output> {
+    #[cfg(feature = "tokio")]
+    return Pin::new(&mut ::tokio::task::unconstrained(deadline)).poll(cx);
+    #[cfg(not(feature = "tokio"))]
+    deadline.poll(cx)
+}
+
 pin_project! {
     /// One runtime's timer, armed for one deadline.
     #[project = RuntimeTimerProj]

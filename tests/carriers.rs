@@ -393,6 +393,30 @@ fn spawned_work_keeps_no_state_of_a_carrier_that_does_not_flow_on_every_runtime(
     });
 }
 
+/// A snapshot that carries state stays the same snapshot of variables where it is installed,
+/// also once a variable is set on it.
+#[test]
+fn a_carrying_snapshot_with_a_variable_set_on_it_is_the_snapshot_installed() {
+    register();
+    let cx = as_tenant("acme", || {
+        Context::current().with_value(&REQUEST_ID, "req-4")
+    });
+    assert!(Context::ptr_eq(&cx.run(Context::current), &cx));
+    let wrapped = async {}.in_context(cx.clone());
+    assert!(Context::ptr_eq(wrapped.context(), &cx));
+    assert_eq!(
+        cx.run(|| (tenant(), REQUEST_ID.get())),
+        (Some("acme"), Some("req-4"))
+    );
+    let unset = cx.without(&REQUEST_ID);
+    assert!(unset.is_empty());
+    assert!(Context::ptr_eq(
+        &unset.run(Context::current),
+        &Context::empty()
+    ));
+    assert_eq!(unset.run(tenant), Some("acme"));
+}
+
 /// A blocking closure aborted before it runs is dropped unrun inside its context: a carrier
 /// that panics there is the closure's panic, and the pool's job returns.
 #[test]

@@ -8,6 +8,7 @@
 mod common;
 
 use std::future::{pending, Future};
+use std::panic::AssertUnwindSafe;
 use std::pin::Pin;
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
@@ -16,7 +17,7 @@ use std::task::{Context as TaskContext, Poll, RawWaker, RawWakerVTable, Waker};
 use common::{assert_workers_clean, yield_now, Counted, DropProbe};
 use ctxflow::rt::{BlockingTask, Task};
 use ctxflow::testing::{each_runtime, Runtime};
-use ctxflow::{AnySpawner, Context, ContextVar, JoinHandle, Spawner};
+use ctxflow::{AnySpawner, Context, ContextVar, InContext, JoinHandle, Spawner};
 use futures::channel::oneshot;
 
 static REQUEST_ID: ContextVar<u64> = ContextVar::new("request_id");
@@ -248,6 +249,42 @@ mod panics_on_panics {
     use super::*;
 
     static FAILS_ON_DROP: ContextVar<PanicsOnDrop> = ContextVar::new("fails_on_drop");
+
+    /// A future in a context of its own, a `VAR.scope` future and a guard, each dropped in a
+    /// panic with a value whose `Drop` panics: the first panic goes on, no abort.
+    #[test]
+    fn contexts_released_while_a_panic_unwinds_let_that_panic_go_on() {
+        let seen = Arc::new(Mutex::new(Vec::new()));
+        let in_context = {
+            let value = PanicsOnDrop(seen.clone());
+            async move {
+                std::mem::forget(FAILS_ON_DROP.set(value));
+                panic!("the poll failed");
+            }
+            .in_context(Context::empty())
+        };
+        let scoped = FAILS_ON_DROP.scope(PanicsOnDrop(seen.clone()), async {
+            panic!("the poll failed");
+        });
+        for outcome in [
+            std::panic::catch_unwind(AssertUnwindSafe(|| futures::executor::block_on(in_context))),
+            std::panic::catch_unwind(AssertUnwindSafe(|| futures::executor::block_on(scoped))),
+        ] {
+            let message = outcome.unwrap_err();
+            assert_eq!(message.downcast_ref(), Some(&"the poll failed"));
+        }
+        let guarded = std::panic::catch_unwind(|| {
+            let _guard = Context::empty().attach();
+            std::mem::forget(FAILS_ON_DROP.set(PanicsOnDrop(seen.clone())));
+            panic!("the closure failed");
+        });
+        assert_eq!(
+            guarded.unwrap_err().downcast_ref(),
+            Some(&"the closure failed")
+        );
+        assert_eq!(seen.lock().unwrap().len(), 3, "every value is dropped");
+        assert_eq!(request_id(), None);
+    }
 
     each_runtime! {
         fn a_blocking_closure_that_panics_holding_a_value_whose_drop_panics_reports_its_own_panic(spawner) {

@@ -301,3 +301,32 @@ fn closure_dropped_by_the_pool_without_running_is_cancelled() {
 
     assert!(block_on(never_run).unwrap_err().is_cancelled());
 }
+
+/// A job a pool drops unrun (it shuts down with the job queued) is dropped inside its context,
+/// whether it came from `spawn`, `execute` or `Context::wrap`.
+#[test]
+fn jobs_dropped_unrun_are_dropped_inside_their_context() {
+    /// Reports, when dropped, the request id it sees.
+    struct Probe(mpsc::Sender<Option<String>>);
+    impl Drop for Probe {
+        fn drop(&mut self) {
+            self.0.send(REQUEST_ID.get()).unwrap();
+        }
+    }
+
+    let (queue, queued) = mpsc::channel::<Job>();
+    let pool = ContextPool::new(move |job| queue.send(job).unwrap());
+    let (report, seen) = mpsc::channel();
+    let probes = [(); 3].map(|()| Probe(report.clone()));
+    let [spawned, executed, wrapped] = probes;
+    let wrapped = REQUEST_ID.sync_scope("req-queued".into(), || {
+        drop(pool.spawn(move || drop(spawned)));
+        pool.execute(move || drop(executed));
+        Context::current().wrap(move || drop(wrapped))
+    });
+    drop((pool, queued, wrapped));
+    drop(report);
+    let seen: Vec<_> = seen.iter().collect();
+    assert_eq!(seen, vec![Some("req-queued".to_string()); 3]);
+    assert_eq!(REQUEST_ID.get(), None);
+}

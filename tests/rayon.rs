@@ -382,3 +382,38 @@ fn unrelated_job_run_while_join_waits_sees_an_empty_context() {
 
     assert_eq!(seen.recv().unwrap(), None);
 }
+
+/// A thread that drives a parallel iterator waits in rayon's joins and runs other queued jobs
+/// meanwhile: those see none of the caller's values, also inside `install_with_context`, where
+/// the driving thread runs in the caller's context.
+#[test]
+#[allow(
+    clippy::disallowed_methods,
+    reason = "raw rayon jobs, unrelated to the request, queued while its items run"
+)]
+fn jobs_run_while_a_parallel_iterator_waits_see_none_of_its_callers_values() {
+    const ROUNDS: usize = 50;
+    const ITEMS: usize = 64;
+    let pool = pool_of(2);
+    let (report, seen) = mpsc::channel();
+    for _ in 0..ROUNDS {
+        let _token = REQUEST_ID.set("req-iter".into());
+        pool.install_with_context(|| {
+            (0..ITEMS)
+                .into_par_iter()
+                .with_current_context()
+                .for_each(|_| {
+                    assert_eq!(REQUEST_ID.get().as_deref(), Some("req-iter"));
+                    let report = report.clone();
+                    rayon::spawn(move || report.send(REQUEST_ID.get()).unwrap());
+                });
+        });
+    }
+    let leaked = seen
+        .iter()
+        .take(ROUNDS * ITEMS)
+        .filter(Option::is_some)
+        .count();
+    assert_eq!(leaked, 0, "unrelated jobs saw the caller's request id");
+    assert!(every_worker_is_clean(&pool));
+}

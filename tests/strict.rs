@@ -110,6 +110,27 @@ fn a_misuse_reported_at_a_futures_drop_still_drops_it_inside_its_context() {
     assert!(next_install().is_ok(), "reported once");
 }
 
+/// A future dropped while its thread unwinds cannot report a misuse then: it is reported at
+/// the next install instead of being lost.
+#[test]
+fn a_misuse_in_a_future_dropped_while_its_thread_unwinds_is_reported_at_the_next_install() {
+    let mut future = Box::pin(
+        async {
+            let _guard = Context::empty().with_value(&STEP, 9).attach();
+            yield_now().await;
+        }
+        .in_context(Context::empty()),
+    );
+    assert!(poll_once(future.as_mut()).is_pending());
+    let unrelated = panic::catch_unwind(AssertUnwindSafe(move || {
+        let _dropped_while_unwinding = future;
+        panic!("unrelated");
+    }));
+    assert_eq!(panic_message(unrelated), "unrelated");
+    let message = panic_message(next_install());
+    assert!(message.contains("held across an await"), "{message}");
+}
+
 /// A guard made outside a closure and dropped inside it is dropped out of order: the closure's
 /// own context was attached after it.
 #[test]

@@ -147,6 +147,30 @@ fn a_sleep_made_before_a_paused_tokio_runtime_starts_follows_its_clock() {
     });
 }
 
+/// A future that keeps using up tokio's cooperative budget (a busy channel) still times out:
+/// the deadline is polled outside the budget, as tokio's own `timeout` polls its delay.
+#[test]
+fn a_timeout_fires_on_a_future_that_uses_up_tokios_budget() {
+    let runtime = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .unwrap();
+    runtime.block_on(async {
+        let busy = async {
+            loop {
+                tokio::task::consume_budget().await;
+            }
+        };
+        // The outer timeout only turns a hang into a failure.
+        let timed = tokio::time::timeout(
+            Duration::from_secs(60),
+            timeout(Duration::from_millis(1), busy),
+        )
+        .await;
+        assert!(matches!(timed, Ok(Err(_))), "ctxflow's timeout never fired");
+    });
+}
+
 #[cfg(feature = "compio")]
 mod on_compio {
     use std::pin::Pin;

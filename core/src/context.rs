@@ -10,6 +10,7 @@ use crate::carried::{Carried, Taking};
 use crate::carrier;
 use crate::current::{self, Installed, Scope};
 use crate::guard::ContextGuard;
+use crate::handoff::Handoff;
 use crate::var::{ContextVar, VarInfo};
 
 /// A value as a context stores it: shared between snapshots, never copied.
@@ -55,6 +56,29 @@ pub struct Context {
 struct Shared {
     table: Table,
     carried: Carried,
+}
+
+impl Shared {
+    /// The table to edit for a write to these variables. A snapshot that carries state keeps
+    /// its variables in a table of their own, `Of` which it is, even once edited: that table is
+    /// what gets installed, alone ([`Context::variables_only`]), and stays the same snapshot of
+    /// variables for [`Context::ptr_eq`].
+    fn variables_mut(&mut self) -> &mut Table {
+        if self.carried.is_empty() {
+            return &mut self.table;
+        }
+        if !matches!(self.table, Table::Of(_)) {
+            let own = std::mem::replace(&mut self.table, Table::Large(Vec::new()));
+            self.table = Table::Of(Arc::new(Shared {
+                table: own,
+                carried: Carried::default(),
+            }));
+        }
+        match &mut self.table {
+            Table::Of(variables) => &mut Arc::make_mut(variables).table,
+            _ => unreachable!("made `Of` above"),
+        }
+    }
 }
 
 impl Context {
@@ -125,8 +149,8 @@ impl Context {
     fn variables(&self) -> Option<&Arc<Shared>> {
         let shared = self.entries.as_ref()?;
         match &shared.table {
-            Table::Of(variables) => Some(variables),
             table if table.len() == 0 => None,
+            Table::Of(variables) => Some(variables),
             _ => Some(shared),
         }
     }
@@ -193,24 +217,19 @@ impl Context {
     }
 
     /// A copy of this snapshot without its non-flowing variables.
-    fn without_non_flowing(&self) -> Self {
-        self.copy_of(|var| var.flows)
-    }
-
-    /// A new snapshot of the variables `keep` keeps, carrying nothing.
     #[cold]
     #[inline(never)]
-    fn copy_of(&self, keep: impl Fn(&VarInfo) -> bool) -> Self {
-        let mut kept = self
+    fn without_non_flowing(&self) -> Self {
+        let mut flowing = self
             .iter()
-            .filter(|(var, _)| keep(var))
+            .filter(|(var, _)| var.flows)
             .map(|(var, value)| (var, value.clone()));
-        let Some((var, value)) = kept.next() else {
+        let Some((var, value)) = flowing.next() else {
             return Context::empty();
         };
         let mut table = Table::one(var, value);
         let edit = Arc::get_mut(&mut table).expect("a new table is not shared");
-        kept.for_each(|(var, value)| edit.table.push(var, value));
+        flowing.for_each(|(var, value)| edit.table.push(var, value));
         Context {
             entries: Some(table),
         }
@@ -377,22 +396,18 @@ impl Context {
     /// the thread's context, where whatever snapshots it would keep that state alive for as
     /// long as they live, not installed but held (a span kept open by work spawned later).
     pub(crate) fn variables_only(&self) -> Self {
-        let Some(shared) = self.entries.as_deref() else {
-            return Context::empty();
-        };
-        if shared.carried.is_empty() {
-            return self.clone();
-        }
-        match &shared.table {
-            Table::Of(variables) => Context {
-                entries: Some(variables.clone()),
+        match self.entries.as_deref() {
+            // Its variables are a table of their own (`Shared::variables_mut`).
+            Some(shared) if !shared.carried.is_empty() => Context {
+                entries: self.variables().cloned(),
             },
-            _ => self.copy_of(|_| true),
+            _ => self.clone(),
         }
     }
 
     /// A closure that runs `f` inside this snapshot, wherever it is called: the form to hand to
-    /// a thread pool.
+    /// a thread pool. Dropped unrun (a pool that shuts down with it queued), it drops `f` inside
+    /// this snapshot too.
     ///
     /// ```
     /// use ctxflow::{Context, ContextVar};
@@ -408,8 +423,7 @@ impl Context {
     where
         F: FnOnce() -> R,
     {
-        let cx = self.clone();
-        move || cx.run(f)
+        Handoff::from(self.clone()).wrap(f)
     }
 
     /// Makes this snapshot the current context of this thread until the guard drops; for
@@ -449,7 +463,7 @@ impl Context {
     /// that leaves the table is handed back or still held by another snapshot.
     pub(crate) fn insert(&mut self, var: &'static VarInfo, value: Value) -> Option<Value> {
         match &mut self.entries {
-            Some(shared) => Arc::make_mut(shared).table.insert(var, value),
+            Some(shared) => Arc::make_mut(shared).variables_mut().insert(var, value),
             None => {
                 self.entries = Some(Table::one(var, value));
                 None
@@ -464,7 +478,7 @@ impl Context {
         if shared.table.len() == 1 && shared.carried.is_empty() {
             self.entries = None;
         } else {
-            Arc::make_mut(shared).table.remove(var);
+            Arc::make_mut(shared).variables_mut().remove(var);
         }
         Some(previous)
     }

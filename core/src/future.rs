@@ -126,15 +126,18 @@ impl<T> WithContext<T> {
         let context = std::mem::take(this.scope);
         let released = panic::catch_unwind(AssertUnwindSafe(|| drop(context)));
         if let Err(payload) = dropped.and(released) {
-            #[cfg(feature = "strict")]
-            crate::strict::unreported(misuse);
             if !std::thread::panicking() {
+                #[cfg(feature = "strict")]
+                crate::strict::unreported(misuse.take());
                 panic::resume_unwind(payload);
             }
-            return;
         }
         #[cfg(feature = "strict")]
-        crate::strict::report(&mut misuse);
+        {
+            crate::strict::report(&mut misuse);
+            // Still there while the thread unwinds: then it is reported at the next install.
+            crate::strict::unreported(misuse);
+        }
     }
 
     /// Calls `f` with the pinned inner value inside the context, carriers included, as every

@@ -103,9 +103,22 @@ impl Drop for ContextGuard {
         let restored = panic::catch_unwind(AssertUnwindSafe(|| drop(carried)));
         put_back(&mut self.previous);
         restore_dropped_early();
+        // `previous` now holds this guard's own context.
+        release(std::mem::take(&mut self.previous));
         if let Err(payload) = restored {
             panic::resume_unwind(payload);
         }
+    }
+}
+
+/// Releases the context a guard attached. While the thread unwinds (a guard dropped in a
+/// panic), a value's panicking `Drop` is reported by the hook and goes no further: a second
+/// panic there would abort the process.
+fn release(attached: Scope) {
+    if std::thread::panicking() {
+        let _ = panic::catch_unwind(AssertUnwindSafe(|| drop(attached)));
+    } else {
+        drop(attached);
     }
 }
 
@@ -135,7 +148,8 @@ fn restore_dropped_early() {
         // as it should be all the same.
         let _ = panic::catch_unwind(AssertUnwindSafe(|| drop(carried)));
         put_back(&mut replaced);
-        // `replaced` now holds the early guard's context, released here.
+        // `replaced` now holds the early guard's context.
+        release(replaced);
     }
 }
 

@@ -44,11 +44,43 @@ impl Handoff {
         self.context.run_variables(|| self.carried.enter(f))
     }
 
+    /// `f`, to run in this handoff wherever it is called; dropped unrun (a pool that shuts
+    /// down with it queued), it is dropped in this handoff too, as a task's future is.
     pub(crate) fn wrap<F, R>(self, f: F) -> impl FnOnce() -> R
     where
         F: FnOnce() -> R,
     {
-        move || self.run(f)
+        let mut wrapped = Wrapped {
+            handoff: self,
+            f: Some(f),
+        };
+        move || {
+            let f = wrapped.f.take().expect("a wrapped closure runs once");
+            wrapped.handoff.run(f)
+        }
+    }
+}
+
+/// A closure and the handoff it runs in, until it runs or drops.
+struct Wrapped<F> {
+    handoff: Handoff,
+    // `None` once run.
+    f: Option<F>,
+}
+
+impl<F> Drop for Wrapped<F> {
+    fn drop(&mut self) {
+        let Some(f) = self.f.take() else {
+            return;
+        };
+        let dropped = || self.handoff.run(|| drop(f));
+        // While the thread unwinds, a second panic would abort the process: the hook reports
+        // it, and it goes no further.
+        if std::thread::panicking() {
+            let _ = std::panic::catch_unwind(std::panic::AssertUnwindSafe(dropped));
+        } else {
+            dropped();
+        }
     }
 }
 

@@ -78,7 +78,7 @@ impl<F: Future> Future for Timeout<F> {
             this.future.set(None);
             return Poll::Ready(Ok(output));
         }
-        ready!(this.deadline.poll(cx));
+        ready!(crate::timer::poll_unconstrained(this.deadline, cx));
         this.future.set(None);
         Poll::Ready(Err(Elapsed::new()))
     }

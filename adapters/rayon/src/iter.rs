@@ -125,9 +125,13 @@ impl<I: ParallelIterator> ParallelIterator for ContextIter<I> {
         C: UnindexedConsumer<Self::Item>,
     {
         let ContextIter { base, context } = self;
-        base.drive_unindexed(ContextConsumer {
-            base: consumer,
-            context: &context,
+        // The driving thread waits in rayon's joins, and runs other queued jobs meanwhile: in
+        // an empty context, as the consumer installs this one around its own work.
+        crate::while_waiting_in_empty_context(|| {
+            base.drive_unindexed(ContextConsumer {
+                base: consumer,
+                context: &context,
+            })
         })
     }
 
