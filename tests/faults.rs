@@ -286,6 +286,35 @@ mod panics_on_panics {
         assert_eq!(request_id(), None);
     }
 
+    /// A wrapped closure dropped unrun in a panic, and a thread whose closure panics, each the
+    /// last holder of a value whose `Drop` panics: the first panic goes on, no abort.
+    #[test]
+    fn wrapped_closures_released_while_a_panic_unwinds_let_that_panic_go_on() {
+        let seen = Arc::new(Mutex::new(Vec::new()));
+        let cx = || Context::empty().with_value(&FAILS_ON_DROP, PanicsOnDrop(seen.clone()));
+        let job = cx().wrap(|| ());
+        let dropped_in_a_panic = std::panic::catch_unwind(AssertUnwindSafe(move || {
+            let _job = job;
+            panic!("the caller failed");
+        }));
+        assert_eq!(
+            dropped_in_a_panic.unwrap_err().downcast_ref(),
+            Some(&"the caller failed")
+        );
+        let (go, on_go) = std::sync::mpsc::channel::<()>();
+        let thread = cx().run(|| {
+            ctxflow::thread::spawn(move || {
+                on_go.recv().unwrap();
+                panic!("the thread failed")
+            })
+        });
+        // The thread's snapshot now holds the value alone.
+        go.send(()).unwrap();
+        let failed = thread.join().unwrap_err();
+        assert_eq!(failed.downcast_ref(), Some(&"the thread failed"));
+        assert_eq!(seen.lock().unwrap().len(), 2, "every value is dropped");
+    }
+
     each_runtime! {
         fn a_blocking_closure_that_panics_holding_a_value_whose_drop_panics_reports_its_own_panic(spawner) {
             let seen = Arc::new(Mutex::new(Vec::new()));

@@ -311,6 +311,17 @@ pub(crate) fn drop_aside<T>(released: T) {
     drop(aside);
 }
 
+/// Runs `f`, a release of values, without aborting the process: while the thread unwinds,
+/// where a second panic would abort it, a panic of `f` is reported by the hook and goes no
+/// further.
+pub(crate) fn without_abort(f: impl FnOnce()) {
+    if std::thread::panicking() {
+        let _ = std::panic::catch_unwind(std::panic::AssertUnwindSafe(f));
+    } else {
+        f();
+    }
+}
+
 /// Keeps a scope installed on this thread until dropped; then the previous scope is back and
 /// `slot` holds the installed scope with whatever was set in it.
 pub(crate) struct Installed<'a> {

@@ -103,22 +103,13 @@ impl Drop for ContextGuard {
         let restored = panic::catch_unwind(AssertUnwindSafe(|| drop(carried)));
         put_back(&mut self.previous);
         restore_dropped_early();
-        // `previous` now holds this guard's own context.
-        release(std::mem::take(&mut self.previous));
+        // `previous` now holds this guard's own context: released here, not while the thread
+        // unwinds (a guard dropped in a panic) as a field, where a panicking `Drop` aborts.
+        let attached = std::mem::take(&mut self.previous);
+        current::without_abort(|| drop(attached));
         if let Err(payload) = restored {
             panic::resume_unwind(payload);
         }
-    }
-}
-
-/// Releases the context a guard attached. While the thread unwinds (a guard dropped in a
-/// panic), a value's panicking `Drop` is reported by the hook and goes no further: a second
-/// panic there would abort the process.
-fn release(attached: Scope) {
-    if std::thread::panicking() {
-        let _ = panic::catch_unwind(AssertUnwindSafe(|| drop(attached)));
-    } else {
-        drop(attached);
     }
 }
 
@@ -149,7 +140,7 @@ fn restore_dropped_early() {
         let _ = panic::catch_unwind(AssertUnwindSafe(|| drop(carried)));
         put_back(&mut replaced);
         // `replaced` now holds the early guard's context.
-        release(replaced);
+        current::without_abort(|| drop(replaced));
     }
 }
 

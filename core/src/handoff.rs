@@ -3,6 +3,7 @@
 use crate::carried::{Carried, Taking};
 use crate::carrier;
 use crate::context::Context;
+use crate::current;
 
 /// The variables a closure handed to a thread or a pool runs with, and the carriers' state,
 /// apart: a spawn keeps the carriers' state beside the variables' table instead of copying the
@@ -70,17 +71,13 @@ struct Wrapped<F> {
 
 impl<F> Drop for Wrapped<F> {
     fn drop(&mut self) {
-        let Some(f) = self.f.take() else {
-            return;
-        };
-        let dropped = || self.handoff.run(|| drop(f));
-        // While the thread unwinds, a second panic would abort the process: the hook reports
-        // it, and it goes no further.
-        if std::thread::panicking() {
-            let _ = std::panic::catch_unwind(std::panic::AssertUnwindSafe(dropped));
-        } else {
-            dropped();
+        // Here, not as fields, so that a closure that panicked, or one dropped in a panic,
+        // releases its context without aborting the process.
+        if let Some(f) = self.f.take() {
+            current::without_abort(|| self.handoff.run(|| drop(f)));
         }
+        let handoff = std::mem::take(&mut self.handoff);
+        current::without_abort(|| drop(handoff));
     }
 }
 
