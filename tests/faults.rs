@@ -51,6 +51,13 @@ async fn assert_runtime_healthy(spawner: &AnySpawner) {
     assert_eq!(request_id(), Some(1_000));
 }
 
+/// Says it started, then waits for good, holding `held` until it is dropped.
+async fn started_then_pending<T>(held: T, started: oneshot::Sender<()>) {
+    let _held = held;
+    started.send(()).unwrap();
+    pending::<()>().await;
+}
+
 /// Panics when dropped, after recording the request id it sees.
 struct PanicsOnDrop(Arc<Mutex<Vec<Option<u64>>>>);
 
@@ -190,14 +197,10 @@ mod panics {
                 }
             });
             let (started, on_start) = oneshot::channel();
-            let aborted = spawner.spawn_in(context_for(2, &alive), {
-                let guard = PanicsOnDrop(seen.clone());
-                async move {
-                    let _guard = guard;
-                    started.send(()).unwrap();
-                    pending::<()>().await;
-                }
-            });
+            let aborted = spawner.spawn_in(
+                context_for(2, &alive),
+                started_then_pending(PanicsOnDrop(seen.clone()), started),
+            );
             on_start.await.unwrap();
             aborted.abort();
             for task in [completes, aborted] {
@@ -352,14 +355,7 @@ mod panics_on_panics {
                 .with_value(&REQUEST_ID, 4)
                 .with_value(&FAILS_ON_DROP, PanicsOnDrop(seen.clone()));
             let (started, on_start) = oneshot::channel();
-            let task = spawner.spawn_in(cx, {
-                let guard = PanicsOnDrop(seen.clone());
-                async move {
-                    let _guard = guard;
-                    started.send(()).unwrap();
-                    pending::<()>().await;
-                }
-            });
+            let task = spawner.spawn_in(cx, started_then_pending(PanicsOnDrop(seen.clone()), started));
             on_start.await.unwrap();
             task.abort();
             let error = task.await.unwrap_err();

@@ -1,9 +1,10 @@
 //! [`Handoff`]: what a closure takes along when it is handed to another thread.
 
+use std::panic::{self, AssertUnwindSafe};
+
 use crate::carried::{Carried, Taking};
 use crate::carrier;
 use crate::context::Context;
-use crate::current;
 
 /// The variables a closure handed to a thread or a pool runs with, and the carriers' state,
 /// apart: a spawn keeps the carriers' state beside the variables' table instead of copying the
@@ -51,33 +52,61 @@ impl Handoff {
     where
         F: FnOnce() -> R,
     {
-        let mut wrapped = Wrapped {
-            handoff: self,
-            f: Some(f),
-        };
-        move || {
-            let f = wrapped.f.take().expect("a wrapped closure runs once");
-            wrapped.handoff.run(f)
-        }
+        let mut wrapped = Wrapped::new(self, f);
+        move || wrapped.run()
     }
 }
 
-/// A closure and the handoff it runs in, until it runs or drops.
-struct Wrapped<F> {
+/// A closure and the handoff it is to run in, until it runs or drops.
+pub(crate) struct Wrapped<F> {
     handoff: Handoff,
     // `None` once run.
     f: Option<F>,
 }
 
-impl<F> Drop for Wrapped<F> {
-    fn drop(&mut self) {
-        // Here, not as fields, so that a closure that panicked, or one dropped in a panic,
-        // releases its context without aborting the process.
-        if let Some(f) = self.f.take() {
-            current::without_abort(|| self.handoff.run(|| drop(f)));
+impl<F> Wrapped<F> {
+    pub(crate) fn new(handoff: Handoff, f: F) -> Self {
+        Wrapped {
+            handoff,
+            f: Some(f),
         }
+    }
+
+    /// Runs the closure in its handoff.
+    ///
+    /// # Panics
+    /// If it ran already.
+    pub(crate) fn run<R>(&mut self) -> R
+    where
+        F: FnOnce() -> R,
+    {
+        let f = self.f.take().expect("a wrapped closure runs once");
+        self.handoff.run(f)
+    }
+
+    /// Drops the closure, if it did not run, inside its handoff, then releases the handoff;
+    /// returns the first panic of either, caught: the caller says where it goes.
+    pub(crate) fn close(&mut self) -> std::thread::Result<()> {
+        let dropped = match self.f.take() {
+            Some(f) => panic::catch_unwind(AssertUnwindSafe(|| self.handoff.run(|| drop(f)))),
+            None => Ok(()),
+        };
         let handoff = std::mem::take(&mut self.handoff);
-        current::without_abort(|| drop(handoff));
+        let released = panic::catch_unwind(AssertUnwindSafe(|| drop(handoff)));
+        dropped.and(released)
+    }
+}
+
+impl<F> Drop for Wrapped<F> {
+    /// Closes here, not as fields, so that a closure that panicked, or one dropped in a panic,
+    /// releases its context without aborting the process; the panic of a close goes on, unless
+    /// the thread unwinds already (the hook has reported it).
+    fn drop(&mut self) {
+        if let Err(payload) = self.close() {
+            if !std::thread::panicking() {
+                panic::resume_unwind(payload);
+            }
+        }
     }
 }
 

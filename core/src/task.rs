@@ -27,7 +27,7 @@ use pin_project_lite::pin_project;
 
 use crate::context::Context;
 use crate::future::WithContext;
-use crate::handoff::Handoff;
+use crate::handoff::{Handoff, Wrapped};
 use crate::join::{self, JoinHandle, Reporter};
 use crate::join_error::{JoinError, Panic};
 use crate::var::ContextVar;
@@ -371,9 +371,7 @@ impl<F> fmt::Debug for BlockingTask<F> {
 /// Dropped unrun (a pool shutting down), it drops the closure inside its context.
 #[must_use = "a prepared closure does nothing unless it is spawned"]
 pub struct PreparedBlocking<F> {
-    handoff: Handoff,
-    // `None` once run.
-    f: Option<F>,
+    wrapped: Wrapped<F>,
 }
 
 impl<F, R> PreparedBlocking<F>
@@ -395,8 +393,7 @@ where
 
     pub(crate) fn from_handoff(handoff: Handoff, f: F) -> Self {
         PreparedBlocking {
-            handoff,
-            f: Some(f),
+            wrapped: Wrapped::new(handoff, f),
         }
     }
 
@@ -406,11 +403,10 @@ where
     /// captures inside its context too.
     pub fn into_closing(mut self) -> impl FnOnce() -> Result<R, Panic> + Send + 'static {
         move || {
-            let f = self.f.take().expect("a prepared closure is run once");
-            let outcome = panic::catch_unwind(AssertUnwindSafe(|| self.handoff.run(f)));
+            let outcome = panic::catch_unwind(AssertUnwindSafe(|| self.wrapped.run()));
             // Released before the pool reports, as a task's context is; a panic of the release
             // is the closure's, unless the closure panicked first.
-            let released = self.close();
+            let released = self.wrapped.close();
             outcome
                 .and_then(|output| released.map(|()| output))
                 .map_err(Panic::new)
@@ -434,24 +430,11 @@ where
     }
 }
 
-impl<F> PreparedBlocking<F> {
-    /// Drops the closure, if it is still there, inside its context, then releases the context;
-    /// returns the first panic of either, which goes no further: some pools abort the process
-    /// on a panic where they drop a job.
-    fn close(&mut self) -> std::thread::Result<()> {
-        let dropped = match self.f.take() {
-            Some(f) => panic::catch_unwind(AssertUnwindSafe(|| self.handoff.run(|| drop(f)))),
-            None => Ok(()),
-        };
-        let handoff = std::mem::take(&mut self.handoff);
-        let released = panic::catch_unwind(AssertUnwindSafe(|| drop(handoff)));
-        dropped.and(released)
-    }
-}
-
 impl<F> Drop for PreparedBlocking<F> {
+    /// A panic of the closure's drop, or of its context's release, goes no further: some pools
+    /// abort the process on a panic where they drop a job.
     fn drop(&mut self) {
-        let _ = self.close();
+        let _ = self.wrapped.close();
     }
 }
 
@@ -481,7 +464,7 @@ where
         } = self;
         let outcome = if reporter.is_aborted() {
             // Dropped unrun inside its context, as an aborted task's future is.
-            match prepared.close() {
+            match prepared.wrapped.close() {
                 Ok(()) => Err(JoinError::cancelled()),
                 Err(payload) => Err(Panic::new(payload).into_error()),
             }
