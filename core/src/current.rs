@@ -322,6 +322,14 @@ pub(crate) fn without_abort(f: impl FnOnce()) {
     }
 }
 
+/// Lets `payload`, the panic of a release, go on, unless the thread unwinds already, where a
+/// second panic would abort the process: then the hook has reported it, and it goes no further.
+pub(crate) fn resume_unless_unwinding(payload: Box<dyn std::any::Any + Send>) {
+    if !std::thread::panicking() {
+        std::panic::resume_unwind(payload);
+    }
+}
+
 /// Keeps a scope installed on this thread until dropped; then the previous scope is back and
 /// `slot` holds the installed scope with whatever was set in it.
 pub(crate) struct Installed<'a> {

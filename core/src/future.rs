@@ -11,7 +11,7 @@ use pin_project_lite::pin_project;
 
 use crate::carried::Carried;
 use crate::context::Context;
-use crate::current::{Installed, Scope};
+use crate::current::{self, Installed, Scope};
 use crate::handoff::Handoff;
 
 pin_project! {
@@ -120,23 +120,21 @@ impl<T> WithContext<T> {
             dropped
         };
         // Released before a panic goes on, not while it unwinds, where a value's panicking
-        // `Drop` would abort the process; the first panic is the one that goes on, unless this
-        // drop is part of an unwinding already, where a second panic would abort the process
-        // (the hook has reported it).
+        // `Drop` would abort the process; the first panic is the one that goes on.
         let context = std::mem::take(this.scope);
         let released = panic::catch_unwind(AssertUnwindSafe(|| drop(context)));
-        if let Err(payload) = dropped.and(released) {
-            if !std::thread::panicking() {
-                #[cfg(feature = "strict")]
-                crate::strict::unreported(misuse.take());
-                panic::resume_unwind(payload);
-            }
-        }
+        let closed = dropped.and(released);
         #[cfg(feature = "strict")]
         {
-            crate::strict::report(&mut misuse);
-            // Still there while the thread unwinds: then it is reported at the next install.
+            if closed.is_ok() {
+                crate::strict::report(&mut misuse);
+            }
+            // Still there after a panic, or while the thread unwinds: reported at the next
+            // install.
             crate::strict::unreported(misuse);
+        }
+        if let Err(payload) = closed {
+            current::resume_unless_unwinding(payload);
         }
     }
 

@@ -5,6 +5,7 @@ use std::panic::{self, AssertUnwindSafe};
 use crate::carried::{Carried, Taking};
 use crate::carrier;
 use crate::context::Context;
+use crate::current;
 
 /// The variables a closure handed to a thread or a pool runs with, and the carriers' state,
 /// apart: a spawn keeps the carriers' state beside the variables' table instead of copying the
@@ -103,9 +104,7 @@ impl<F> Drop for Wrapped<F> {
     /// the thread unwinds already (the hook has reported it).
     fn drop(&mut self) {
         if let Err(payload) = self.close() {
-            if !std::thread::panicking() {
-                panic::resume_unwind(payload);
-            }
+            current::resume_unless_unwinding(payload);
         }
     }
 }
